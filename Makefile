@@ -1,0 +1,39 @@
+# The whole set-up on a fresh machine with python3 and make: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test bench lint clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# One stamp per extra set, re-made when pyproject.toml changes.
+$(VENV)/.installed-base: $(VENV)/bin/python pyproject.toml
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/bin/python pyproject.toml
+	$(PIP) install -e '.[test]'
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/bin/python pyproject.toml
+	$(PIP) install -e '.[test,dev,bench]'
+	@touch $@
+
+demo: $(VENV)/.installed-base
+	$(VENV)/bin/clvforecast demo --out reports/cdnow_report.html
+
+test: $(VENV)/.installed-test
+	MPLBACKEND=Agg $(PY) -m pytest -n auto -q tests notebooks --nbmake --nbmake-timeout=300
+
+bench: $(VENV)/.installed-dev
+	$(PY) benchmarks/run_all.py
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check clvforecast tests benchmarks
+	$(VENV)/bin/mypy clvforecast
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .hypothesis build dist
