@@ -10,6 +10,11 @@ app = typer.Typer(help="Customer-lifetime-value forecasting: RFM, BG/NBD + Gamma
                   no_args_is_help=True, add_completion=False)
 
 
+@app.callback()
+def _root() -> None:
+    """Customer-lifetime-value forecasting from transaction logs."""
+
+
 @app.command()
 def demo(out: Path = typer.Option(Path("reports/cdnow_report.html"), help="Where to write the report.")) -> None:
     """Run the main job on the bundled CDNOW sample."""
