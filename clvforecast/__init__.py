@@ -4,6 +4,7 @@ Transactions -> RFM table (:func:`rfm_summary`, :func:`calibration_holdout`) -> 
 -> predictive CLV, compared with the historical CLV formula and validated on a holdout period.
 """
 
+from .clv import predictive_clv
 from .datasets import load_cdnow
 from .exceptions import (
     ConvergenceError,
@@ -13,12 +14,17 @@ from .exceptions import (
     NotFittedError,
 )
 from .io import read_transactions
+from .models import BetaGeo, GammaGamma, load_model
 from .rfm import calibration_holdout, rfm_summary
 from .units import parse_horizon, periodic_rate
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BetaGeo",
+    "GammaGamma",
+    "load_model",
+    "predictive_clv",
     "ConvergenceError",
     "DataQualityWarning",
     "DataValidationError",
