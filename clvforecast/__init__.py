@@ -5,13 +5,24 @@ Transactions -> RFM table (:func:`rfm_summary`, :func:`calibration_holdout`) -> 
 """
 
 from .clv import predictive_clv
+from .compare import CLVComparison, compare_clv, rfm_scores
 from .datasets import load_cdnow
+from .evaluation import HoldoutEvaluation, backtest, evaluate_holdout, forecast_metrics
 from .exceptions import (
     ConvergenceError,
     DataQualityWarning,
     DataValidationError,
     ModelAssumptionWarning,
     NotFittedError,
+)
+from .historical import (
+    HistoricalCLV,
+    ImpliedLifetime,
+    LifespanEstimate,
+    estimate_lifespan,
+    historical_clv,
+    historical_forecast,
+    implied_lifetime,
 )
 from .io import read_transactions
 from .models import BetaGeo, GammaGamma, load_model
@@ -21,10 +32,24 @@ from .units import parse_horizon, periodic_rate
 __version__ = "0.1.0"
 
 __all__ = [
+    "HoldoutEvaluation",
+    "backtest",
+    "evaluate_holdout",
+    "forecast_metrics",
     "BetaGeo",
     "GammaGamma",
     "load_model",
     "predictive_clv",
+    "CLVComparison",
+    "HistoricalCLV",
+    "ImpliedLifetime",
+    "LifespanEstimate",
+    "compare_clv",
+    "estimate_lifespan",
+    "historical_clv",
+    "historical_forecast",
+    "implied_lifetime",
+    "rfm_scores",
     "ConvergenceError",
     "DataQualityWarning",
     "DataValidationError",
