@@ -1,0 +1,68 @@
+"""Forecast plots: the distribution of a per-customer forecast (CLV, P(alive), expected purchases)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["plot_forecast_distribution"]
+
+_LABELS = {
+    "clv": "predictive CLV (currency)",
+    "probability_alive": "P(alive)",
+    "expected_purchases": "expected purchases over the horizon",
+    "expected_spend": "expected spend per purchase (currency)",
+}
+
+
+def plot_forecast_distribution(
+    forecast: pd.DataFrame | pd.Series,
+    column: str = "clv",
+    *,
+    bins: int = 40,
+    log: bool | None = None,
+    ax: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """Histogram of one per-customer forecast column, with its mean and median marked.
+
+    Parameters
+    ----------
+    forecast:
+        The table of :func:`~clvforecast.predictive_clv` (or any DataFrame holding ``column``), or a Series.
+    column:
+        ``"clv"`` (default), ``"probability_alive"``, ``"expected_purchases"`` or ``"expected_spend"``.
+    log:
+        Log-scale count axis; by default on for skewed columns (CLV, expected purchases).
+    ax, kwargs:
+        Axes to draw into (a new figure when ``None``); ``kwargs`` go to ``Axes.hist``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+
+    values = forecast if isinstance(forecast, pd.Series) else forecast[column]
+    name = column if not isinstance(forecast, pd.Series) else (forecast.name or column)
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6))
+    kwargs.setdefault("color", "#2f6f9f")
+    kwargs.setdefault("edgecolor", "white")
+    ax.hist(v, bins=bins, **kwargs)
+    if log is None:
+        log = name in ("clv", "expected_purchases")
+    if log:
+        ax.set_yscale("log")
+    if v.size:
+        ax.axvline(v.mean(), color="#c0392b", lw=1.5, label=f"mean {v.mean():,.3g}")
+        ax.axvline(np.median(v), color="#333333", lw=1.2, ls="--", label=f"median {np.median(v):,.3g}")
+        ax.legend(frameon=False, fontsize=9)
+    ax.set_xlabel(_LABELS.get(str(name), str(name)))
+    ax.set_ylabel("customers" + (" (log scale)" if log else ""))
+    ax.set_title(f"Distribution of {_LABELS.get(str(name), str(name)).split(' (')[0]}")
+    return ax
