@@ -8,7 +8,6 @@ Every subcommand reads transactions with the same column flags (``--customer-col
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -163,6 +162,163 @@ def summarize(
     _say(f"wrote {len(table):,} customers to {out} (time unit {table.attrs['time_unit']})")
 
 
+def _table_unit(table: pd.DataFrame, time_unit: str | None, path: Path) -> pd.DataFrame:
+    """Attach the time unit to an RFM table read from a file (Parquet keeps it; CSV needs --time-unit)."""
+    from .units import check_time_unit
+
+    stored = table.attrs.get("time_unit")
+    if time_unit is not None:
+        unit = check_time_unit(time_unit)
+        if stored is not None and stored != unit:
+            raise ValueError(f"{path} is in time unit {stored!r} but --time-unit is {unit!r}")
+        table.attrs["time_unit"] = unit
+    elif stored is None:
+        raise ValueError(f"{path} does not record its time unit; pass --time-unit (the one used with summarize)")
+    return table
+
+
+ModelDir = Annotated[Path, typer.Argument(help="Folder written by 'clvforecast fit' (bgnbd.json, gamma_gamma.json).")]
+OptTimeUnit = Annotated[
+    str | None, typer.Option("--time-unit", help="Unit of the RFM table (D, W, M, Y); Parquet tables record it.")
+]
+
+
+@app.command()
+@_guarded
+def fit(
+    rfm: Annotated[Path, typer.Argument(help="RFM table from 'clvforecast summarize' (CSV or Parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for bgnbd.json and gamma_gamma.json.")],
+    time_unit: OptTimeUnit = None,
+    penalizer: Annotated[float, typer.Option("--penalizer", help="L2 penalty on the parameters.")] = 0.0,
+) -> None:
+    """RFM table -> fitted BG/NBD and Gamma-Gamma models (JSON, readable with clvforecast.load_model)."""
+    import clvforecast as cf
+
+    table = _table_unit(_read_table(rfm), time_unit, rfm)
+    with _step("fitting BG/NBD"):
+        bg = cf.BetaGeo(penalizer=penalizer).fit(table)
+    with _step("fitting Gamma-Gamma"):
+        gg = cf.GammaGamma(penalizer=penalizer).fit(table)
+    out.mkdir(parents=True, exist_ok=True)
+    bg.save(out / "bgnbd.json")
+    gg.save(out / "gamma_gamma.json")
+    _say(bg.summary.round(4).to_string())
+    _say(gg.summary.round(4).to_string())
+    _say(f"wrote {out / 'bgnbd.json'} and {out / 'gamma_gamma.json'}")
+
+
+@app.command()
+@_guarded
+def predict(
+    models: ModelDir,
+    rfm: Annotated[Path, typer.Argument(help="RFM table (CSV or Parquet) of the customers to score.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Per-customer forecast (.csv, .parquet or .json).")],
+    horizon: Horizon = "52W",
+    discount_rate: Discount = 0.0,
+    margin: Margin = 1.0,
+    time_unit: OptTimeUnit = None,
+) -> None:
+    """Models + RFM table -> per-customer forecast: expected purchases, P(alive), expected spend, CLV."""
+    import clvforecast as cf
+
+    bg, gg = cf.load_model(models / "bgnbd.json"), cf.load_model(models / "gamma_gamma.json")
+    table = _read_table(rfm)
+    table = _table_unit(table, time_unit or (None if table.attrs.get("time_unit") else bg.time_unit_), rfm)
+    with _step("scoring customers"):
+        forecast = cf.predictive_clv(bg, gg, table, horizon=horizon, discount_rate=discount_rate, margin=margin)
+    _write_table(forecast, out)
+    _say(f"wrote the forecast of {len(forecast):,} customers to {out}: total CLV {forecast['clv'].sum():,.2f} "
+         f"over {horizon}")
+
+
+@app.command()
+@_guarded
+def validate(
+    transactions: Annotated[Path, typer.Argument(help="Transaction log: CSV or Parquet.")],
+    calibration_end: Annotated[str, typer.Option("--calibration-end", help="Last day of the calibration period.")],
+    observation_end: Annotated[str, typer.Option("--observation-end", help="Last day of the holdout period.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.csv/json, tables and plots.")],
+    time_unit: TimeUnit = "W",
+    customer_col: CustomerCol = "customer_id",
+    date_col: DateCol = "date",
+    amount_col: AmountCol = "amount",
+    date_format: DateFormat = None,
+    on_invalid: OnInvalid = "raise",
+) -> None:
+    """Holdout evaluation: fit on the calibration period, score the holdout against the historical baselines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import clvforecast as cf
+    from clvforecast import plotting
+
+    kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
+    with _step("fitting on the calibration period and scoring the holdout"):
+        ev = cf.evaluate_holdout(str(transactions), calibration_end=calibration_end, observation_end=observation_end,
+                                 time_unit=time_unit, **kw)
+    out.mkdir(parents=True, exist_ok=True)
+    ev.metrics.to_csv(out / "metrics.csv", index=False)
+    (out / "metrics.json").write_text(ev.metrics.to_json(orient="records", indent=1))
+    ev.customers.to_csv(out / "customers.csv")
+    ev.conditional_expectations.to_csv(out / "conditional_expectations.csv")
+    plots = {
+        "conditional_expectations": lambda ax: plotting.plot_conditional_expectations(ev.conditional_expectations,
+                                                                                      ax=ax),
+        "period_transactions": lambda ax: plotting.plot_period_transactions(ev.period_transactions, ax=ax),
+        "gains_spend": lambda ax: plotting.plot_gains(ev.customers, target="spend", ax=ax),
+    }
+    if ev.tracking is not None:
+        ev.tracking.to_csv(out / "tracking.csv")
+        plots["tracking_cumulative"] = lambda ax: plotting.plot_tracking(ev.tracking, cumulative=True, ax=ax)
+        plots["tracking_incremental"] = lambda ax: plotting.plot_tracking(ev.tracking, cumulative=False, ax=ax)
+    with _step("drawing plots"):
+        for name, draw in plots.items():
+            fig, ax = plt.subplots(figsize=(7, 4))
+            draw(ax)
+            fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
+            plt.close(fig)
+    typer.echo(ev.summary)
+    _say(f"wrote metrics, tables and {len(plots)} plots to {out}")
+
+
+def _write_report(report: Any, out: Path) -> None:
+    with _step("fitting models and computing the forecast"):
+        report.summary  # noqa: B018 (computes once)
+    with _step("drawing figures and writing the report"):
+        path = report.write_html(out)
+    typer.echo(f"report written to {path.resolve()}")
+
+
+@app.command()
+@_guarded
+def report(
+    transactions: Annotated[Path, typer.Argument(help="Transaction log: CSV or Parquet.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("clv_report.html"),
+    calibration_end: CalEnd = None,
+    observation_end: ObsEnd = None,
+    time_unit: TimeUnit = "W",
+    horizon: Horizon = "52W",
+    discount_rate: Discount = 0.10,
+    margin: Margin = 1.0,
+    title: Annotated[str, typer.Option("--title", help="Report title.")] = "Customer lifetime value forecast",
+    customer_col: CustomerCol = "customer_id",
+    date_col: DateCol = "date",
+    amount_col: AmountCol = "amount",
+    date_format: DateFormat = None,
+    on_invalid: OnInvalid = "raise",
+) -> None:
+    """Transactions -> self-contained HTML forecast report (with holdout validation when --calibration-end is set)."""
+    from .report import ForecastReport
+
+    kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
+    rep = ForecastReport(str(transactions), calibration_end=calibration_end, observation_end=observation_end,
+                         time_unit=time_unit, horizon=horizon, discount_rate=discount_rate, margin=margin,
+                         title=title, **kw)
+    _write_report(rep, out)
+
+
 @app.command()
 @_guarded
 def demo(
@@ -170,16 +326,17 @@ def demo(
         "reports/cdnow_report.html"
     ),
 ) -> None:
-    """Run the main job on the bundled CDNOW sample."""
+    """The main job on the bundled CDNOW sample: validate on the 1997-10..1998-06 holdout, forecast a year."""
     import clvforecast as cf
+    from .report import ForecastReport
 
     tx = cf.load_cdnow("sample")
-    table = cf.calibration_holdout(tx, calibration_end="1997-09-30", observation_end="1998-06-30", time_unit="W")
-    typer.echo(f"CDNOW sample: {len(tx):,} transactions, {tx['customer_id'].nunique():,} customers")
-    typer.echo(f"calibration to {table.attrs['calibration_end']}, holdout {table.attrs['holdout_duration']:.0f} weeks")
-    typer.echo(f"repeat transactions: calibration {table['frequency'].sum():,}, "
-               f"holdout {table['holdout_frequency'].sum():,}")
-    typer.echo(table.describe().round(3).to_string())
+    typer.echo(f"CDNOW sample: {len(tx):,} transactions of {tx['customer_id'].nunique():,} customers, "
+               f"{tx['date'].min():%Y-%m-%d} to {tx['date'].max():%Y-%m-%d}")
+    rep = ForecastReport(tx, calibration_end="1997-09-30", observation_end="1998-06-30", time_unit="W",
+                         horizon="52W", discount_rate=0.10, title="CDNOW: customer lifetime value forecast")
+    _write_report(rep, out)
+    typer.echo(rep.summary["validation"]["text"])
 
 
 def main() -> None:
