@@ -1,16 +1,17 @@
 """Holdout validation: how good is the forecast, and is it better than the historical formula?
 
 :func:`evaluate_holdout` fits BG/NBD and Gamma-Gamma on a calibration period, predicts the holdout period and
-scores the prediction against the two historical baselines of :func:`~clvforecast.historical.historical_forecast`
-(``avg_formula``: the population's average rate for everyone; ``run_rate``: each customer's own past rate), per
-customer and in aggregate, with the diagnostics of Fader, Hardie & Lee (2005): the conditional-expectation table,
-the tracking plot of repeat transactions and the period-transactions histogram. :func:`backtest` repeats this at
-several calibration cutoffs (rolling origin).
+scores the prediction against the two historical baselines of
+:func:`~clvforecast.historical.historical_forecast` (``avg_formula``: the population's average rate for
+everyone; ``run_rate``: each customer's own past rate), per customer and in aggregate, with the diagnostics of
+Fader, Hardie & Lee (2005): the conditional-expectation table, the tracking plot of repeat transactions and
+the period-transactions histogram. :func:`backtest` repeats this at several calibration cutoffs (rolling
+origin).
 
 Metrics
 -------
-Every metric compares one column of actual holdout values ``y`` (purchases or spend, one per customer) with one
-column of predictions ``p``; ``n`` is the number of customers.
+Every metric compares one column of actual holdout values ``y`` (purchases or spend, one per customer) with
+one column of predictions ``p``; ``n`` is the number of customers.
 
 ``mae``
     Mean absolute error, ``sum |p - y| / n`` (units of the target: transactions or currency per customer).
@@ -22,13 +23,15 @@ column of predictions ``p``; ``n`` is the number of customers.
     ``100 * (sum p - sum y) / sum y``: the error of the total in percent, signed (negative = under-forecast);
     NaN when ``sum y = 0`` (a relative error of nothing is undefined).
 ``spearman``
-    Spearman's rank correlation: the Pearson correlation of the ranks of ``p`` and ``y``, tied values taking the
-    mean of the ranks they span (``scipy.stats.spearmanr``). NaN when either column is constant (undefined).
+    Spearman's rank correlation: the Pearson correlation of the ranks of ``p`` and ``y``, tied values taking
+    the mean of the ranks they span (``scipy.stats.spearmanr``). NaN when either column is constant
+    (undefined).
 ``top_decile_capture``
     The share of the total actual held by the customers the method ranks in its top 10%: the gains curve
     (below) read at ``x = 0.1``. With ``n = 20`` and no ties it is the two highest-predicted customers' actual
-    over the total; when ``0.1 n`` is not a whole number the curve is read by linear interpolation (a fraction of
-    the next customer). Between ``0`` and ``1`` for non-negative actuals; a random ranking scores about ``0.1``.
+    over the total; when ``0.1 n`` is not a whole number the curve is read by linear interpolation (a fraction
+    of the next customer). Between ``0`` and ``1`` for non-negative actuals; a random ranking scores about
+    ``0.1``.
 ``gini``
     Twice the area between the gains curve and the diagonal: ``2 * integral_0^1 G(x) dx - 1``. ``0`` for a
     ranking no better than chance, higher is better; the best possible value (ranking by the actuals
@@ -37,25 +40,35 @@ column of predictions ``p``; ``n`` is the number of customers.
     ``gini`` divided by the Gini of the perfect ranking (the actuals ranked by themselves): ``1`` is the best
     possible ranking, ``0`` chance. NaN when the actuals are all equal (every ranking is then perfect).
 
-The gains curve ``G`` ranks customers by prediction, highest first, and plots the cumulative share of customers
-``x`` against the cumulative share of the total actual ``G(x)``. Ties: customers with the same prediction are one
-group; the curve is a straight line across a group, which is the expected curve when ties are broken at random.
-So the curve's vertices are ``(0, 0)`` and, after each group of tied predictions,
-``(customers so far / n, actual so far / total actual)``; between vertices ``G`` is linear. ``top_decile_capture``,
-``gini`` and ``gini_normalized`` are NaN when the total actual is not positive (shares of it are undefined).
+The gains curve ``G`` ranks customers by prediction, highest first, and plots the cumulative share of
+customers ``x`` against the cumulative share of the total actual ``G(x)``. Ties: customers with the same
+prediction are one group; the curve is a straight line across a group, which is the expected curve when ties
+are broken at random. So the curve's vertices are ``(0, 0)`` and, after each group of tied predictions,
+``(customers so far / n, actual so far / total actual)``; between vertices ``G`` is linear.
+``top_decile_capture``, ``gini`` and ``gini_normalized`` are NaN when the total actual is not positive (shares
+of it are undefined).
 
-All metric functions accept array-likes or pandas Series of equal length (Series must share their index, in any
-order) and raise ``ValueError`` for empty, mismatched or non-finite input.
+All metric functions accept array-likes or pandas Series of equal length (Series must share their index, in
+any order) and raise ``ValueError`` for empty, mismatched or non-finite input.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .io import Source, _quote_literal, open_transactions
+from .models._base import check_same_unit
+from .rfm import _to_date
+from .units import UNIT_NAMES, check_time_unit, days_per, parse_horizon
 
 __all__ = [
     "METRICS",
@@ -83,23 +96,27 @@ METRICS: tuple[str, ...] = (
 )
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Metrics
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 def _pair(actual: Any, predicted: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate and align two equal-length numeric columns; return float arrays."""
     if isinstance(actual, pd.Series) and isinstance(predicted, pd.Series):
         if not actual.index.equals(predicted.index):
-            if len(actual) != len(predicted) or not actual.index.sort_values().equals(predicted.index.sort_values()):
+            same = len(actual) == len(predicted) and set(actual.index) == set(predicted.index)
+            if not same:
                 raise ValueError(
                     "actual and predicted are Series with different indexes "
-                    f"({len(actual)} vs {len(predicted)} customers); align them first, e.g. predicted.reindex(actual.index)"
+                    f"({len(actual)} vs {len(predicted)} customers); align them first, "
+                    "e.g. predicted.reindex(actual.index)"
                 )
             predicted = predicted.reindex(actual.index)
     y = np.asarray(actual, dtype=float).ravel()
     p = np.asarray(predicted, dtype=float).ravel()
     if y.shape != p.shape:
-        raise ValueError(f"actual and predicted differ in length ({y.size} vs {p.size}); give one value per customer")
+        raise ValueError(
+            f"actual and predicted differ in length ({y.size} vs {p.size}); give one value per customer"
+        )
     if y.size == 0:
         raise ValueError("actual and predicted are empty; a metric needs at least one customer")
     for name, a in (("actual", y), ("predicted", p)):
@@ -143,22 +160,22 @@ def spearman_correlation(actual: Any, predicted: Any) -> float:
 
 
 def _gains_vertices(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices ``(x, G)`` of the gains curve, starting at ``(0, 0)``; ties in ``p`` form one linear segment."""
+    """Vertices ``(x, G)`` of the gains curve from ``(0, 0)``; ties in ``p`` form one linear segment."""
     order = np.argsort(-p, kind="stable")
     ps, ys = p[order], y[order]
     # The last position of each run of equal predictions (ps is sorted descending).
     ends = np.flatnonzero(np.r_[ps[1:] != ps[:-1], True])
     cum_y = np.cumsum(ys)[ends]
     x = np.r_[0.0, (ends + 1) / y.size]
-    g = np.r_[0.0, cum_y / y.sum()]
+    g = np.r_[0.0, cum_y / cum_y[-1]]
     return x, g
 
 
 def gains_curve(actual: Any, predicted: Any) -> pd.DataFrame:
     """The gains (cumulative capture) curve of a ranking by ``predicted``.
 
-    Customers are ranked by prediction, highest first; tied predictions form one group, across which the curve is
-    linear (the expected curve under random tie-breaking).
+    Customers are ranked by prediction, highest first; tied predictions form one group, across which the curve
+    is linear (the expected curve under random tie-breaking).
 
     Returns
     -------
@@ -176,8 +193,8 @@ def gains_curve(actual: Any, predicted: Any) -> pd.DataFrame:
 def top_decile_capture(actual: Any, predicted: Any, share: float = 0.1) -> float:
     """Share of the actual total held by the top ``share`` of customers ranked by ``predicted``.
 
-    The gains curve read at ``x = share`` (linear interpolation within a group of ties or between customers when
-    ``share * n`` is not whole). NaN when the actual total is not positive.
+    The gains curve read at ``x = share`` (linear interpolation within a group of ties or between customers
+    when ``share * n`` is not whole). NaN when the actual total is not positive.
     """
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"share must be between 0 and 1 (0.1 for the top decile); got {share!r}")
@@ -195,10 +212,10 @@ def _gini(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def gini_coefficient(actual: Any, predicted: Any, *, normalized: bool = False) -> float:
-    """Gini of the gains curve, ``2 * area under G - 1`` (0 = chance); NaN when the actual total is not positive.
+    """Gini of the gains curve, ``2 * area under G - 1`` (0 = chance); NaN if the actual total is not > 0.
 
-    With ``normalized=True``, divided by the Gini of the perfect ranking (ranking by ``actual`` itself), so that
-    1 is the best possible ranking; NaN when all actuals are equal.
+    With ``normalized=True``, divided by the Gini of the perfect ranking (ranking by ``actual`` itself), so
+    that 1 is the best possible ranking; NaN when all actuals are equal.
     """
     y, p = _pair(actual, predicted)
     if not y.sum() > 0:
@@ -211,7 +228,7 @@ def gini_coefficient(actual: Any, predicted: Any, *, normalized: bool = False) -
 
 
 def forecast_metrics(actual: Any, predicted: Any) -> pd.Series:
-    """All the metrics of :data:`METRICS` for one method and one target, as a Series indexed by metric name."""
+    """All the metrics of :data:`METRICS` for one method and one target: a Series indexed by metric name."""
     y, p = _pair(actual, predicted)
     total = y.sum()
     positive = total > 0
@@ -227,3 +244,643 @@ def forecast_metrics(actual: Any, predicted: Any) -> pd.Series:
         "gini_normalized": gini_coefficient(y, p, normalized=True) if positive else math.nan,
     }
     return pd.Series(values, name="value", dtype=float)[list(METRICS)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Diagnostics of Fader, Hardie & Lee (2005)
+# ---------------------------------------------------------------------------------------------------------
+_PERIOD_NAMES = {"D": "day", "W": "week", "M": "month", "Y": "year"}
+
+
+def _frequency_buckets(frequency: pd.Series, max_frequency: int) -> pd.Categorical:
+    """Calibration frequency as the paper's buckets ``"0", "1", ..., "<max-1>", "<max>+"``."""
+    labels = [str(k) for k in range(max_frequency)] + [f"{max_frequency}+"]
+    codes = np.minimum(np.asarray(frequency, dtype=np.int64), max_frequency)
+    return pd.Categorical.from_codes(codes, categories=labels, ordered=True)
+
+
+def _check_max_frequency(max_frequency: int) -> int:
+    is_int = isinstance(max_frequency, (int, np.integer)) and not isinstance(max_frequency, bool)
+    if not is_int or max_frequency < 1:
+        raise ValueError(
+            f"max_frequency must be a positive integer (7 for the paper's 0..6, 7+); got {max_frequency!r}"
+        )
+    return int(max_frequency)
+
+
+def conditional_expectations(
+    customers: pd.DataFrame,
+    *,
+    actual: str = "actual_purchases",
+    predicted: Sequence[str] | None = None,
+    max_frequency: int = 7,
+) -> pd.DataFrame:
+    """The paper's conditional-expectation table: mean actual and predicted holdout purchases by frequency.
+
+    Customers are grouped by calibration ``frequency`` (repeat transactions) into
+    ``0, 1, ..., max_frequency - 1`` and ``max_frequency+`` (Fader, Hardie & Lee 2005, figure 4: 0..6 and 7+).
+
+    Parameters
+    ----------
+    customers:
+        One row per customer with a ``frequency`` column, the actual column and the predicted columns
+        (e.g. :attr:`HoldoutEvaluation.customers`).
+    actual:
+        Column of actual holdout purchases.
+    predicted:
+        Columns of predicted holdout purchases; by default every column ending in ``_purchases`` except
+        ``actual``.
+
+    Returns
+    -------
+    DataFrame indexed by the frequency bucket (``"0"`` .. ``"7+"``, every bucket, in order), with
+    ``customers`` (count) and the mean of ``actual`` and of each predicted column (in transactions per
+    customer over the holdout). A bucket without customers has count 0 and NaN means.
+    """
+    max_frequency = _check_max_frequency(max_frequency)
+    if predicted is None:
+        predicted = [c for c in customers.columns if c.endswith("_purchases") and c != actual]
+    cols = [actual, *predicted]
+    missing = [c for c in ["frequency", *cols] if c not in customers.columns]
+    if missing:
+        raise ValueError(f"customers has no column(s) {missing}; it has {list(customers.columns)}")
+    bucket = _frequency_buckets(customers["frequency"], max_frequency)
+    grouped = customers[cols].groupby(bucket, observed=False)
+    out = grouped.mean()
+    out.insert(0, "customers", grouped.size().astype("int64"))
+    out.index = pd.CategoricalIndex(out.index, name="frequency", ordered=True)
+    return out
+
+
+def period_transactions(rfm: pd.DataFrame, model: Any = None, *, max_frequency: int = 7) -> pd.DataFrame:
+    """Histogram of calibration frequency, actual vs expected under the BG/NBD (period-transactions check).
+
+    ``expected`` for a bucket ``x < max_frequency`` is ``sum_i P(X(T_i) = x)``: the expected number of
+    customers with ``x`` repeat purchases within their own calibration time ``T_i``, computed exactly (Fader,
+    Hardie & Lee 2005, equation 8, evaluated once per distinct ``T``; no simulation). The last bucket
+    ``max_frequency+`` holds the rest, so both columns sum to the number of customers.
+
+    Parameters
+    ----------
+    rfm:
+        The calibration RFM table (``frequency``, ``T``), one row per customer.
+    model:
+        A fitted :class:`~clvforecast.BetaGeo`; without one only ``actual`` is returned.
+
+    Returns
+    -------
+    DataFrame indexed by frequency bucket (``"0"`` .. ``"7+"``): ``actual`` (customers) and ``expected``
+    (customers, fractional).
+    """
+    max_frequency = _check_max_frequency(max_frequency)
+    bucket = _frequency_buckets(rfm["frequency"], max_frequency)
+    out = pd.DataFrame({"actual": pd.Series(bucket).value_counts(sort=False).astype("int64")})
+    out.index = pd.CategoricalIndex(out.index, name="frequency", ordered=True)
+    if model is not None:
+        from .models.beta_geo import probability_of_purchases
+
+        check_same_unit(rfm, model.time_unit_, "period_transactions")
+        params = tuple(float(v) for v in model.params_[["r", "alpha", "a", "b"]])
+        T, weight = np.unique(np.asarray(rfm["T"], dtype=float), return_counts=True)
+        zero = np.zeros_like(T)
+        ages: Any = T  # the closed form broadcasts over an array of horizons t (here the T_i)
+        head = np.array([weight @ probability_of_purchases(params, ages, n, zero, zero, zero)
+                         for n in range(max_frequency)])
+        out["expected"] = np.r_[head, len(rfm) - head.sum()]
+    return out
+
+
+def _cohort_days(
+    transactions: Source, *, calibration_end: dt.date, observation_end: dt.date, read_kwargs: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two small tables from one DuckDB scan: customers by first-purchase day, repeat transactions by day.
+
+    Only customers whose first purchase is on or before ``calibration_end`` count (the calibration cohort, the
+    customers the models score); a repeat transaction is any transaction day of such a customer after their
+    first, up to ``observation_end``.
+    """
+    cal = f"DATE {_quote_literal(calibration_end.isoformat())}"
+    obs = f"DATE {_quote_literal(observation_end.isoformat())}"
+    prep = open_transactions(transactions, observation_end=observation_end, warn=False, **read_kwargs)
+    try:
+        prep.con.execute(
+            f"""CREATE TEMP TABLE cohort AS
+            WITH days AS (SELECT DISTINCT customer_id, date AS day FROM tx WHERE date <= {obs}),
+            firsts AS (SELECT customer_id, min(day) AS first_day FROM days GROUP BY customer_id
+                       HAVING min(day) <= {cal})
+            SELECT d.customer_id, d.day, f.first_day FROM days d JOIN firsts f USING (customer_id)"""
+        )
+        firsts = prep.con.execute(
+            "SELECT first_day AS day, count(DISTINCT customer_id) AS n FROM cohort GROUP BY 1 ORDER BY 1"
+        ).df()
+        repeats = prep.con.execute(
+            "SELECT day, count(*) AS n FROM cohort WHERE day > first_day GROUP BY 1 ORDER BY 1"
+        ).df()
+    finally:
+        prep.close()
+    return firsts, repeats
+
+
+def _tracking_table(
+    firsts: pd.DataFrame,
+    repeats: pd.DataFrame,
+    *,
+    calibration_end: dt.date,
+    observation_end: dt.date,
+    time_unit: str,
+    model: Any = None,
+) -> pd.DataFrame:
+    """Bin repeat transactions into periods of ``time_unit`` and add the model's cohort expectation."""
+    unit = days_per(time_unit)
+    d0 = pd.Timestamp(firsts["day"].min())
+    day = lambda s: (pd.to_datetime(s) - d0).dt.days.to_numpy(dtype=float)  # noqa: E731
+    first_day, n_first = day(firsts["day"]), firsts["n"].to_numpy(dtype=float)
+    # The grid of periods is anchored so that a period boundary falls at the end of the calibration period.
+    c = (pd.Timestamp(calibration_end) - d0).days + 1.0  # day after calibration_end, in days since d0
+    e1 = (pd.Timestamp(observation_end) - d0).days + 1.0  # day after observation_end
+    n_cal = math.ceil(c / unit - 1e-9)
+    n_tot = n_cal + math.ceil((e1 - c) / unit - 1e-9)
+    origin = c - n_cal * unit  # <= 0: the start of period 1, in days since d0
+    k = np.arange(1, n_tot + 1)
+    starts = origin + (k - 1) * unit
+    ends = np.minimum(origin + k * unit, e1)  # exclusive ends, in days since d0
+    period_of = np.floor((day(repeats["day"]) - origin) / unit + 1e-9).astype(np.int64)
+    actual = np.bincount(period_of, weights=repeats["n"].to_numpy(dtype=float), minlength=n_tot)[:n_tot]
+    out = pd.DataFrame(
+        {
+            "start": d0 + pd.to_timedelta(np.ceil(starts - 1e-9), unit="D"),
+            "end": d0 + pd.to_timedelta(np.ceil(ends - 1e-9) - 1, unit="D"),
+            "period": np.where(k <= n_cal, "calibration", "holdout"),
+            "actual": actual,
+            "actual_cumulative": np.cumsum(actual),
+        },
+        index=pd.Index(k, name=_PERIOD_NAMES[time_unit]),
+    )
+    if model is not None:
+        # Cumulative expected repeat transactions at each period end: sum over customers of E[X(end - first)],
+        # evaluated once per unique exposure (exposures are whole days for D and W).
+        model_unit = days_per(getattr(model, "time_unit_", None) or time_unit)
+        exposure = np.clip(ends[:, None] - first_day[None, :], 0.0, None) / model_unit
+        uniq, inverse = np.unique(exposure, return_inverse=True)
+        ex = np.asarray(model.expected_purchases_new_customer(uniq), dtype=float)
+        ex = np.where(uniq > 0, ex, 0.0)
+        cumulative = ex[inverse.reshape(exposure.shape)] @ n_first
+        out["expected"] = np.diff(cumulative, prepend=0.0)
+        out["expected_cumulative"] = cumulative
+    return out[[c for c in COLS_TRACKING if c in out.columns]]
+
+
+COLS_TRACKING = ["start", "end", "period", "actual", "expected", "actual_cumulative", "expected_cumulative"]
+
+
+def repeat_transaction_tracking(
+    transactions: Source,
+    *,
+    calibration_end: Any,
+    observation_end: Any,
+    time_unit: str = "W",
+    model: Any = None,
+    customer_id: str = "customer_id",
+    date: str = "date",
+    amount: str | None = "amount",
+    date_format: str | None = None,
+    on_invalid: str = "raise",
+    zero_amounts: str = "keep",
+    negative_amounts: str | None = None,
+) -> pd.DataFrame:
+    """Repeat transactions per period, actual and expected, across calibration and holdout (tracking plot).
+
+    The cohort is every customer whose first purchase is on or before ``calibration_end``. A repeat
+    transaction is a transaction day of such a customer after their first (purchases on one day are one
+    transaction), up to ``observation_end``.
+
+    Periods are ``time_unit`` long (D=1, W=7, M=365.25/12, Y=365.25 days) and laid so that one ends exactly at
+    the end of ``calibration_end`` (for CDNOW, weekly, calibration 1997-09-30: week ``w`` is the days
+    ``7(w-1) .. 7w-1`` after 1997-01-01, weeks 1-39 are the calibration and 40-78 the holdout, as in Fader,
+    Hardie & Lee 2005). The first period starts on or before the earliest first purchase; the last one is cut
+    at ``observation_end`` when the holdout is not a whole number of periods.
+
+    The model curve (``model`` a fitted BG/NBD, i.e. anything with ``expected_purchases_new_customer(t)``) is
+    the expected repeat transactions of the cohort given each customer's first-purchase time: customer ``i``,
+    first purchase at ``s_i``, contributes ``E[X(t - s_i)]`` (the unconditional expectation of the model) to
+    the cumulative count at the end ``t`` of a period, for ``t > s_i``.
+
+    Returns
+    -------
+    DataFrame indexed by period number (named ``week``, ``day``, ``month`` or ``year``; 1 is the first period)
+    with ``start`` and ``end`` (first and last calendar day, inclusive), ``period`` (``"calibration"`` or
+    ``"holdout"``), ``actual`` (repeat transactions in the period), ``actual_cumulative`` and, with a model,
+    ``expected`` and ``expected_cumulative``.
+    """
+    unit = check_time_unit(time_unit)
+    cal, obs = _to_date(calibration_end, "calibration_end"), _to_date(observation_end, "observation_end")
+    if obs < cal:
+        raise ValueError(f"observation_end ({obs}) is before calibration_end ({cal})")
+    read_kwargs: dict[str, Any] = dict(
+        customer_id=customer_id, date=date, amount=amount, date_format=date_format, on_invalid=on_invalid,
+        zero_amounts=zero_amounts, negative_amounts=negative_amounts,
+    )
+    firsts, repeats = _cohort_days(
+        transactions, calibration_end=cal, observation_end=obs, read_kwargs=read_kwargs
+    )
+    if firsts.empty:
+        raise ValueError(f"no customer made a purchase on or before calibration_end={cal}; check the dates")
+    return _tracking_table(
+        firsts, repeats, calibration_end=cal, observation_end=obs, time_unit=unit, model=model
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Holdout evaluation
+# ---------------------------------------------------------------------------------------------------------
+METHODS: tuple[str, ...] = ("bgnbd", "avg_formula", "run_rate")
+TARGETS: tuple[str, ...] = ("purchases", "spend")
+
+
+@dataclass(repr=False)
+class HoldoutEvaluation:
+    """What :func:`evaluate_holdout` measured. All tables are pandas objects; ``str(result)`` is the summary.
+
+    Methods: ``bgnbd`` (BG/NBD conditional expectation over the holdout; for spend times the Gamma-Gamma
+    expected spend per transaction), ``avg_formula`` and ``run_rate`` (the historical baselines of
+    :func:`~clvforecast.historical.historical_forecast`). Targets: ``purchases`` (repeat transaction days in
+    the holdout) and ``spend`` (currency in the holdout).
+
+    Attributes
+    ----------
+    customers:
+        One row per calibration customer, indexed by ``customer_id``: the calibration ``frequency``,
+        ``recency``, ``T``, ``monetary_value``; ``actual_purchases``, ``actual_spend``; ``<method>_purchases``
+        and ``<method>_spend`` for each method; ``probability_alive`` (BG/NBD, at the calibration end).
+    metrics:
+        Tidy table, one row per ``method`` x ``target`` x ``metric`` (see :data:`METRICS`), column ``value``.
+    conditional_expectations:
+        :func:`conditional_expectations` of the holdout purchases (every method).
+    tracking:
+        :func:`repeat_transaction_tracking` with the BG/NBD curve, or ``None`` when no transaction log was
+        given.
+    period_transactions:
+        :func:`period_transactions` under the fitted BG/NBD.
+    bgnbd, gamma_gamma:
+        The fitted models (``gamma_gamma`` is ``None`` without amounts).
+    calibration_end, observation_end:
+        ISO dates; ``time_unit`` and ``holdout_duration`` (in that unit) complete the set-up.
+    """
+
+    customers: pd.DataFrame
+    metrics: pd.DataFrame
+    conditional_expectations: pd.DataFrame
+    tracking: pd.DataFrame | None
+    period_transactions: pd.DataFrame
+    bgnbd: Any
+    gamma_gamma: Any
+    calibration_end: str
+    observation_end: str
+    time_unit: str
+    holdout_duration: float
+
+    def metric(self, metric: str, target: str = "spend") -> pd.Series:
+        """One metric for one target, indexed by method (e.g. ``result.metric("mae", "spend")``)."""
+        m = self.metrics
+        sel = m[(m["metric"] == metric) & (m["target"] == target)]
+        if sel.empty:
+            raise KeyError(
+                f"no metric {metric!r} for target {target!r}; metrics: {sorted(m['metric'].unique())}, "
+                f"targets: {sorted(m['target'].unique())}"
+            )
+        return sel.set_index("method")["value"].rename(f"{metric}_{target}")
+
+    def metrics_table(self) -> pd.DataFrame:
+        """The metrics as a wide table: rows ``(target, metric)``, one column per method."""
+        wide = self.metrics.pivot(index=["target", "metric"], columns="method", values="value")
+        methods = [m for m in METHODS if m in wide.columns]
+        order = pd.MultiIndex.from_tuples([(t, k) for t in TARGETS for k in METRICS if (t, k) in wide.index])
+        return wide.loc[order, methods].rename_axis(columns=None)
+
+    @property
+    def summary(self) -> str:
+        """A short text report: set-up, totals with % error, MAE per method and the winner for each target."""
+        unit = UNIT_NAMES[self.time_unit]
+        n = len(self.customers)
+        lines = [
+            f"Holdout evaluation: {n:,} customers, calibration to {self.calibration_end}, holdout to "
+            f"{self.observation_end} ({self.holdout_duration:g} {unit}).",
+        ]
+        for target in TARGETS:
+            if not (self.metrics["target"] == target).any():
+                continue
+            total = self.metric("total_predicted", target)
+            actual = float(self.metric("total_actual", target).iloc[0])
+            pct, mae = self.metric("pct_error", target), self.metric("mae", target)
+            fmt = "{:,.0f}" if target == "purchases" else "{:,.2f}"
+            lines.append(f"Holdout {target}: actual total {fmt.format(actual)}.")
+            for method in total.index:
+                lines.append(
+                    f"  {method:<12} predicted {fmt.format(total[method])} ({pct[method]:+.1f}%), "
+                    f"MAE {mae[method]:,.3f}, Spearman {self.metric('spearman', target)[method]:.3f}, "
+                    f"top-decile capture {self.metric('top_decile_capture', target)[method]:.1%}"
+                )
+            lines.append(f"  lowest MAE: {mae.idxmin()}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary
+
+    def __repr__(self) -> str:
+        return (
+            f"HoldoutEvaluation({len(self.customers):,} customers, calibration_end={self.calibration_end!r}, "
+            f"observation_end={self.observation_end!r}, time_unit={self.time_unit!r})"
+        )
+
+
+def _is_calibration_table(obj: Any) -> bool:
+    needed = {"frequency", "recency", "T", "holdout_frequency"}
+    return isinstance(obj, pd.DataFrame) and needed <= set(obj.columns)
+
+
+def evaluate_holdout(
+    transactions: Source | None = None,
+    *,
+    calibration_end: Any = None,
+    observation_end: Any = None,
+    time_unit: str = "W",
+    table: pd.DataFrame | None = None,
+    penalizer: float = 0.0,
+    gg_penalizer: float = 0.0,
+    max_frequency: int = 7,
+    tracking: bool = True,
+    customer_id: str = "customer_id",
+    date: str = "date",
+    amount: str | None = "amount",
+    date_format: str | None = None,
+    on_invalid: str = "raise",
+    zero_amounts: str = "keep",
+    negative_amounts: str | None = None,
+) -> HoldoutEvaluation:
+    """Fit on the calibration period, predict the holdout, and score BG/NBD (+ Gamma-Gamma) against baselines.
+
+    Parameters
+    ----------
+    transactions:
+        The transaction log (DataFrame or CSV/Parquet path, read as :func:`~clvforecast.read_transactions`
+        reads it, with the same column arguments), or a table from :func:`~clvforecast.calibration_holdout`.
+    calibration_end, observation_end:
+        Last day of the calibration period and of the holdout (inclusive). Taken from the table's ``attrs``
+        when a calibration table is given.
+    time_unit:
+        ``"D"``, ``"W"``, ``"M"`` or ``"Y"``: the unit of the models, the tracking periods and the horizon.
+        A calibration table keeps its own unit.
+    table:
+        A :func:`~clvforecast.calibration_holdout` table to use instead of computing one from ``transactions``
+        (passing it as ``transactions`` does the same).
+    penalizer, gg_penalizer:
+        L2 penalties of :class:`~clvforecast.BetaGeo` and :class:`~clvforecast.GammaGamma` (0: maximum
+        likelihood).
+    max_frequency:
+        Last bucket of the conditional-expectation and period-transactions tables (7: the paper's 0..6, 7+).
+    tracking:
+        Compute the tracking table (needs the transaction log).
+
+    Given only a calibration table, the result has no tracking table and no historical baselines (only the
+    ``bgnbd`` method): the average formula counts every calibration purchase including the first, with its
+    spend, which the table does not hold. Pass the log too (``evaluate_holdout(log, table=table)``) to get
+    both; the models are then fitted on the table as given. Frequency-only data (``amount=None``) gives the
+    ``purchases`` target only, and no baselines (:func:`~clvforecast.historical.historical_forecast` needs
+    amounts).
+
+    Returns
+    -------
+    :class:`HoldoutEvaluation`.
+    """
+    from .historical import historical_forecast
+    from .models import BetaGeo, GammaGamma
+    from .rfm import calibration_holdout
+
+    read_kwargs: dict[str, Any] = dict(
+        customer_id=customer_id, date=date, amount=amount, date_format=date_format, on_invalid=on_invalid,
+        zero_amounts=zero_amounts, negative_amounts=negative_amounts,
+    )
+    if table is None and _is_calibration_table(transactions):
+        table, transactions = transactions, None  # type: ignore[assignment]
+    if table is not None:
+        cal_table = _check_table(table, calibration_end, observation_end)
+        unit = check_time_unit(cal_table.attrs["time_unit"])
+    else:
+        if transactions is None:
+            raise TypeError("evaluate_holdout needs transactions (a log) or table=calibration_holdout(...)")
+        unit = check_time_unit(time_unit)
+        cal_table = calibration_holdout(
+            transactions, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit,
+            **read_kwargs,
+        )
+    cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
+    horizon = float(cal_table.attrs["holdout_duration"])
+    has_spend = "monetary_value" in cal_table.columns
+
+    bg = BetaGeo(penalizer=penalizer).fit(cal_table)
+    rfm_cols = [c for c in ("frequency", "recency", "T", "monetary_value") if c in cal_table.columns]
+    customers = cal_table[rfm_cols].copy()
+    customers["actual_purchases"] = cal_table["holdout_frequency"].astype(float)
+    customers["bgnbd_purchases"] = bg.expected_purchases(cal_table, horizon)
+    gg = None
+    if has_spend:
+        gg = GammaGamma(penalizer=gg_penalizer).fit(cal_table)
+        customers["actual_spend"] = cal_table["holdout_spend"]
+        customers["bgnbd_spend"] = customers["bgnbd_purchases"] * gg.expected_spend(cal_table)
+    methods = ["bgnbd"]
+    targets = list(TARGETS if has_spend else TARGETS[:1])
+    if transactions is not None and has_spend:
+        hist = historical_forecast(
+            transactions, calibration_end=cal, horizon=horizon, time_unit=unit,
+            **{k: read_kwargs[k] for k in ("customer_id", "date", "amount", "date_format")},
+        )
+        missing = customers.index.difference(hist.index)
+        if len(missing):
+            raise ValueError(
+                f"historical_forecast has no forecast for {len(missing)} of the {len(customers)} calibration "
+                f"customers (e.g. {list(missing[:3])}); check that the log and the table hold the same "
+                "customers"
+            )
+        methods += ["avg_formula", "run_rate"]
+        for method in methods[1:]:
+            for target in targets:
+                customers[f"{method}_{target}"] = hist[f"{method}_{target}"].reindex(customers.index)
+    customers["probability_alive"] = bg.probability_alive(cal_table)
+    predictions = [f"{m}_{t}" for t in targets for m in ("actual", *methods)]
+    customers = customers[[*rfm_cols, *predictions, "probability_alive"]]
+
+    metrics = _metrics_table(customers, methods, targets)
+    ce = conditional_expectations(customers, max_frequency=max_frequency,
+                                  predicted=[f"{m}_purchases" for m in methods])
+    pt = period_transactions(cal_table, bg, max_frequency=max_frequency)
+    track = None
+    if tracking and transactions is not None:
+        track = repeat_transaction_tracking(
+            transactions, calibration_end=cal, observation_end=obs, time_unit=unit, model=bg, **read_kwargs
+        )
+    return HoldoutEvaluation(
+        customers=customers, metrics=metrics, conditional_expectations=ce, tracking=track,
+        period_transactions=pt, bgnbd=bg, gamma_gamma=gg, calibration_end=cal, observation_end=obs,
+        time_unit=unit, holdout_duration=horizon,
+    )
+
+
+def _check_table(table: pd.DataFrame, calibration_end: Any, observation_end: Any) -> pd.DataFrame:
+    """Validate a calibration/holdout table and make sure its attrs carry the set-up."""
+    if not _is_calibration_table(table):
+        raise ValueError(
+            "table must come from calibration_holdout (columns frequency, recency, T, holdout_frequency"
+            f"[, monetary_value, holdout_spend]); it has {list(table.columns)}"
+        )
+    attrs = dict(table.attrs)
+    for key, given in (("calibration_end", calibration_end), ("observation_end", observation_end)):
+        if given is not None:
+            given = _to_date(given, key).isoformat()
+            if attrs.get(key) not in (None, given):
+                raise ValueError(f"{key}={given} differs from the table's {key} ({attrs[key]})")
+            attrs[key] = given
+        if attrs.get(key) is None:
+            raise ValueError(
+                f"the table does not say its {key} (attrs lost?); pass {key}=... or rebuild it with "
+                "calibration_holdout"
+            )
+    if "time_unit" not in attrs:
+        raise ValueError(
+            "the table does not say its time_unit (attrs lost?); rebuild it with calibration_holdout"
+        )
+    if "holdout_duration" not in attrs:
+        attrs["holdout_duration"] = (
+            (pd.Timestamp(attrs["observation_end"]) - pd.Timestamp(attrs["calibration_end"])).days
+            / days_per(attrs["time_unit"])
+        )
+    if "monetary_value" in table.columns and "holdout_spend" not in table.columns:
+        raise ValueError(
+            "the table has monetary_value but no holdout_spend; rebuild it with calibration_holdout"
+        )
+    out = table.copy()
+    out.attrs = attrs
+    return out
+
+
+def _metrics_table(customers: pd.DataFrame, methods: Sequence[str], targets: Sequence[str]) -> pd.DataFrame:
+    rows = []
+    for target in targets:
+        actual = customers[f"actual_{target}"]
+        for method in methods:
+            m = forecast_metrics(actual, customers[f"{method}_{target}"])
+            rows.append(
+                pd.DataFrame({"method": method, "target": target, "metric": m.index, "value": m.values})
+            )
+    return pd.concat(rows, ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Backtest
+# ---------------------------------------------------------------------------------------------------------
+def backtest(
+    transactions: Source,
+    *,
+    cutoffs: Sequence[Any],
+    horizon: float | str,
+    time_unit: str = "W",
+    progress: bool = True,
+    penalizer: float = 0.0,
+    gg_penalizer: float = 0.0,
+    customer_id: str = "customer_id",
+    date: str = "date",
+    amount: str | None = "amount",
+    date_format: str | None = None,
+    on_invalid: str = "raise",
+    zero_amounts: str = "keep",
+    negative_amounts: str | None = None,
+) -> pd.DataFrame:
+    """:func:`evaluate_holdout` at several calibration cutoffs (rolling origin), as one tidy metrics table.
+
+    For each cutoff ``c`` the models are fitted on the transactions up to ``c`` (inclusive) and scored on the
+    ``horizon`` that follows: the holdout is ``c + 1 day .. c + horizon`` (``horizon`` rounded to whole days;
+    ``"39W"`` is 273 days). Customers are those with a purchase on or before ``c``; each cutoff is a separate
+    fit.
+
+    Parameters
+    ----------
+    transactions:
+        The transaction log (DataFrame or CSV/Parquet path), read once with the column arguments as
+        :func:`~clvforecast.read_transactions` reads it.
+    cutoffs:
+        Calibration end dates (anything :class:`pandas.Timestamp` understands), evaluated in the order given.
+        Every ``cutoff + horizon`` must fall on or before the last transaction date, so that no holdout is
+        cut short.
+    horizon:
+        Holdout length: a number in ``time_unit`` or a string such as ``"39W"``, ``"6M"``.
+    progress:
+        Show a progress bar (on stderr) when there is more than one cutoff; ``False`` silences it.
+
+    Returns
+    -------
+    DataFrame with columns ``cutoff`` (calibration end, Timestamp), ``observation_end``, ``customers``,
+    ``method``, ``target``, ``metric`` and ``value``: the rows of :attr:`HoldoutEvaluation.metrics` for each
+    cutoff.
+    """
+    from .io import read_transactions
+
+    unit = check_time_unit(time_unit)
+    h_days = round(parse_horizon(horizon, unit) * days_per(unit))
+    if h_days < 1:
+        raise ValueError(f"horizon must be at least one day; got {horizon!r}")
+    if isinstance(cutoffs, (str, dt.date)) or not len(cutoffs):
+        raise ValueError(
+            f"cutoffs must be a non-empty list of dates, e.g. ['1997-06-30', '1997-09-30']; got {cutoffs!r}"
+        )
+    ends = [pd.Timestamp(_to_date(c, "cutoff")) for c in cutoffs]
+    if len(set(ends)) != len(ends):
+        raise ValueError(f"cutoffs must be distinct; got {[str(c.date()) for c in ends]}")
+    read_kwargs: dict[str, Any] = dict(
+        customer_id=customer_id, date=date, amount=amount, date_format=date_format, on_invalid=on_invalid,
+        zero_amounts=zero_amounts, negative_amounts=negative_amounts,
+    )
+    tx = read_transactions(transactions, **read_kwargs)
+    last = tx["date"].max()
+    late = [c for c in ends if c + pd.Timedelta(days=h_days) > last]
+    if late:
+        raise ValueError(
+            f"{len(late)} of {len(ends)} cutoffs leave a holdout that runs past the last transaction "
+            f"({last.date()}), e.g. {late[0].date()} + {h_days} days = "
+            f"{(late[0] + pd.Timedelta(days=h_days)).date()}; use earlier cutoffs or a shorter horizon"
+        )
+    tables = []
+    with _progress(len(ends) > 1 and progress, len(ends)) as advance:
+        for c in ends:
+            obs = c + pd.Timedelta(days=h_days)
+            try:
+                res = evaluate_holdout(
+                    tx, calibration_end=c.date(), observation_end=obs.date(), time_unit=unit,
+                    penalizer=penalizer, gg_penalizer=gg_penalizer, tracking=False,
+                    amount="amount" if amount is not None else None,
+                )
+            except Exception as exc:
+                exc.add_note(f"backtest: while evaluating the cutoff {c.date()} (holdout to {obs.date()})")
+                raise
+            m = res.metrics
+            m.insert(0, "customers", len(res.customers))
+            m.insert(0, "observation_end", obs)
+            m.insert(0, "cutoff", c)
+            tables.append(m)
+            advance(f"cutoff {c.date()}")
+    return pd.concat(tables, ignore_index=True)
+
+
+@contextlib.contextmanager
+def _progress(show: bool, total: int) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar on stderr (or nothing); yields ``advance(description)``."""
+    if not show:
+        yield lambda _: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("backtest"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task("", total=total)
+        yield lambda description: bar.update(task, advance=1, description=description)

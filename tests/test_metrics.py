@@ -146,7 +146,8 @@ def test_invariants(data):
     # Any permutation of the customers gives the same metrics.
     perm = np.random.default_rng(len(y)).permutation(len(y))
     pd.testing.assert_series_equal(m, forecast_metrics(y[perm], p[perm]), rtol=1e-9)
-    # Rescaling the predictions (exactly, by a power of two, so no ties are created) keeps every ranking metric.
+    # Rescaling the predictions (exactly, by a power of two, so no ties are created) keeps every ranking
+    # metric.
     m2 = forecast_metrics(y, p * 4.0)
     for k in ("spearman", "top_decile_capture", "gini", "gini_normalized"):
         assert (math.isnan(m[k]) and math.isnan(m2[k])) or m[k] == pytest.approx(m2[k], abs=1e-9)
