@@ -387,7 +387,7 @@ class ForecastReport:
         s, figs = self.summary, self._figures
         st, ov, fc, it = s["settings"], s["overview"], s["forecast"], s["interpretation"]
         unit = s["unit_name"]
-        horizon = st["horizon"]
+        horizon = f"{st['horizon_units']:.4g} {unit}"
         out: list[_Section] = []
 
         def figblock(*keys: str) -> _Block:
@@ -510,7 +510,7 @@ class ForecastReport:
             "Day resolution: all purchases of a customer on one calendar day are one transaction.",
             f"Time unit: {unit} (a month is 365.25/12 days, a year 365.25 days); recency and T are measured in "
             f"{unit}.",
-            f"Horizon: {horizon} after {st['observation_end']} ({st['horizon_units']:.4g} {unit}).",
+            f"Horizon: {horizon} after {st['observation_end']} (given as {st['horizon']!r}).",
             f"Discount rate: {st['discount_rate']:.1%} a year, compounded monthly; margin {st['margin']:.0%} of "
             "spend.",
             "BG/NBD (Fader, Hardie & Lee 2005): while active, purchases follow a Poisson process; after each "
@@ -526,7 +526,8 @@ class ForecastReport:
         from . import __version__
 
         st = self.summary["settings"]
-        period = f"forecast after {st['observation_end']} over {st['horizon']}"
+        period = (f"forecast over {st['horizon_units']:.4g} {self.summary['unit_name']} after "
+                  f"{st['observation_end']}")
         if st["calibration_end"]:
             period += f"; validated on a holdout from {st['calibration_end']}"
         return {"title": self.title, "subtitle": period, "version": __version__,

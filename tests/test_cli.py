@@ -1,0 +1,157 @@
+"""The command line, used as a user would: Typer's CliRunner for every subcommand, the installed executable once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import clvforecast as cf
+from clvforecast.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "cdnow_sample.csv"
+DATES = ["--calibration-end", "1997-09-30", "--observation-end", "1998-06-30", "--time-unit", "W"]
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    return lines[0]
+
+
+def test_summarize_fit_predict_pipeline(tmp_path: Path) -> None:
+    rfm_path, models, forecast_path = tmp_path / "rfm.parquet", tmp_path / "models", tmp_path / "forecast.csv"
+    r = run("summarize", SAMPLE, "--observation-end", "1997-09-30", "--time-unit", "W", "--out", rfm_path)
+    assert r.exit_code == 0, r.stderr
+    rfm = pd.read_parquet(rfm_path)
+    assert len(rfm) == 2357 and int(rfm["frequency"].sum()) == 2457  # published: 2,357 customers, 2,457 repeats
+
+    r = run("fit", rfm_path, "--out", models)
+    assert r.exit_code == 0, r.stderr
+    bg = cf.load_model(models / "bgnbd.json")
+    # Fader, Hardie & Lee (2005): r = 0.243, alpha = 4.414, a = 0.793, b = 2.426
+    assert bg.params_.round(3).tolist() == pytest.approx([0.243, 4.414, 0.793, 2.426], abs=1e-3)
+
+    r = run("predict", models, rfm_path, "--horizon", "52W", "--discount-rate", "0.1", "--out", forecast_path)
+    assert r.exit_code == 0, r.stderr
+    forecast = pd.read_csv(forecast_path, index_col="customer_id")
+    assert list(forecast.columns) == ["expected_purchases", "probability_alive", "expected_spend", "clv"]
+    assert len(forecast) == 2357 and forecast.notna().all().all()
+    # customer 1 of the paper: x = 2, t_x = 30.43, T = 38.86 -> 1.226 expected purchases in the next 39 weeks;
+    # over 52 weeks it must be more
+    assert forecast.loc[1, "expected_purchases"] > 1.226
+
+
+def test_summarize_csv_with_holdout_and_fit_needs_time_unit(tmp_path: Path) -> None:
+    out = tmp_path / "cal.csv"
+    assert run("summarize", SAMPLE, *DATES, "--out", out).exit_code == 0
+    table = pd.read_csv(out)
+    assert int(table["holdout_frequency"].sum()) == 1882  # published holdout repeat transactions
+    # A CSV does not record its time unit: fit asks for it instead of guessing.
+    msg = one_line_error(run("fit", out, "--out", tmp_path / "m"))
+    assert "--time-unit" in msg
+    assert run("fit", out, "--time-unit", "W", "--out", tmp_path / "m").exit_code == 0
+
+
+def test_validate_writes_metrics_tables_and_plots(tmp_path: Path) -> None:
+    r = run("validate", SAMPLE, *DATES, "--out", tmp_path / "val")
+    assert r.exit_code == 0, r.stderr
+    files = {p.name for p in (tmp_path / "val").iterdir()}
+    assert {"metrics.csv", "metrics.json", "customers.csv", "conditional_expectations.csv",
+            "tracking_cumulative.png", "conditional_expectations.png"} <= files
+    metrics = json.loads((tmp_path / "val" / "metrics.json").read_text())
+    actual = {m["value"] for m in metrics if m["metric"] == "total_actual" and m["target"] == "purchases"}
+    assert actual == {1882}
+    assert "Holdout purchases: actual total 1,882" in r.stdout
+
+
+def test_report_subcommand(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    r = run("-q", "report", SAMPLE, *DATES, "--out", out)
+    assert r.exit_code == 0, r.stderr
+    assert out.exists() and "Holdout validation" in out.read_text()
+    assert str(out.resolve()) in r.stdout
+
+
+def test_column_flags_and_date_format(tmp_path: Path) -> None:
+    tx = cf.load_cdnow("sample").rename(columns={"customer_id": "cust", "date": "day", "amount": "usd"})
+    tx["day"] = tx["day"].dt.strftime("%d/%m/%Y")
+    src = tmp_path / "renamed.csv"
+    tx.to_csv(src, index=False)
+    out = tmp_path / "rfm.csv"
+    r = run("summarize", src, "--customer-col", "cust", "--date-col", "day", "--amount-col", "usd",
+            "--date-format", "%d/%m/%Y", "--time-unit", "W", "--observation-end", "1997-09-30", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    assert int(pd.read_csv(out)["frequency"].sum()) == 2457
+
+
+def test_missing_column_is_one_line_exit_2(tmp_path: Path) -> None:
+    src = tmp_path / "no_amount.csv"
+    pd.read_csv(SAMPLE).drop(columns="amount").to_csv(src, index=False)
+    msg = one_line_error(run("report", src, "--out", tmp_path / "r.html"))
+    assert "'amount'" in msg and "customer_id" in msg  # names the missing column and lists those that exist
+
+
+def test_unparseable_dates_is_one_line_exit_2(tmp_path: Path) -> None:
+    src = tmp_path / "bad_dates.csv"
+    df = pd.read_csv(SAMPLE)
+    df.loc[[3, 10], "date"] = ["1997-13-45", "yesterday"]
+    df.to_csv(src, index=False)
+    msg = one_line_error(run("summarize", src, "--out", tmp_path / "x.csv"))
+    assert "'date'" in msg and "2" in msg and "1997-13-45" in msg
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    r = run("--debug", "summarize", tmp_path / "missing.csv", "--out", tmp_path / "x.csv")
+    assert r.exit_code == 2
+    assert "Traceback" in r.stderr
+
+
+def test_help_lists_every_subcommand() -> None:
+    r = run("--help")
+    assert r.exit_code == 0
+    for name in ("summarize", "fit", "predict", "validate", "report", "demo"):
+        assert name in r.stdout
+
+
+def _executable() -> str:
+    exe = Path(sys.executable).parent / "clvforecast"
+    found = str(exe) if exe.exists() else shutil.which("clvforecast")
+    assert found, "the clvforecast executable is not installed (pip install -e .)"
+    return found
+
+
+def test_installed_executable_reports_on_cdnow_master(tmp_path: Path) -> None:
+    """The console script, as installed, on the full CDNOW master file (23,570 customers)."""
+    out = tmp_path / "master.html"
+    proc = subprocess.run(
+        [_executable(), "-q", "report", str(ROOT / "data" / "cdnow_master.csv"), *DATES, "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists() and "23,570" in out.read_text()
+
+
+def test_installed_executable_bad_input(tmp_path: Path) -> None:
+    src = tmp_path / "bad.csv"
+    src.write_text("customer_id,date,amount\n1,not-a-date,3.5\n")
+    proc = subprocess.run([_executable(), "summarize", str(src), "--out", str(tmp_path / "x.csv")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
+    assert "not-a-date" in proc.stderr
