@@ -26,12 +26,14 @@ from .historical import (
 )
 from .io import read_transactions
 from .models import BetaGeo, GammaGamma, load_model
+from .report import ForecastReport
 from .rfm import calibration_holdout, rfm_summary
 from .units import parse_horizon, periodic_rate
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ForecastReport",
     "HoldoutEvaluation",
     "backtest",
     "evaluate_holdout",
