@@ -352,7 +352,9 @@ class ForecastReport:
         draw("clv_distribution", "Predictive CLV per customer",
              lambda ax: plotting.plot_forecast_distribution(clv, "clv", ax=ax))
         draw("alive_distribution", "Probability that each customer is still active",
-             lambda ax: plotting.plot_forecast_distribution(clv, "probability_alive", ax=ax))
+             lambda ax: plotting.plot_forecast_distribution(clv, "probability_alive", ax=ax),
+             "under BG/NBD a customer can only drop out right after a purchase, so customers who never bought "
+             "again have P(alive) = 1 (the bar at 1.0)")
         draw("purchases_distribution", "Expected purchases over the horizon",
              lambda ax: plotting.plot_forecast_distribution(clv, "expected_purchases", ax=ax))
         draw("alive_heatmap", "P(alive) by frequency and recency",
