@@ -65,9 +65,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .io import Source, _quote_literal, open_transactions
+from .historical import historical_forecast
+from .io import Source, _quote_literal, open_transactions, read_transactions
+from .models import BetaGeo, GammaGamma
 from .models._base import check_same_unit
-from .rfm import _to_date
+from .models.beta_geo import probability_of_purchases
+from .rfm import _to_date, calibration_holdout
 from .units import UNIT_NAMES, check_time_unit, days_per, parse_horizon
 
 __all__ = [
@@ -337,8 +340,6 @@ def period_transactions(rfm: pd.DataFrame, model: Any = None, *, max_frequency: 
     out = pd.DataFrame({"actual": pd.Series(bucket).value_counts(sort=False).astype("int64")})
     out.index = pd.CategoricalIndex(out.index, name="frequency", ordered=True)
     if model is not None:
-        from .models.beta_geo import probability_of_purchases
-
         check_same_unit(rfm, model.time_unit_, "period_transactions")
         params = tuple(float(v) for v in model.params_[["r", "alpha", "a", "b"]])
         T, weight = np.unique(np.asarray(rfm["T"], dtype=float), return_counts=True)
@@ -574,11 +575,12 @@ class HoldoutEvaluation:
             pct, mae = self.metric("pct_error", target), self.metric("mae", target)
             fmt = "{:,.0f}" if target == "purchases" else "{:,.2f}"
             lines.append(f"Holdout {target}: actual total {fmt.format(actual)}.")
+            rho, top = self.metric("spearman", target), self.metric("top_decile_capture", target)
             for method in total.index:
                 lines.append(
-                    f"  {method:<12} predicted {fmt.format(total[method])} ({pct[method]:+.1f}%), "
-                    f"MAE {mae[method]:,.3f}, Spearman {self.metric('spearman', target)[method]:.3f}, "
-                    f"top-decile capture {self.metric('top_decile_capture', target)[method]:.1%}"
+                    f"  {method:<12} predicted {fmt.format(total[method])} ({_num(pct[method], '+.1f')}%), "
+                    f"MAE {mae[method]:,.3f}, Spearman {_num(rho[method], '.3f')}, "
+                    f"top-decile capture {_num(top[method], '.1%')}"
                 )
             lines.append(f"  lowest MAE: {mae.idxmin()}")
         return "\n".join(lines)
@@ -591,6 +593,11 @@ class HoldoutEvaluation:
             f"HoldoutEvaluation({len(self.customers):,} customers, calibration_end={self.calibration_end!r}, "
             f"observation_end={self.observation_end!r}, time_unit={self.time_unit!r})"
         )
+
+
+def _num(value: float, spec: str) -> str:
+    """Format a metric, ``n/a`` when it is undefined (NaN), e.g. Spearman of constant predictions."""
+    return "n/a" if math.isnan(value) else format(value, spec)
 
 
 def _is_calibration_table(obj: Any) -> bool:
@@ -652,10 +659,6 @@ def evaluate_holdout(
     -------
     :class:`HoldoutEvaluation`.
     """
-    from .historical import historical_forecast
-    from .models import BetaGeo, GammaGamma
-    from .rfm import calibration_holdout
-
     read_kwargs: dict[str, Any] = dict(
         customer_id=customer_id, date=date, amount=amount, date_format=date_format, on_invalid=on_invalid,
         zero_amounts=zero_amounts, negative_amounts=negative_amounts,
@@ -783,6 +786,7 @@ def backtest(
     cutoffs: Sequence[Any],
     horizon: float | str,
     time_unit: str = "W",
+    data_end: Any = None,
     progress: bool = True,
     penalizer: float = 0.0,
     gg_penalizer: float = 0.0,
@@ -808,10 +812,12 @@ def backtest(
         :func:`~clvforecast.read_transactions` reads it.
     cutoffs:
         Calibration end dates (anything :class:`pandas.Timestamp` understands), evaluated in the order given.
-        Every ``cutoff + horizon`` must fall on or before the last transaction date, so that no holdout is
-        cut short.
+        Every ``cutoff + horizon`` must fall on or before ``data_end``, so that no holdout is cut short.
     horizon:
         Holdout length: a number in ``time_unit`` or a string such as ``"39W"``, ``"6M"``.
+    data_end:
+        Last day the log covers (default: the last transaction date). Give it when the log runs past its last
+        transaction, e.g. a shop without sales on the final days of the extract.
     progress:
         Show a progress bar (on stderr) when there is more than one cutoff; ``False`` silences it.
 
@@ -821,8 +827,6 @@ def backtest(
     ``method``, ``target``, ``metric`` and ``value``: the rows of :attr:`HoldoutEvaluation.metrics` for each
     cutoff.
     """
-    from .io import read_transactions
-
     unit = check_time_unit(time_unit)
     h_days = round(parse_horizon(horizon, unit) * days_per(unit))
     if h_days < 1:
@@ -839,13 +843,15 @@ def backtest(
         zero_amounts=zero_amounts, negative_amounts=negative_amounts,
     )
     tx = read_transactions(transactions, **read_kwargs)
-    last = tx["date"].max()
+    last = tx["date"].max() if data_end is None else pd.Timestamp(_to_date(data_end, "data_end"))
     late = [c for c in ends if c + pd.Timedelta(days=h_days) > last]
     if late:
+        what = "the last transaction" if data_end is None else "data_end"
         raise ValueError(
-            f"{len(late)} of {len(ends)} cutoffs leave a holdout that runs past the last transaction "
+            f"{len(late)} of {len(ends)} cutoffs leave a holdout that runs past {what} "
             f"({last.date()}), e.g. {late[0].date()} + {h_days} days = "
             f"{(late[0] + pd.Timedelta(days=h_days)).date()}; use earlier cutoffs or a shorter horizon"
+            + ("" if data_end is not None else "; or pass data_end= if the log covers later days")
         )
     tables = []
     with _progress(len(ends) > 1 and progress, len(ends)) as advance:
