@@ -1,17 +1,18 @@
 """Predictive customer lifetime value from a fitted BG/NBD and Gamma-Gamma model.
 
-For each customer, over a horizon cut into steps ``t_1 < t_2 < ... < t_K = horizon`` (in the model's time unit):
+For each customer, over a horizon cut into steps ``t_1 < ... < t_K = horizon`` (in the model's time unit):
 
     CLV = sum_k  margin * E[spend] * (E[X(t_k)] - E[X(t_{k-1})]) / (1 + d) ** k
 
 where ``E[X(t)]`` is the BG/NBD conditional expected number of purchases in ``(T, T + t]``, ``E[spend]`` the
 Gamma-Gamma expected mean spend per transaction, and ``d`` the annual ``discount_rate`` converted to the step
-(``(1 + annual) ** (step_days / 365.25) - 1``, :func:`clvforecast.units.periodic_rate`). Cash flows of step k are
-discounted at its end, as in lifetimes' ``customer_lifetime_value``.
+(``(1 + annual) ** (step_days / 365.25) - 1``, :func:`clvforecast.units.periodic_rate`). Cash flows of step k
+are discounted at its end, as in lifetimes' ``customer_lifetime_value``.
 
-Units are explicit: ``horizon`` and ``step`` are strings such as ``"12M"``, ``"52W"`` (or numbers in the model's
-time unit), converted with the day counts of :mod:`clvforecast.units` (a month is 365.25/12 days). lifetimes
-instead hard-codes 30-day months for daily data (4.345 weeks for weekly data), so its "12 months" are 360 days.
+Units are explicit: ``horizon`` and ``step`` are strings such as ``"12M"``, ``"52W"`` (or numbers in the
+model's time unit), converted with the day counts of :mod:`clvforecast.units` (a month is 365.25/12 days).
+lifetimes instead hard-codes 30-day months for daily data (4.345 weeks for weekly data), so its "12 months"
+are 360 days.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _MAX_CELLS = 2_000_000  # histories x steps evaluated at once
 
 
 def _step_length(step: Any, unit: str) -> float:
-    """Length of one step in ``unit``: ``step`` is a unit code ("M"), a duration ("2W") or a number in ``unit``."""
+    """Length of one step in ``unit``; ``step`` is a unit code ("M"), a duration ("2W") or a number."""
     if isinstance(step, str) and step.strip().upper() in DAYS_PER_UNIT:
         step = "1" + step.strip().upper()
     length = as_duration(step, unit, name="step")
@@ -66,8 +67,9 @@ def predictive_clv(
     margin:
         Profit margin applied to spend (1.0 gives revenue).
     step:
-        Cash-flow period: a unit code (``"D"``, ``"W"``, ``"M"``, ``"Y"``), a duration (``"2W"``, ``"30D"``) or a
-        number in the model's time unit. When the horizon is not a whole number of steps, the last step is shorter.
+        Cash-flow period: a unit code (``"D"``, ``"W"``, ``"M"``, ``"Y"``), a duration (``"2W"``, ``"30D"``)
+        or a number in the model's time unit. When the horizon is not a whole number of steps, the last step
+        is shorter.
 
     Returns
     -------
@@ -79,11 +81,11 @@ def predictive_clv(
     bg._check_fitted()
     gg._check_fitted()
     if not isinstance(bg, BetaGeo) or not isinstance(gg, GammaGamma):
-        raise TypeError("predictive_clv(bg, gg, rfm, ...) needs a fitted BetaGeo and a fitted GammaGamma model")
+        raise TypeError("predictive_clv(bg, gg, rfm, ...) needs a fitted BetaGeo and a fitted GammaGamma")
     unit = bg.time_unit_
     H = as_duration(horizon, unit, name="horizon")
     step_len = _step_length(step, unit)
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) or margin < 0:
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (0 <= margin < math.inf):
         raise ValueError(f"margin must be a finite number >= 0 (0.3 for a 30% margin); got {margin!r}")
     if isinstance(discount_rate, bool) or not isinstance(discount_rate, (int, float)):
         raise TypeError(f"discount_rate must be a number (annual, 0.1 for 10%); got {discount_rate!r}")
@@ -106,8 +108,9 @@ def predictive_clv(
         chunk = max(1, _MAX_CELLS // n_steps)
         for lo in range(0, len(x), chunk):
             sl = slice(lo, lo + chunk)
-            cum = _expected_if_alive(params, edges[None, :], x[sl, None], T[sl, None])  # alive part, at each edge
-            cum = np.maximum.accumulate(cum, axis=1)  # guard against rounding: cumulative purchases never decrease
+            # E[purchases in (T, T + t_k] | alive] at every step edge; cumulative, so never decreasing
+            cum = _expected_if_alive(params, edges[None, :], x[sl, None], T[sl, None])
+            cum = np.maximum.accumulate(cum, axis=1)  # guard against rounding
             per_step = np.diff(cum, axis=1, prepend=0.0)
             total[sl] = cum[:, -1]
             discounted[sl] = per_step @ discount
@@ -116,7 +119,8 @@ def predictive_clv(
     if not np.all(np.isfinite(clv)):
         bad = ~np.isfinite(clv)
         raise DataValidationError(  # pragma: no cover - the formulas are finite for every valid history
-            f"predictive_clv: {int(bad.sum())} customers got a non-finite CLV, e.g. {list(data.index[bad][:3])}"
+            f"predictive_clv: {int(bad.sum())} customers got a non-finite CLV, e.g. "
+            f"{list(data.index[bad][:3])}"
         )
     out = pd.DataFrame(
         {

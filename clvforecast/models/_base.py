@@ -1,9 +1,9 @@
 """Shared machinery of the models: input validation, unique-row compression, fitting with retries, standard
 errors, summaries and JSON persistence.
 
-This package is the only place in clvforecast that imports ``lifetimes``: estimation is delegated to its fitters,
-everything else (log-likelihoods in the published form, covariance matrices, predictions) is computed here, so
-the engine can be replaced in one place.
+This package is the only place in clvforecast that imports ``lifetimes``: estimation is delegated to its
+fitters, everything else (log-likelihoods in the published form, covariance matrices, predictions) is computed
+here, so the engine can be replaced in one place.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import io
 import json
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +31,9 @@ Z_95 = 1.959963984540054  # two-sided 95% normal quantile
 # L2 penalty: coef * sum(params ** 2), added to the *mean* negative log-likelihood on its rescaled time axis).
 RETRY_PENALIZERS: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
 
+# Tables with at least this many distinct rows are fitted in two stages (see subsample_start).
+WARM_START_MIN_ROWS = 50_000
+
 
 def import_lifetimes() -> Any:
     """Import lifetimes, hiding the warnings it triggers at import time with recent pandas."""
@@ -45,12 +48,13 @@ class ConvergenceWarning(UserWarning):
     """The fit needed a fallback (a penalizer) or its standard errors could not be computed."""
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # validation
 
 
-def _examples(index: pd.Index, mask: np.ndarray, values: dict[str, np.ndarray] | None = None, k: int = 3) -> str:
-    """'customer 17 (recency 40.1, T 39.0), customer 23 (...)' for the first ``k`` rows where ``mask`` holds."""
+def _examples(index: pd.Index, mask: np.ndarray, values: dict[str, np.ndarray] | None = None,
+              k: int = 3) -> str:
+    """'customer 17 (recency 40.1, T 39.0), ...' for the first ``k`` rows where ``mask`` holds."""
     pos = np.flatnonzero(mask)[:k]
     parts = []
     for i in pos:
@@ -64,10 +68,10 @@ def validate_rfm(rfm: Any, columns: Sequence[str], *, what: str) -> pd.DataFrame
     """Check an RFM table and return a float64 copy of ``columns`` indexed like ``rfm``.
 
     Checks: a DataFrame, not empty, the columns present, unique customer ids, finite numbers, integer
-    ``frequency >= 0``, ``0 <= recency <= T`` and ``recency == 0`` when ``frequency == 0`` (those that apply to the
-    requested columns). A ``customer_id`` column is used as the index when the index is a plain range.
-    Raises :class:`~clvforecast.exceptions.DataValidationError` naming the column, the number of rows, up to three
-    examples and the fix. The input is never modified.
+    ``frequency >= 0``, ``0 <= recency <= T`` and ``recency == 0`` when ``frequency == 0`` (those that apply
+    to the requested columns). A ``customer_id`` column is used as the index when the index is a plain range.
+    Raises :class:`~clvforecast.exceptions.DataValidationError` naming the column, the number of rows, up to
+    three examples and the fix. The input is never modified.
     """
     if not isinstance(rfm, pd.DataFrame):
         raise TypeError(f"{what} needs an RFM table (a pandas DataFrame); got {type(rfm).__name__}")
@@ -76,20 +80,23 @@ def validate_rfm(rfm: Any, columns: Sequence[str], *, what: str) -> pd.DataFrame
     missing = [c for c in columns if c not in rfm.columns]
     if missing:
         raise DataValidationError(
-            f"{what}: the RFM table has no column(s) {', '.join(repr(c) for c in missing)} "
-            f"(it has {', '.join(repr(c) for c in rfm.columns[:8])}{', ...' if len(rfm.columns) > 8 else ''}); "
-            "build it with clvforecast.rfm_summary(...) or clvforecast.calibration_holdout(...), or rename the columns"
+            f"{what}: the RFM table has no column(s) {', '.join(repr(c) for c in missing)} (it has "
+            f"{', '.join(repr(c) for c in rfm.columns[:8])}{', ...' if len(rfm.columns) > 8 else ''}); "
+            "build it with clvforecast.rfm_summary(...) or clvforecast.calibration_holdout(...), or rename "
+            "the columns"
         )
     if len(rfm) == 0:
-        raise DataValidationError(f"{what}: the RFM table is empty (0 customers); there is nothing to fit or score")
+        raise DataValidationError(
+            f"{what}: the RFM table is empty (0 customers); there is nothing to fit or score"
+        )
     index = rfm.index
     if not index.is_unique:
         dup = index.duplicated(keep=False)
         n_dup = int(index.duplicated().sum())
         raise DataValidationError(
             f"{what}: customer ids must be unique; {n_dup} rows repeat an id, e.g. "
-            f"{', '.join(repr(v) for v in pd.unique(index[dup])[:3])}; build the table with one row per customer "
-            "(clvforecast.rfm_summary does)"
+            f"{', '.join(repr(v) for v in pd.unique(index[dup])[:3])}; build the table with one row per "
+            "customer (clvforecast.rfm_summary does)"
         )
     out = pd.DataFrame(index=index)
     for c in columns:
@@ -112,8 +119,8 @@ def validate_rfm(rfm: Any, columns: Sequence[str], *, what: str) -> pd.DataFrame
         bad = (f < 0) | (f != np.floor(f))
         if bad.any():
             raise DataValidationError(
-                f"{what}: column 'frequency' must hold whole numbers >= 0 (repeat transactions); {int(bad.sum())} "
-                f"rows do not, e.g. {_examples(index, bad, {'frequency': f})}"
+                f"{what}: column 'frequency' must hold whole numbers >= 0 (repeat transactions); "
+                f"{int(bad.sum())} rows do not, e.g. {_examples(index, bad, {'frequency': f})}"
             )
     if "recency" in out and "T" in out:
         f, rec, T = (out[c].to_numpy() for c in ("frequency", "recency", "T"))
@@ -125,13 +132,14 @@ def validate_rfm(rfm: Any, columns: Sequence[str], *, what: str) -> pd.DataFrame
             if bad.any():
                 raise DataValidationError(
                     f"{what}: {int(bad.sum())} rows break {rule}, e.g. "
-                    f"{_examples(index, bad, {'frequency': f, 'recency': rec, 'T': T})}; recency and T are measured "
-                    "from the first purchase, in the table's time unit: rebuild the table with clvforecast.rfm_summary"
+                    f"{_examples(index, bad, {'frequency': f, 'recency': rec, 'T': T})}; recency and T are "
+                    "measured from the first purchase, in the table's time unit: rebuild the table with "
+                    "clvforecast.rfm_summary"
                 )
     return out
 
 
-def table_time_unit(rfm: pd.DataFrame, default: str | None) -> str | None:
+def table_time_unit(rfm: pd.DataFrame, default: str = "D") -> str:
     """The table's ``attrs["time_unit"]`` (canonical code), or ``default`` when the table carries none."""
     unit = getattr(rfm, "attrs", {}).get("time_unit")
     return check_time_unit(unit) if unit else default
@@ -142,12 +150,12 @@ def check_same_unit(rfm: pd.DataFrame, model_unit: str, what: str) -> None:
 
     A table without ``attrs["time_unit"]`` (e.g. built by hand) is taken to be in the model's unit.
     """
-    unit = table_time_unit(rfm, None)
-    if unit is not None and unit != model_unit:
+    unit = table_time_unit(rfm, model_unit)
+    if unit != model_unit:
         raise DataValidationError(
-            f"{what}: the RFM table is in time unit {unit!r} but the model was fitted in {model_unit!r}; recency and "
-            f"T would be misread. Rebuild the table with time_unit={model_unit!r} (or refit the model on a "
-            f"{unit!r} table)"
+            f"{what}: the RFM table is in time unit {unit!r} but the model was fitted in {model_unit!r}; "
+            f"recency and T would be misread. Rebuild the table with time_unit={model_unit!r} (or refit the "
+            f"model on a {unit!r} table)"
         )
 
 
@@ -160,46 +168,101 @@ def as_duration(t: Any, time_unit: str, name: str = "t") -> float:
 
 
 def unique_rows(*columns: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Distinct rows of the given columns: ``(codes, uniques, counts)`` with ``row i == uniques[:, codes[i]]``."""
-    keys = pd.MultiIndex.from_arrays([np.asarray(c) for c in columns])
-    codes, uniq = pd.factorize(keys)
-    uniques = [np.asarray(uniq.get_level_values(i), dtype="float64") for i in range(len(columns))]
-    return codes, uniques, np.bincount(codes, minlength=len(uniq)).astype("float64")
+    """Distinct rows of ``columns``: ``(codes, uniques, counts)``, row i being ``[u[codes[i]] ...]``.
+
+    Each column is factorised by hashing, the codes are combined into one integer key and that is factorised
+    again (linear time; about 0.1 s for a million rows).
+    """
+    codes, levels = zip(*(pd.factorize(np.asarray(c)) for c in columns), strict=True)
+    sizes = [len(u) for u in levels]
+    if math.prod(sizes) < 2**62:
+        key = np.zeros(len(codes[0]), dtype="int64")
+        for code, size in zip(codes, sizes, strict=True):
+            key = key * size + code
+        row_codes, first = pd.factorize(key)
+        # decode the distinct keys back into one code per column
+        per_column, rest = [], np.asarray(first, dtype="int64")
+        for size in reversed(sizes):
+            per_column.append(rest % size)
+            rest = rest // size
+        per_column.reverse()
+    else:  # pragma: no cover - needs more than 2**62 combinations of distinct values
+        row_codes, uniq = pd.factorize(pd.MultiIndex.from_arrays(list(codes)))
+        per_column = [np.asarray(uniq.get_level_values(i)) for i in range(len(codes))]
+    uniques = [np.asarray(levels[i], dtype="float64")[per_column[i]] for i in range(len(columns))]
+    return row_codes, uniques, np.bincount(row_codes, minlength=len(uniques[0])).astype("float64")
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # fitting
 
 
+@contextlib.contextmanager
+def _quiet_engine() -> Iterator[None]:
+    """lifetimes prints the optimizer output on failure and resets warning filters: contain both."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _engine_errors() -> tuple[type[BaseException], ...]:
+    return (import_lifetimes().utils.ConvergenceError, np.linalg.LinAlgError, FloatingPointError,
+            OverflowError)
+
+
+def subsample_start(fit_rows: Callable[[np.ndarray], Any], n_rows: int,
+                    to_initial_params: Callable[[Any], np.ndarray]) -> list[dict[str, Any]]:
+    """A warm start for large tables: ``[{"initial_params": ..., "hess_inv0": ...}]``, or ``[]``.
+
+    With :data:`WARM_START_MIN_ROWS` distinct rows or more, ``fit_rows(mask)`` fits the model on a random
+    (seeded) 5% of the distinct rows (at least 10,000), with their counts as weights: an unbiased estimate of
+    the full log-likelihood up to a factor. Its estimates and the inverse of its Hessian then start the full
+    fit, which converges in a few quasi-Newton iterations instead of some 25 (the maximum reached is the
+    same, within the optimizer's tolerance). Any failure of the small fit just means no warm start.
+    """
+    if n_rows < WARM_START_MIN_ROWS:
+        return []
+    mask = np.random.default_rng(0).random(n_rows) < max(0.05, 10_000 / n_rows)
+    try:
+        with _quiet_engine():
+            fitter = fit_rows(mask)
+            H = (fitter._hessian_ + fitter._hessian_.T) / 2
+            np.linalg.cholesky(H)
+            H_inv = np.linalg.inv(H)
+            x0 = np.asarray(to_initial_params(fitter), dtype="float64")
+    except _engine_errors():
+        return []
+    if not (np.all(np.isfinite(x0)) and np.all(np.isfinite(H_inv))):
+        return []
+    return [{"initial_params": x0, "hess_inv0": (H_inv + H_inv.T) / 2}]
+
+
 def fit_with_retries(
-    fit_once: Callable[[float, np.ndarray | None], Any],
-    starts: Sequence[np.ndarray | None],
+    fit_once: Callable[[float, dict[str, Any]], Any],
+    starts: Sequence[dict[str, Any]],
     penalizer: float,
     *,
     model: str,
 ) -> tuple[Any, dict[str, Any]]:
     """Run a lifetimes fit, retrying from other starting points and then with small penalizers.
 
-    ``fit_once(penalizer, initial_params)`` returns a fitted lifetimes fitter or raises. Attempts: every start with
-    the requested ``penalizer``, then every start with each of :data:`RETRY_PENALIZERS` larger than it. A fit counts
-    when lifetimes reports success and the parameters are finite and positive. Returns the fitter and metadata
-    (``penalizer`` actually used, ``start``, ``attempts``); warns with :class:`ConvergenceWarning` when a penalizer
-    had to be added; raises :class:`~clvforecast.exceptions.ConvergenceError` when nothing works.
+    ``fit_once(penalizer, start)`` returns a fitted lifetimes fitter or raises; ``start`` holds keyword
+    arguments for the lifetimes ``fit`` (``initial_params``, optionally ``hess_inv0``; ``{}`` for lifetimes'
+    default). Attempts: every start with the requested ``penalizer``, then every start with each of
+    :data:`RETRY_PENALIZERS` larger than it. A fit counts when lifetimes reports success and the parameters
+    are finite and positive. Returns the fitter and metadata (``penalizer`` actually used, ``start``,
+    ``attempts``); warns with :class:`ConvergenceWarning` when a penalizer had to be added; raises
+    :class:`~clvforecast.exceptions.ConvergenceError` when nothing works.
     """
-    LifetimesConvergenceError = import_lifetimes().utils.ConvergenceError
-
     penalizers = [float(penalizer)] + [p for p in RETRY_PENALIZERS if p > penalizer]
     attempts, last_error = 0, ""
     for pen in penalizers:
-        for k, x0 in enumerate(starts):
+        for k, start in enumerate(starts):
             attempts += 1
             try:
-                # lifetimes prints the optimizer output on failure and resets warning filters: contain both.
-                with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), \
-                        np.errstate(all="ignore"):
-                    warnings.simplefilter("ignore")
-                    fitter = fit_once(pen, x0)
-            except (LifetimesConvergenceError, np.linalg.LinAlgError, FloatingPointError, OverflowError) as exc:
+                with _quiet_engine():
+                    fitter = fit_once(pen, start)
+            except _engine_errors() as exc:
                 last_error = str(exc).strip() or type(exc).__name__
                 continue
             values = np.asarray(fitter.params_, dtype="float64")
@@ -209,67 +272,59 @@ def fit_with_retries(
             info = {"penalizer": pen, "start": k, "attempts": attempts, "converged": True}
             if pen != penalizer:
                 warnings.warn(
-                    f"{model}: the likelihood maximisation did not converge from {len(starts)} starting points "
-                    f"without a penalty; it converged with penalizer={pen:g} (an L2 penalty on the parameters), "
-                    "which shrinks the estimates slightly. The value is in fit_info_['penalizer']; check the data "
-                    "(enough repeat buyers, a long enough calibration period) before relying on the estimates.",
+                    f"{model}: the likelihood maximisation did not converge from {len(starts)} starting "
+                    f"points with penalizer={penalizer:g}; it converged with penalizer={pen:g} (an L2 "
+                    "penalty on the parameters), which shrinks the estimates slightly. The value is in "
+                    "penalizer_ and fit_info_['penalizer']; check the data (enough repeat buyers, a long "
+                    "enough calibration period) before relying on the estimates.",
                     ConvergenceWarning,
                     stacklevel=3,
                 )
             return fitter, info
     raise ConvergenceError(
-        f"{model}: the likelihood maximisation did not converge after {attempts} attempts ({len(starts)} starting "
-        f"points, penalizers {', '.join(f'{p:g}' for p in penalizers)}); last error: {last_error}. Try a larger "
-        "penalizer (e.g. penalizer=0.1), a longer calibration period or more customers, and check that the table "
-        "has repeat buyers with varied histories."
+        f"{model}: the likelihood maximisation did not converge after {attempts} attempts ({len(starts)} "
+        f"starting points, penalizers {', '.join(f'{p:g}' for p in penalizers)}); last error: {last_error}. "
+        "Try a larger penalizer (e.g. penalizer=0.1), a longer calibration period or more customers, and "
+        "check that the table has repeat buyers with varied histories."
     )
 
 
-def numerical_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian of a scalar function ``f`` at ``x`` (used on log-parameters, so ``h`` is relative)."""
-    n = len(x)
-    H = np.empty((n, n))
-    E = np.eye(n) * h
-    f0 = f(x)
-    for i in range(n):
-        H[i, i] = (f(x + 2 * E[i]) - 2 * f0 + f(x - 2 * E[i])) / (4 * h * h)
-        for j in range(i + 1, n):
-            H[i, j] = H[j, i] = (
-                f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j]) + f(x - E[i] - E[j])
-            ) / (4 * h * h)
-    return H
+def covariance_from_engine(hessian: np.ndarray, scaled_params: np.ndarray, params: np.ndarray,
+                           n: float, penalizer: float, names: Sequence[str], model: str) -> pd.DataFrame:
+    """Asymptotic covariance of the estimates (inverse observed information) in the parameters' original
+    units.
 
+    lifetimes fits log-parameters ``phi`` (on its rescaled time axis for BG/NBD) by minimising the *mean*
+    penalised negative log-likelihood and returns its exact Hessian (autograd). The log-likelihood differs
+    from the paper's only by a constant on that axis and ``d phi = d log(theta)`` for every parameter, so
+    after removing the penalty's Hessian ``diag(4 penalizer exp(2 phi))`` and multiplying by the number of
+    customers ``n``, ``Cov(log theta) = H^-1`` and the delta method gives ``Cov(theta) = D H^-1 D`` with ``D =
+    diag(theta)`` (equal, at the optimum, to the inverse Hessian in the original parameters). lifetimes' own
+    ``variance_matrix_`` multiplies ``H^-1`` by ``theta_j^2`` column-wise instead, which gets the variances
+    right but not the covariances (its matrix is not even symmetric).
 
-def covariance_from_loglik(loglik: Callable[[np.ndarray], float], params: np.ndarray, names: Sequence[str],
-                           model: str) -> pd.DataFrame:
-    """Asymptotic covariance of the estimates: inverse observed information, in the parameters' original units.
-
-    The Hessian of the *total* negative log-likelihood is taken numerically with respect to the log-parameters
-    (well conditioned) and transformed with the delta method, ``Cov(theta) = D H^-1 D`` with ``D = diag(theta)``;
-    at the optimum this equals the inverse Hessian in the original parameters. When the Hessian is not positive
-    definite the matrix is NaN and a :class:`ConvergenceWarning` says that the parameters are weakly identified.
+    When the Hessian is not positive definite the matrix is NaN and a :class:`ConvergenceWarning` says that
+    the parameters are weakly identified.
     """
-    logp = np.log(params)
-    with np.errstate(all="ignore"):
-        H = numerical_hessian(lambda lp: -loglik(np.exp(lp)), logp)
+    H = n * (np.asarray(hessian, dtype="float64") - np.diag(4.0 * penalizer * np.asarray(scaled_params) ** 2))
+    H = (H + H.T) / 2
     try:
         np.linalg.cholesky(H)
-        cov_log = np.linalg.inv(H)
-        cov = cov_log * np.outer(params, params)
+        cov = np.linalg.inv(H) * np.outer(params, params)
         cov = (cov + cov.T) / 2
     except np.linalg.LinAlgError:
         cov = np.full((len(params), len(params)), np.nan)
         warnings.warn(
-            f"{model}: the Hessian of the log-likelihood is not positive definite at the estimates, so standard "
-            "errors are not available (variance_matrix_ and summary['se'] are NaN); the parameters are weakly "
-            "identified by this data",
+            f"{model}: the Hessian of the log-likelihood is not positive definite at the estimates, so "
+            "standard errors are not available (variance_matrix_ and summary['se'] are NaN); the "
+            "parameters are weakly identified by this data",
             ConvergenceWarning,
             stacklevel=3,
         )
     return pd.DataFrame(cov, index=list(names), columns=list(names))
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------------
 # estimator base class
 
 
@@ -339,7 +394,7 @@ class FittedModel:
             index=pd.Index(self.PARAM_NAMES, name="parameter"),
         )
 
-    # -- persistence ---------------------------------------------------------------------------------------------
+    # -- persistence ----------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild the fitted model, as JSON-compatible values (what ``save`` writes)."""
@@ -366,8 +421,8 @@ class FittedModel:
     def save(self, path: str | Path) -> Path:
         """Write the fitted model to ``path`` as JSON (never pickle); read it back with :func:`load_model`.
 
-        The file holds the parameters, their covariance matrix, the time unit, the penalizer used, the number of
-        customers, the log-likelihood, fit metadata and the library versions. Returns the path.
+        The file holds the parameters, their covariance matrix, the time unit, the penalizer used, the number
+        of customers, the log-likelihood, fit metadata and the library versions. Returns the path.
         """
         path = Path(path)
         path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False), encoding="utf-8")
@@ -378,7 +433,8 @@ class FittedModel:
         model = cls(**d.get("settings", {}))
         names = list(cls.PARAM_NAMES)
         model.params_ = pd.Series([float(d["params"][n]) for n in names], index=names, name="coef")
-        cov = np.array([[np.nan if v is None else v for v in row] for row in d["variance_matrix"]], dtype="float64")
+        cov = np.array([[np.nan if v is None else v for v in row] for row in d["variance_matrix"]],
+                       dtype="float64")
         model.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
         ll = d.get("log_likelihood")
         model.log_likelihood_ = float("nan") if ll is None else float(ll)
@@ -390,7 +446,7 @@ class FittedModel:
 
 
 def load_model(path: str | Path) -> FittedModel:
-    """Read a model written by ``model.save(path)`` (JSON) and return a fitted :class:`BetaGeo` or :class:`GammaGamma`.
+    """Read a model written by ``model.save(path)`` (JSON): a fitted :class:`BetaGeo` or :class:`GammaGamma`.
 
     Predictions of the loaded model are identical to those of the saved one.
     """
@@ -408,7 +464,9 @@ def load_model(path: str | Path) -> FittedModel:
         )
     cls = FittedModel._REGISTRY.get(d.get("model", ""))
     if cls is None:
-        raise ValueError(f"{path}: unknown model type {d.get('model')!r}; known: {', '.join(FittedModel._REGISTRY)}")
+        raise ValueError(
+            f"{path}: unknown model type {d.get('model')!r}; known: {', '.join(FittedModel._REGISTRY)}"
+        )
     try:
         return cls._from_dict(d)
     except (KeyError, TypeError, ValueError) as exc:

@@ -1,14 +1,16 @@
-"""The Gamma-Gamma model of spend per transaction (Fader & Hardie, "The Gamma-Gamma Model of Monetary Value", 2013).
+"""The Gamma-Gamma model of spend per transaction.
 
-A customer's transaction values are Gamma(p, nu) with ``nu ~ Gamma(q, v)`` across customers, so her mean spend is
-``p / nu`` and the population mean is ``p v / (q - 1)`` (finite when ``q > 1``). ``v`` is in currency units,
-``p`` and ``q`` have none. The model assumes that spend per transaction is independent of the number of
-transactions; it is fitted on repeat buyers only (``frequency > 0``), using ``monetary_value`` = mean spend per
-repeat transaction.
+Fader & Hardie (2013), "The Gamma-Gamma Model of Monetary Value".
+
+A customer's transaction values are Gamma(p, nu) with ``nu ~ Gamma(q, v)`` across customers, so her mean spend
+is ``p / nu`` and the population mean is ``p v / (q - 1)`` (finite when ``q > 1``). ``v`` is in currency
+units, ``p`` and ``q`` have none. The model assumes that spend per transaction is independent of the number of
+transactions; it is fitted on repeat buyers only (``frequency > 0``), using ``monetary_value`` = mean spend
+per repeat transaction.
 
 Estimation is done by lifetimes' ``GammaGammaFitter`` on the distinct ``(frequency, monetary_value)`` rows
-weighted by their counts; the log-likelihood (the density of the *average* spend, as published), the covariance
-matrix and the predictions are computed here.
+weighted by their counts; the log-likelihood (the density of the *average* spend, as published), the
+covariance matrix and the predictions are computed here.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from ..exceptions import DataValidationError, ModelAssumptionWarning
 from ._base import (
     FittedModel,
     _examples,
-    covariance_from_loglik,
+    covariance_from_engine,
     fit_with_retries,
     import_lifetimes,
+    subsample_start,
     table_time_unit,
     unique_rows,
     validate_rfm,
@@ -36,9 +39,9 @@ from ._base import (
 PARAM_NAMES = ("p", "q", "v")
 _COLUMNS = ("frequency", "monetary_value")
 
-#: |Pearson correlation| between frequency and monetary_value among repeat buyers above which ``fit`` warns that
-#: the independence assumption is questionable. 0.3 is where a correlation stops being "weak" by the usual rule of
-#: thumb; Fader & Hardie report 0.11 on CDNOW and treat that as negligible.
+#: |Pearson correlation| between frequency and monetary_value among repeat buyers above which ``fit`` warns
+#: that the independence assumption is questionable. 0.3 is where a correlation stops being "weak" by the
+#: usual rule of thumb; Fader & Hardie report 0.11 on CDNOW and treat that as negligible.
 CORRELATION_THRESHOLD = 0.3
 
 
@@ -57,7 +60,10 @@ def log_likelihood(params: Any, x: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def expected_spend(params: Any, x: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """E[mean spend | x, zbar] = (q-1)/(px+q-1) * pv/(q-1) + px/(px+q-1) * zbar (eq. 5); pv/(q-1) for x = 0."""
+    """E[mean spend | x, zbar] = (q-1)/(px+q-1) * pv/(q-1) + px/(px+q-1) * zbar (eq. 5).
+
+    For x = 0 this is the population mean ``p v / (q - 1)``.
+    """
     p, q, v = params
     px = p * x
     w = px / (px + q - 1)  # weight of the customer's own mean; 0 for x = 0
@@ -70,8 +76,8 @@ class GammaGamma(FittedModel):
     Parameters
     ----------
     penalizer:
-        L2 penalty coefficient passed to lifetimes (``penalizer * sum(params ** 2)`` added to the mean negative
-        log-likelihood). 0 gives the maximum-likelihood estimates.
+        L2 penalty coefficient passed to lifetimes (``penalizer * sum(params ** 2)`` added to the mean
+        negative log-likelihood). 0 gives the maximum-likelihood estimates.
 
     Attributes (after ``fit``)
     --------------------------
@@ -97,42 +103,51 @@ class GammaGamma(FittedModel):
         n_repeat = len(repeat)
         if n_repeat < 2:
             raise DataValidationError(
-                f"GammaGamma.fit: {n_repeat} of the {len(data)} customers ha{'s' if n_repeat == 1 else 've'} a "
-                "repeat purchase (frequency > 0); the spend model is fitted on repeat buyers and needs many of them "
-                "(hundreds or more): use a longer calibration period or more customers"
+                f"GammaGamma.fit: {n_repeat} of the {len(data)} customers "
+                f"ha{'s' if n_repeat == 1 else 've'} a repeat purchase (frequency > 0); the spend model is "
+                "fitted on repeat buyers and needs many of them (hundreds or more): use a longer "
+                "calibration period or more customers"
             )
         x, m = repeat["frequency"].to_numpy(), repeat["monetary_value"].to_numpy()
         _check_positive_spend(repeat.index, x, m, "GammaGamma.fit")
         corr = _correlation(x, m)
         if corr is not None and abs(corr) > CORRELATION_THRESHOLD:
             warnings.warn(
-                f"GammaGamma: among the {n_repeat} repeat buyers, frequency and monetary_value have Pearson "
-                f"correlation {corr:.2f} (|r| > {CORRELATION_THRESHOLD}); the model assumes spend per transaction "
-                "is independent of the number of transactions, so expected spends may be biased. Consider "
-                "segmenting customers or a model with dependence.",
+                f"GammaGamma: among the {n_repeat} repeat buyers, frequency and monetary_value have "
+                f"Pearson correlation {corr:.2f} (|r| > {CORRELATION_THRESHOLD}); the model assumes spend "
+                "per transaction is independent of the number of transactions, so expected spends may be "
+                "biased. Consider segmenting customers or a model with dependence.",
                 ModelAssumptionWarning,
                 stacklevel=2,
             )
         _, (ux, um), counts = unique_rows(x, m)
         mean_m = float(np.dot(counts, um) / counts.sum())
-        # log-parameter starts: lifetimes' default, then p=2, q=3 with v at the observed mean spend (population
-        # mean p v/(q-1) = mean spend), then a flatter one.
-        starts = (None, np.log([2.0, 3.0, mean_m]), np.log([1.0, 2.0, mean_m]), np.log([5.0, 5.0, 4 * mean_m]))
+        # log-parameter starts: lifetimes' default, then p=2, q=3 with v at the observed mean spend
+        # (population mean p v/(q-1) = mean spend), then a flatter one.
+        guesses = ([2.0, 3.0, mean_m], [1.0, 2.0, mean_m], [5.0, 5.0, 4 * mean_m])
+        starts: list[dict[str, Any]] = [{}] + [{"initial_params": np.log(g)} for g in guesses]
 
         GammaGammaFitter = import_lifetimes().GammaGammaFitter
 
-        def fit_once(pen: float, x0: np.ndarray | None) -> Any:
-            return GammaGammaFitter(penalizer_coef=pen).fit(ux, um, weights=counts, initial_params=x0)
+        def fit_once(pen: float, start: dict[str, Any]) -> Any:
+            return GammaGammaFitter(penalizer_coef=pen).fit(ux, um, weights=counts, **start)
 
-        fitter, info = fit_with_retries(fit_once, starts, penalizer, model="GammaGamma")
+        def fit_rows(mask: np.ndarray) -> Any:
+            return GammaGammaFitter(penalizer_coef=penalizer).fit(ux[mask], um[mask], weights=counts[mask])
+
+        def to_initial_params(sub: Any) -> np.ndarray:
+            return np.log(np.asarray(sub.params_[list(PARAM_NAMES)]))
+
+        warm = subsample_start(fit_rows, len(ux), to_initial_params)
+        fitter, info = fit_with_retries(fit_once, [*warm, *starts], penalizer, model="GammaGamma")
+        info["warm_start"] = bool(warm) and info["start"] == 0
         params = np.asarray(fitter.params_[list(PARAM_NAMES)], dtype="float64")
 
-        def loglik(prm: np.ndarray) -> float:
-            return float(np.dot(counts, log_likelihood(prm, ux, um)))
-
         self.params_ = pd.Series(params, index=list(PARAM_NAMES), name="coef")
-        self.log_likelihood_ = loglik(params)
-        self.variance_matrix_ = covariance_from_loglik(loglik, params, PARAM_NAMES, "GammaGamma")
+        self.log_likelihood_ = float(np.dot(counts, log_likelihood(params, ux, um)))
+        self.variance_matrix_ = covariance_from_engine(
+            fitter._hessian_, params, params, n_repeat, info["penalizer"], PARAM_NAMES, "GammaGamma"
+        )
         self.n_customers_ = n_repeat
         self.time_unit_ = table_time_unit(rfm, "D")
         self.penalizer_ = info["penalizer"]
@@ -148,9 +163,9 @@ class GammaGamma(FittedModel):
         }
         if params[1] <= 1:
             warnings.warn(
-                f"GammaGamma: q = {params[1]:.3f} <= 1, so the population mean spend p v / (q - 1) is infinite and "
-                "expected_spend cannot be computed; the spend distribution is too heavy-tailed for this model "
-                "(look for outliers in monetary_value)",
+                f"GammaGamma: q = {params[1]:.3f} <= 1, so the population mean spend p v / (q - 1) is "
+                "infinite and expected_spend cannot be computed; the spend distribution is too "
+                "heavy-tailed for this model (look for outliers in monetary_value)",
                 ModelAssumptionWarning,
                 stacklevel=2,
             )
@@ -165,14 +180,14 @@ class GammaGamma(FittedModel):
     def expected_spend(self, rfm: pd.DataFrame) -> pd.Series:
         """Expected mean spend per transaction of each customer (currency), a Series indexed by customer_id.
 
-        A weighted average of the population mean and the customer's observed ``monetary_value``, the weight of
-        the latter growing with ``frequency``; customers with ``frequency == 0`` get the population mean.
+        A weighted average of the population mean and the customer's observed ``monetary_value``, the weight
+        of the latter growing with ``frequency``; customers with ``frequency == 0`` get the population mean.
         """
         params = self._param_values()
         if params[1] <= 1:
             raise DataValidationError(
-                f"GammaGamma.expected_spend: the fitted q = {params[1]:.3f} <= 1 implies an infinite mean spend; "
-                "refit on data without extreme monetary values (or with a penalizer)"
+                f"GammaGamma.expected_spend: the fitted q = {params[1]:.3f} <= 1 implies an infinite mean "
+                "spend; refit on data without extreme monetary values (or with a penalizer)"
             )
         data = validate_rfm(rfm, _COLUMNS, what="GammaGamma.expected_spend")
         x, m = data["frequency"].to_numpy(), data["monetary_value"].to_numpy()
@@ -186,8 +201,8 @@ def _check_positive_spend(index: pd.Index, x: np.ndarray, m: np.ndarray, what: s
     if bad.any():
         raise DataValidationError(
             f"{what}: {int(bad.sum())} repeat buyers have monetary_value <= 0, e.g. "
-            f"{_examples(index, bad, {'frequency': x, 'monetary_value': m})}; the Gamma-Gamma model needs positive "
-            "spend: exclude those customers, or build the table from transactions read with "
+            f"{_examples(index, bad, {'frequency': x, 'monetary_value': m})}; the Gamma-Gamma model needs "
+            "positive spend: exclude those customers, or build the table from transactions read with "
             "zero_amounts='drop'"
         )
 
