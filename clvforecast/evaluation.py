@@ -406,7 +406,8 @@ def _tracking_table(
     starts = origin + (k - 1) * unit
     ends = np.minimum(origin + k * unit, e1)  # exclusive ends, in days since d0
     period_of = np.floor((day(repeats["day"]) - origin) / unit + 1e-9).astype(np.int64)
-    actual = np.bincount(period_of, weights=repeats["n"].to_numpy(dtype=float), minlength=n_tot)[:n_tot]
+    counts = np.bincount(period_of, weights=repeats["n"].to_numpy(dtype=float), minlength=n_tot)[:n_tot]
+    actual = np.rint(counts).astype(np.int64)
     out = pd.DataFrame(
         {
             "start": d0 + pd.to_timedelta(np.ceil(starts - 1e-9), unit="D"),
@@ -665,6 +666,11 @@ def evaluate_holdout(
     )
     if table is None and _is_calibration_table(transactions):
         table, transactions = transactions, None  # type: ignore[assignment]
+    if transactions is not None:
+        # Read and validate once (the user's rules apply, dropped rows are reported once); every later pass
+        # (RFM table, baselines, tracking) scans this tidy frame with the canonical column names.
+        transactions = read_transactions(transactions, **read_kwargs)
+        read_kwargs = dict(amount="amount" if amount is not None else None)
     if table is not None:
         cal_table = _check_table(table, calibration_end, observation_end)
         unit = check_time_unit(cal_table.attrs["time_unit"])
@@ -676,6 +682,7 @@ def evaluate_holdout(
             transactions, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit,
             **read_kwargs,
         )
+        cal_table.attrs.update({k: transactions.attrs[k] for k in ("dropped", "n_rows_read")})
     cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
     horizon = float(cal_table.attrs["holdout_duration"])
     has_spend = "monetary_value" in cal_table.columns
@@ -693,10 +700,7 @@ def evaluate_holdout(
     methods = ["bgnbd"]
     targets = list(TARGETS if has_spend else TARGETS[:1])
     if transactions is not None and has_spend:
-        hist = historical_forecast(
-            transactions, calibration_end=cal, horizon=horizon, time_unit=unit,
-            **{k: read_kwargs[k] for k in ("customer_id", "date", "amount", "date_format")},
-        )
+        hist = historical_forecast(transactions, calibration_end=cal, horizon=horizon, time_unit=unit)
         missing = customers.index.difference(hist.index)
         if len(missing):
             raise ValueError(

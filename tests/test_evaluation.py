@@ -151,6 +151,28 @@ def test_calibration_table_alone_and_with_the_log(result, cdnow_tx, cdnow_cal):
     pd.testing.assert_frame_equal(both.metrics, result.metrics)
 
 
+def test_validation_rules_apply_once(result, cdnow_tx):
+    # A refund row: refused by default, dropped (and reported once) on request; the rest is unchanged.
+    bad = pd.concat([cdnow_tx, pd.DataFrame({"customer_id": [1], "date": [pd.Timestamp("1997-12-12")],
+                                             "quantity": [1], "amount": [-26.48]})], ignore_index=True)
+    with pytest.raises(cf.DataValidationError, match="negative"):
+        evaluate_holdout(bad, calibration_end=CAL_END, observation_end=OBS_END)
+    with pytest.warns(cf.DataQualityWarning, match="1 negative amount") as record:
+        r = evaluate_holdout(bad, calibration_end=CAL_END, observation_end=OBS_END, on_invalid="drop")
+    assert len(record) == 1
+    assert r.customers.attrs["dropped"] == {"negative_amount": 1}
+    pd.testing.assert_frame_equal(r.metrics, result.metrics)
+
+
+def test_a_csv_log_gives_the_same_evaluation(result, cdnow_tx, tmp_path):
+    path = tmp_path / "tx.csv"
+    cdnow_tx.rename(columns={"customer_id": "cust", "amount": "value"}).to_csv(path, index=False)
+    r = evaluate_holdout(path, calibration_end=CAL_END, observation_end=OBS_END, customer_id="cust",
+                         amount="value")
+    pd.testing.assert_frame_equal(r.metrics, result.metrics, rtol=1e-5)
+    pd.testing.assert_frame_equal(r.tracking, result.tracking)
+
+
 def test_frequency_only_data(cdnow_tx):
     tx = cdnow_tx[["customer_id", "date"]]
     r = evaluate_holdout(tx, calibration_end=CAL_END, observation_end=OBS_END, amount=None)
