@@ -173,6 +173,20 @@ def test_a_csv_log_gives_the_same_evaluation(result, cdnow_tx, tmp_path):
     pd.testing.assert_frame_equal(r.tracking, result.tracking)
 
 
+def test_repeat_buyers_with_zero_spend_are_scored(cdnow_cal):
+    # Customer 1 (x = 2) made her repeat purchases for free: the Gamma-Gamma fit leaves her out (with a
+    # warning) and she gets E[Z | x=2, zbar=0] = (q - 1) / (2p + q - 1) * p v / (q - 1) = p v / (2p + q - 1).
+    cal = cdnow_cal.copy()
+    cal.loc[1, "monetary_value"] = 0.0
+    with pytest.warns(cf.ModelAssumptionWarning, match="1 of 946 repeat buyers spent nothing"):
+        r = evaluate_holdout(cal)
+    p, q, v = r.gamma_gamma.params_[["p", "q", "v"]]
+    c = r.customers
+    assert c.loc[1, "bgnbd_spend"] == pytest.approx(c.loc[1, "bgnbd_purchases"] * p * v / (2 * p + q - 1))
+    assert r.gamma_gamma.n_customers_ == 945
+    assert np.isfinite(c["bgnbd_spend"]).all()
+
+
 def test_frequency_only_data(cdnow_tx):
     tx = cdnow_tx[["customer_id", "date"]]
     r = evaluate_holdout(tx, calibration_end=CAL_END, observation_end=OBS_END, amount=None)
