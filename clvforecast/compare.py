@@ -27,6 +27,7 @@ Definitions used throughout (deterministic, so that results are reproducible and
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ import pandas as pd
 
 from .exceptions import DataValidationError
 from .historical import _check_number
+from .units import days_per
 
 __all__ = ["CLVComparison", "compare_clv", "rfm_scores"]
 
@@ -137,7 +139,8 @@ def rfm_scores(rfm: pd.DataFrame) -> pd.DataFrame:
 def _as_values(obj: Any, name: str) -> pd.DataFrame:
     """A DataFrame of value columns, named by variant, from a Series or a DataFrame."""
     if isinstance(obj, pd.Series):
-        return obj.to_frame(str(obj.name) if obj.name is not None else name)
+        label = str(obj.name) if obj.name is not None and name != PREDICTIVE else name
+        return obj.to_frame(label)
     if not isinstance(obj, pd.DataFrame):
         raise TypeError(
             f"{name} must be a pandas Series or DataFrame indexed by customer_id; got {type(obj).__name__}"
@@ -188,6 +191,31 @@ def _check_same_customers(a: pd.Index, b: pd.Index, name_a: str, name_b: str) ->
         )
 
 
+def _check_settings(predictive: Any, historical: Any, margin: float) -> None:
+    """Warn when the inputs' ``attrs`` show different horizons, or a margin the historical values lack."""
+    pa, ha = getattr(predictive, "attrs", {}) or {}, getattr(historical, "attrs", {}) or {}
+    try:
+        p_days = float(pa["horizon"]) * days_per(pa["time_unit"])
+        h_days = float(ha["horizon"]) * days_per(ha["time_unit"])
+    except (KeyError, TypeError, ValueError):
+        p_days = h_days = math.nan
+    if math.isfinite(p_days) and math.isfinite(h_days) and not math.isclose(p_days, h_days, rel_tol=1e-6):
+        warnings.warn(
+            f"the predictive CLV covers {p_days:g} days and the historical forecast {h_days:g} days: compare "
+            "forecasts over the same horizon",
+            UserWarning,
+            stacklevel=3,
+        )
+    p_margin = pa.get("margin")
+    if isinstance(p_margin, (int, float)) and not math.isclose(float(p_margin), margin):
+        warnings.warn(
+            f"the predictive CLV was computed with margin={p_margin:g} and the historical values are "
+            f"multiplied by margin={margin:g}; pass compare_clv(..., margin={p_margin:g}) to compare like with like",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def compare_clv(
     predictive: pd.DataFrame | pd.Series,
     historical: pd.DataFrame | pd.Series,
@@ -212,7 +240,8 @@ def compare_clv(
         :func:`~clvforecast.rfm_summary`) for the classic RFM scores; it must cover every customer.
     margin:
         Multiplies the historical values, to match a ``margin`` used for the predictive CLV (default 1.0).
-        (The historical variants are undiscounted; compare with a predictive CLV at ``discount_rate=0``.)
+        (The historical variants are undiscounted; compare with a predictive CLV at ``discount_rate=0``.) A
+        ``UserWarning`` says so when the inputs' ``attrs`` show a different margin or horizon.
     tiers:
         ``"quartiles"`` (default) or ``"top/mid/low"`` (20% / 30% / 50%), cut on predictive CLV.
 
@@ -232,6 +261,7 @@ def compare_clv(
     if tiers not in TIER_SCHEMES:
         raise ValueError(f"tiers must be one of {', '.join(map(repr, TIER_SCHEMES))}; got {tiers!r}")
     margin = _check_number(margin, "margin", example=" (1.0 for revenue, 0.3 for a 30% margin)")
+    _check_settings(predictive, historical, margin)
     pred = _as_values(predictive, PREDICTIVE)
     hist = _as_values(historical, "historical") * float(margin)
     if PREDICTIVE in hist.columns:
