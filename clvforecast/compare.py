@@ -210,7 +210,8 @@ def _check_settings(predictive: Any, historical: Any, margin: float) -> None:
     if isinstance(p_margin, (int, float)) and not math.isclose(float(p_margin), margin):
         warnings.warn(
             f"the predictive CLV was computed with margin={p_margin:g} and the historical values are "
-            f"multiplied by margin={margin:g}; pass compare_clv(..., margin={p_margin:g}) to compare like with like",
+            f"multiplied by margin={margin:g}; pass compare_clv(..., margin={p_margin:g}) to compare like "
+            "with like",
             UserWarning,
             stacklevel=3,
         )
