@@ -438,9 +438,11 @@ def estimate_lifespan(
     ``annual_churn = 1 - (1 - c) ** (1 / window_years)`` is reported as well. This is the lifespan the
     historical formula assumes (:func:`historical_clv`).
 
-    What it measures, and why it differs from the BG/NBD model (:func:`implied_lifetime`). On CDNOW (weekly,
-    calibration to 1997-09-30) this estimate is well under a year, while the BG/NBD model fitted to the same
-    data implies a median lifetime of about 11 years. Both are right about different things:
+    What it measures, and why it differs from the BG/NBD model (:func:`implied_lifetime`). On CDNOW's
+    calibration period (to 1997-09-30, three 91-day windows) 74% of active customers are lost per quarter and
+    the estimate is 0.34 years (1.04 years from 6-month windows over all 78 weeks), while the BG/NBD model
+    fitted to the same calibration data implies a median lifetime of about 11 years (and 6.2 expected years
+    alive within 10 years). Both are right about different things:
 
     * Inactivity is not churn. A customer who skips a window and buys again later counts here as churned. Most
       CDNOW customers buy less than once a quarter, so windowed churn is high and the lifespan short; longer

@@ -42,11 +42,12 @@ def _values(data: Any) -> pd.DataFrame:
 
 
 def _linthresh(*arrays: np.ndarray) -> float:
-    """Linear range of a symlog axis: the power of ten at or below the smallest positive value."""
+    """Linear range of a symlog axis: the power of ten at or below the 5th percentile of the positive values
+    (so that a few near-zero values do not stretch the axis over many empty decades)."""
     pos = np.concatenate([a[a > 0] for a in arrays])
     if pos.size == 0:
         return 1.0
-    return float(10.0 ** math.floor(math.log10(pos.min())))
+    return float(10.0 ** math.floor(math.log10(np.percentile(pos, 5))))
 
 
 def plot_predictive_vs_historical(
@@ -58,9 +59,10 @@ def plot_predictive_vs_historical(
 ) -> Any:
     """Scatter of each customer's predictive CLV (y) against a historical variant (x), on log scales.
 
-    Both axes are ``symlog`` (logarithmic above the smallest positive value, linear below it) so that
-    customers with a historical value of 0 (one-time buyers have a run rate of 0) are shown at 0 rather than
-    dropped. The dashed diagonal is ``predictive = historical``.
+    Both axes are ``symlog`` (logarithmic above a small value, the power of ten below the 5th percentile of
+    the positive values, and linear below it) so that customers with a historical value of 0 (one-time
+    buyers have a run rate of 0) are shown at 0 rather than dropped; the legend gives their number. The
+    dashed diagonal is ``predictive = historical``.
 
     Parameters
     ----------
@@ -86,7 +88,9 @@ def plot_predictive_vs_historical(
         raise ValueError(f"variant {variant!r} is not in the comparison; choose one of {', '.join(others)}")
     x, y = values[variant].to_numpy(float), values[PREDICTIVE].to_numpy(float)
     ax = _axes(ax)
-    style = {"s": 10, "alpha": 0.5, "linewidths": 0, "color": "C0"} | kwargs
+    n_zero = int((x == 0).sum())
+    label = f"customers ({n_zero:,} with historical CLV 0, at x = 0)" if n_zero else "customers"
+    style = {"s": 10, "alpha": 0.5, "linewidths": 0, "color": "C0", "label": label} | kwargs
     ax.scatter(x, y, **style)
     lt = _linthresh(x, y)
     hi = float(max(x.max(), y.max(), lt))
