@@ -75,6 +75,14 @@ def _check_number(value: Any, name: str, *, positive: bool = False, example: str
     return v
 
 
+def _require_amount(amount: Any) -> None:
+    if not isinstance(amount, str):
+        raise ValueError(
+            f"amount must name the column of purchase values (e.g. amount='amount'); got {amount!r}: the "
+            "historical formula needs what each purchase was worth"
+        )
+
+
 def _examples(values: Any, k: int = 3) -> str:
     return ", ".join(repr(v) for v in list(values)[:k])
 
@@ -317,6 +325,7 @@ def historical_clv(
     cost = _check_number(acquisition_cost, "acquisition_cost", example=" (currency per customer)")
     if purchase_unit not in ("day", "row"):
         raise ValueError(f"purchase_unit must be 'day' or 'row'; got {purchase_unit!r}")
+    _require_amount(amount)
     tx = _read(transactions, customer_id=customer_id, date=date, amount=amount, date_format=date_format,
                segment=segment)
     if segment is not None and (tx["segment"] == ALL).any():
@@ -747,6 +756,7 @@ def historical_forecast(
     unit = check_time_unit(time_unit)
     h = parse_horizon(horizon, unit)
     cal = pd.Timestamp(_to_date(calibration_end, "calibration_end"))
+    _require_amount(amount)
     tx = _read(transactions, customer_id=customer_id, date=date, amount=amount, date_format=date_format,
                segment=segment)
     tx = tx.loc[tx["date"] <= cal]

@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 import clvforecast as cf
@@ -240,3 +242,30 @@ def test_warns_on_different_horizons_or_margins():
     pred.attrs["margin"] = 0.3
     with pytest.warns(UserWarning, match=r"margin=0\.3.*compare_clv\(\.\.\., margin=0\.3\)"):
         cf.compare_clv(pred, hist)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    values=st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=60),
+    noise=st.lists(st.floats(0, 1e3, allow_nan=False), min_size=60, max_size=60),
+)
+def test_comparison_invariants(values, noise):
+    n = len(values)
+    pred = pd.Series(values, index=pd.Index(range(n), name="customer_id"))
+    other = pred + np.array(noise[:n])
+    res = cf.compare_clv(pred, pd.DataFrame({"same": pred, "other": other}))
+    v, tiers = res.summary["variants"], res.summary["tiers"]
+    assert len(res.table) == n
+    # Quartile tiers partition the customers into groups whose sizes differ by at most one.
+    assert tiers["customers"].sum() == n and tiers["customers"].max() - tiers["customers"].min() <= 1
+    # A variant identical to the predictive CLV agrees perfectly; any top 20% of non-negative values holds at
+    # least 20% of the total.
+    if pred.nunique() > 1:
+        assert v.loc["same", "spearman"] == pytest.approx(1.0)
+        assert v.loc["same", "top10_overlap"] == 1.0 and v.loc["same", "top20_overlap"] == 1.0
+    for name in v.index:
+        share = v.loc[name, "top20_share"]
+        assert np.isnan(share) or share >= 0.2 - 1e-9
+        for col in ("top10_overlap", "top20_overlap"):
+            assert np.isnan(v.loc[name, col]) or 0 <= v.loc[name, col] <= 1
+    assert (res.table["rank_predictive"] >= 1).all() and (res.table["rank_predictive"] <= n).all()

@@ -600,3 +600,10 @@ def test_historical_forecast_cdnow(cdnow_tx, cdnow_cal, published_summary):
     rate = np.where(ps["T"] > 0, ps["x"] / ps["T"], 0.0)
     assert out["run_rate_purchases"].to_numpy() == pytest.approx(rate * 39, rel=1e-3)
     assert out["run_rate_spend"].sum() == pytest.approx((rate * ps["zbar"]).sum() * 39, rel=1e-3)
+
+
+def test_amount_column_is_required():
+    with pytest.raises(ValueError, match="amount must name the column of purchase values"):
+        cf.historical_clv(example_log(), lifespan_years=2, amount=None)
+    with pytest.raises(ValueError, match="amount must name the column of purchase values"):
+        cf.historical_forecast(forecast_log(), calibration_end="2024-01-10", horizon=10, amount=None)
