@@ -77,7 +77,15 @@ from .rfm import _to_date, calibration_holdout
 from .units import UNIT_NAMES, check_time_unit, days_per, parse_horizon
 
 __all__ = [
+    "METHODS",
     "METRICS",
+    "TARGETS",
+    "HoldoutEvaluation",
+    "backtest",
+    "conditional_expectations",
+    "evaluate_holdout",
+    "period_transactions",
+    "repeat_transaction_tracking",
     "forecast_metrics",
     "gains_curve",
     "gini_coefficient",
@@ -432,10 +440,10 @@ def _tracking_table(
         cumulative = ex[inverse.reshape(exposure.shape)] @ n_first
         out["expected"] = np.diff(cumulative, prepend=0.0)
         out["expected_cumulative"] = cumulative
-    return out[[c for c in COLS_TRACKING if c in out.columns]]
+    return out[[c for c in _TRACKING_COLUMNS if c in out.columns]]
 
 
-COLS_TRACKING = ["start", "end", "period", "actual", "expected", "actual_cumulative", "expected_cumulative"]
+_TRACKING_COLUMNS = ["start", "end", "period", "actual", "expected", "actual_cumulative", "expected_cumulative"]
 
 
 def repeat_transaction_tracking(
