@@ -443,7 +443,9 @@ def _tracking_table(
     return out[[c for c in _TRACKING_COLUMNS if c in out.columns]]
 
 
-_TRACKING_COLUMNS = ["start", "end", "period", "actual", "expected", "actual_cumulative", "expected_cumulative"]
+_TRACKING_COLUMNS = [
+    "start", "end", "period", "actual", "expected", "actual_cumulative", "expected_cumulative",
+]
 
 
 def repeat_transaction_tracking(
