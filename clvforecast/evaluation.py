@@ -679,23 +679,23 @@ def evaluate_holdout(
     )
     if table is None and _is_calibration_table(transactions):
         table, transactions = transactions, None  # type: ignore[assignment]
+    log: pd.DataFrame | None = None
     if transactions is not None:
         # Read and validate once (the user's rules apply, dropped rows are reported once); every later pass
         # (RFM table, baselines, tracking) scans this tidy frame with the canonical column names.
-        transactions = read_transactions(transactions, **read_kwargs)
+        log = read_transactions(transactions, **read_kwargs)
         read_kwargs = dict(amount="amount" if amount is not None else None)
     if table is not None:
         cal_table = _check_table(table, calibration_end, observation_end)
         unit = check_time_unit(cal_table.attrs["time_unit"])
     else:
-        if transactions is None:
+        if log is None:
             raise TypeError("evaluate_holdout needs transactions (a log) or table=calibration_holdout(...)")
         unit = check_time_unit(time_unit)
         cal_table = calibration_holdout(
-            transactions, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit,
-            **read_kwargs,
+            log, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit, **read_kwargs
         )
-        cal_table.attrs.update({k: transactions.attrs[k] for k in ("dropped", "n_rows_read")})
+        cal_table.attrs.update({k: log.attrs[k] for k in ("dropped", "n_rows_read")})
     cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
     horizon = float(cal_table.attrs["holdout_duration"])
     has_spend = "monetary_value" in cal_table.columns
@@ -712,8 +712,8 @@ def evaluate_holdout(
         customers["bgnbd_spend"] = customers["bgnbd_purchases"] * spend
     methods = ["bgnbd"]
     targets = list(TARGETS if has_spend else TARGETS[:1])
-    if transactions is not None and has_spend:
-        hist = historical_forecast(transactions, calibration_end=cal, horizon=horizon, time_unit=unit)
+    if log is not None and has_spend:
+        hist = historical_forecast(log, calibration_end=cal, horizon=horizon, time_unit=unit)
         missing = customers.index.difference(hist.index)
         if len(missing):
             raise ValueError(
@@ -734,9 +734,9 @@ def evaluate_holdout(
                                   predicted=[f"{m}_purchases" for m in methods])
     pt = period_transactions(cal_table, bg, max_frequency=max_frequency)
     track = None
-    if tracking and transactions is not None:
+    if tracking and log is not None:
         track = repeat_transaction_tracking(
-            transactions, calibration_end=cal, observation_end=obs, time_unit=unit, model=bg, **read_kwargs
+            log, calibration_end=cal, observation_end=obs, time_unit=unit, model=bg, **read_kwargs
         )
     return HoldoutEvaluation(
         customers=customers, metrics=metrics, conditional_expectations=ce, tracking=track,
