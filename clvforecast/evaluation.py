@@ -693,7 +693,8 @@ def evaluate_holdout(
             raise TypeError("evaluate_holdout needs transactions (a log) or table=calibration_holdout(...)")
         unit = check_time_unit(time_unit)
         cal_table = calibration_holdout(
-            log, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit, **read_kwargs
+            log, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit,
+            **read_kwargs,
         )
         cal_table.attrs.update({k: log.attrs[k] for k in ("dropped", "n_rows_read")})
     cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
