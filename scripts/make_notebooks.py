@@ -114,7 +114,7 @@ plotting.plot_gains(ev.customers, target="spend");
 """),
     md("## Backtest: the same evaluation at several calibration cut-offs (rolling origin), 26-week horizon"),
     code("""
-bt = cf.backtest(tx, cutoffs=["1997-06-30", "1997-09-30", "1997-12-31"], horizon="26W", time_unit="W",
+bt = cf.backtest(tx, cutoffs=["1997-06-30", "1997-09-30", "1997-12-30"], horizon="26W", time_unit="W",
                  progress=False)
 bt[(bt["metric"] == "mae") & (bt["target"] == "spend")].pivot(index="cutoff", columns="method", values="value").round(2)
 """),
