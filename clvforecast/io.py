@@ -1,9 +1,18 @@
 """Reading transaction logs: map columns, parse, validate, and account for every dropped row.
 
-The work is done by DuckDB: a CSV or Parquet file is scanned by DuckDB directly (it is never loaded into pandas
-first), a DataFrame is scanned in place. :func:`open_transactions` is the one place that turns a source into
-the clean relation ``tx(customer_id, date DATE, amount DOUBLE[, quantity])`` that :mod:`clvforecast.rfm` builds
-on; :func:`read_transactions` returns that relation as a pandas DataFrame.
+The work is done by DuckDB: a CSV or Parquet file is scanned by DuckDB directly (it is never loaded into
+pandas first), a DataFrame is scanned in place. :func:`open_transactions` is the one place that turns a source
+into the clean relation ``tx(customer_id, date DATE, amount DOUBLE[, quantity])`` that :mod:`clvforecast.rfm`
+builds on; :func:`read_transactions` returns that relation as a pandas DataFrame.
+
+Sources give identical results: a DataFrame, a CSV file and a Parquet file holding the same log give the same
+rows, values and dtypes. Customer ids keep their type, except that integer ids of any width become ``int64``,
+and so do a CSV column of canonical integers (``17``, not ``017`` or ``+17``) and a float column of whole
+numbers (pandas reads integer ids with gaps as floats); categorical ids become strings.
+
+Dates are kept at day resolution: a timestamp is reduced to its calendar day (``2024-03-01 23:59`` is
+2024-03-01). Time-zone-aware pandas timestamps and ISO strings with an offset keep their local calendar day;
+Parquet timestamps with a time zone are stored as UTC instants and give their UTC day.
 
 Validation rules (each row is checked in this order and counted under the first rule it breaks):
 
@@ -13,38 +22,47 @@ Validation rules (each row is checked in this order and counted under the first 
     the date is missing or cannot be parsed (ISO dates and timestamps are understood without help; pass
     ``date_format``, a ``strftime`` pattern such as ``"%Y%m%d"`` or ``"%d/%m/%Y"``, for anything else).
 ``non_numeric_amount``
-    the amount is missing or is not a number.
+    the amount is missing or is not a finite number (currency symbols and thousands separators are not
+    understood), or its size is 1e15 or more, which no purchase is (the cap keeps exact sums in range).
 ``negative_amount``
     the amount is below zero (a return or refund).
 ``zero_amount``
-    the amount is exactly zero (a free or fully discounted purchase).
+    the amount is exactly zero (a free or fully discounted purchase); only checked unless kept, see below.
 
 Policy. With ``on_invalid="raise"`` (the default) the first broken rule raises :class:`DataValidationError`
-naming the column, the count of bad rows and up to three examples. With ``on_invalid="drop"`` the bad rows are
-dropped, counted per reason in ``result.attrs["dropped"]``, and a :class:`DataQualityWarning` says so.
-Amounts have their own policy because they are a modelling choice, not an error:
+naming the column, the count of bad rows, up to three examples and the fix. With ``on_invalid="drop"`` the
+bad rows are dropped, counted per reason in ``result.attrs["dropped"]``, and a :class:`DataQualityWarning`
+says so. Amounts have their own policies because they are a modelling choice, not an error:
 
 * ``zero_amounts="keep"`` (default): a zero-value purchase is still a purchase (the published CDNOW summary
-  counts CDNOW's eight zero-dollar purchases as transactions). ``"drop"`` or ``"raise"`` otherwise.
+  counts CDNOW's zero-dollar purchases as transactions). ``"drop"`` drops them (counted), ``"raise"`` refuses
+  them.
 * ``negative_amounts=None`` (default) follows ``on_invalid``. Returns are not purchases: the BG/NBD and
-  Gamma-Gamma models need positive spend. Net returns against their purchases before calling, or ``"drop"``
-  them (counted).
+  Gamma-Gamma models need non-negative spend. Net returns against their purchases before calling, or
+  ``"drop"`` them (counted).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import duckdb
 import pandas as pd
 
 from .exceptions import DataQualityWarning, DataValidationError
 
-Source = pd.DataFrame | str | os.PathLike
+__all__ = ["REASONS", "Prepared", "Source", "open_transactions", "read_transactions"]
+
+Source: TypeAlias = pd.DataFrame | str | os.PathLike
+OnInvalid: TypeAlias = Literal["raise", "drop"]
+ZeroAmounts: TypeAlias = Literal["keep", "drop", "raise"]
+NegativeAmounts: TypeAlias = Literal["raise", "drop"] | None
 
 #: Reasons a row can be dropped, in the order the checks are applied.
 REASONS: tuple[str, ...] = (
@@ -57,31 +75,41 @@ REASONS: tuple[str, ...] = (
 
 _CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".csv.gz", ".tsv.gz", ".txt.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-
-
-@dataclass
-class Columns:
-    """Names of the source's columns that hold each field."""
-
-    customer_id: str = "customer_id"
-    date: str = "date"
-    amount: str | None = "amount"
-    quantity: str | None = None
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}
+_NUMERIC_PREFIXES = (
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+    "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
+    "FLOAT", "DOUBLE", "DECIMAL",
+)  # fmt: skip
+# A canonical integer: no '+', no leading zeros, at most 18 digits so that it fits in int64.
+_CANONICAL_INT = r"-?(0|[1-9][0-9]{0,17})"
+_MAX_AMOUNT = 1e15
 
 
 @dataclass
 class Prepared:
-    """A DuckDB connection holding the clean view ``tx`` and what validation counted."""
+    """A DuckDB connection holding the clean view ``tx`` and what validation counted.
+
+    Use it as a context manager, or call :meth:`close`.
+    """
 
     con: duckdb.DuckDBPyConnection
-    n_rows: int
-    dropped: dict[str, int] = field(default_factory=dict)
-    n_after: int = 0  # valid rows dated after ``observation_end`` (excluded by the caller's SQL)
+    n_rows: int  # rows in the source
+    dropped: dict[str, int] = field(default_factory=dict)  # rows dropped per reason (reasons that occurred)
+    n_after: int = 0  # valid rows dated after ``observation_end`` (the caller's SQL excludes them)
+    first_date: dt.date | None = None  # the earliest valid date
+    last_date: dt.date | None = None  # the latest valid date
     has_amount: bool = True
     has_quantity: bool = False
 
     def close(self) -> None:
         self.con.close()
+
+    def __enter__(self) -> Prepared:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _quote_ident(name: str) -> str:
@@ -90,6 +118,22 @@ def _quote_ident(name: str) -> str:
 
 def _quote_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def _to_date(value: Any, name: str) -> dt.date:
+    """A calendar date from a string, date, datetime or Timestamp (a time of day is dropped)."""
+    if value is None:
+        raise ValueError(f"{name} is required (a date such as '1997-09-30')")
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}={value!r} is not a date; give e.g. '1997-09-30'") from exc
+    if pd.isna(ts):
+        raise ValueError(f"{name} is missing; give a date such as '1997-09-30'")
+    return ts.date()
+
+
+# --- Sources ------------------------------------------------------------------------------------------------
 
 
 def _source_kind(source: Source) -> str:
@@ -102,104 +146,238 @@ def _source_kind(source: Source) -> str:
         if name.endswith(_CSV_SUFFIXES):
             return "csv"
         raise DataValidationError(
-            f"source {os.fspath(source)!r}: unknown file type; give a .csv, .tsv, .txt or .parquet file, or a DataFrame"
+            f"source {os.fspath(source)!r}: unknown file type; give a .csv, .tsv, .txt (optionally .gz) or "
+            ".parquet file, or a DataFrame"
         )
-    raise TypeError(f"source must be a pandas DataFrame or a path to a CSV or Parquet file; got {type(source).__name__}")
+    raise TypeError(
+        f"source must be a pandas DataFrame or a path to a CSV or Parquet file; got {type(source).__name__}"
+    )
 
 
-def _register_source(con: duckdb.DuckDBPyConnection, source: Source, cols: Columns) -> dict[str, str]:
-    """Create the view ``raw`` over the source and return its column types (for the columns we need)."""
+def _check_columns(fields: dict[str, str], present: list[str]) -> None:
+    missing = [c for c in dict.fromkeys(fields.values()) if c not in present]
+    if not missing:
+        return
+    shown = ", ".join(repr(c) for c in present[:30]) + (" ..." if len(present) > 30 else "")
+    also = f" (also missing: {', '.join(repr(c) for c in missing[1:])})" if len(missing) > 1 else ""
+    key = next(k for k, v in fields.items() if v == missing[0])
+    argument = {"date_raw": "date", "amount_raw": "amount"}.get(key, key)
+    close = difflib.get_close_matches(missing[0], present, n=1, cutoff=0.6)
+    fix = (
+        f"did you mean {argument}={close[0]!r}?" if close else f"pass {argument}='<the column that holds it>'"
+    )
+    raise DataValidationError(
+        f"column {missing[0]!r} not found{also}; the source has columns {shown or '(none)'}: {fix}"
+    )
+
+
+def _frame_column(df: pd.DataFrame, label: Any) -> pd.Series:
+    """One column of ``df`` in a form DuckDB reads as it reads the same values from a file."""
+    s = df[label]
+    if isinstance(s, pd.DataFrame):
+        raise DataValidationError(f"column {label!r} appears {s.shape[1]} times in the DataFrame; rename one")
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_localize(None)  # local wall-clock time: the calendar day where the purchase happened
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("mixed", "mixed-integer"):
+        return s.astype("string")  # e.g. ids partly numbers and partly text: all text, as in a CSV file
+    return s
+
+
+def _file_scan(kind: str, path: str, text: list[str] | None = None) -> str:
+    """DuckDB table function reading the file; ``text``: CSV columns to read as VARCHAR."""
+    if kind == "parquet":
+        return f"read_parquet({_quote_literal(path)})"
+    types = ", ".join(f"{_quote_literal(c)}: 'VARCHAR'" for c in dict.fromkeys(text or []))
+    return f"read_csv({_quote_literal(path)}, header = true{f', types = {{{types}}}' if text else ''})"
+
+
+def _register_source(con: duckdb.DuckDBPyConnection, source: Source, fields: dict[str, str]) -> str:
+    """Create the view ``raw`` over the source with one column per field, named by the field; return the kind.
+
+    ``fields`` maps our names (``customer_id``, ``date_raw``, ``amount_raw``, ``quantity``) to the source's
+    column names. Renaming at the source keeps every later query free of clashes with the source's names.
+    """
     kind = _source_kind(source)
-    wanted = [c for c in (cols.customer_id, cols.date, cols.amount, cols.quantity) if c is not None]
     if kind == "dataframe":
         df: pd.DataFrame = source  # type: ignore[assignment]
-        present = [str(c) for c in df.columns]
-    else:
-        path = Path(os.fspath(source))
-        if not path.exists():
-            raise FileNotFoundError(f"no such file: {os.fspath(source)!r}")
-        lit = _quote_literal(os.fspath(path))
-        if kind == "parquet":
-            scan = f"read_parquet({lit})"
-        else:
-            scan = f"read_csv({lit}, header = true)"
-        try:
-            present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
-        except duckdb.Error as exc:
-            raise DataValidationError(f"could not read {os.fspath(source)!r}: {exc}") from exc
-    missing = [c for c in wanted if c not in present]
-    if missing:
-        shown = ", ".join(repr(c) for c in present[:30]) + (" ..." if len(present) > 30 else "")
-        raise DataValidationError(
-            f"column {missing[0]!r} not found"
-            + (f" (also missing: {', '.join(repr(c) for c in missing[1:])})" if len(missing) > 1 else "")
-            + f"; the source has columns {shown}. Pass the right name, e.g. customer_id='CustomerID'."
+        labels = {str(c): c for c in df.columns}
+        _check_columns(fields, list(labels))
+        frame = pd.DataFrame({k: _frame_column(df, labels[v]) for k, v in fields.items()}, copy=False)
+        con.register("source_frame", frame)
+        con.execute("CREATE VIEW raw AS SELECT * FROM source_frame")
+        return kind
+    path = os.fspath(source)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no such file: {path!r}")
+    if Path(path).stat().st_size == 0:
+        raise DataValidationError(f"the file {path!r} is empty (0 bytes); expected a header line and rows")
+    try:
+        present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_file_scan(kind, path)}").fetchall()]
+    except duckdb.Error as exc:
+        raise DataValidationError(f"could not read {path!r}: {exc}") from exc
+    _check_columns(fields, present)
+    # In a CSV, id, date and amount are read as text: each bad value is then ours to count and report, and an
+    # id column whose first rows look numeric can neither fail further down nor be mangled ('017' is not 17).
+    text = [v for k, v in fields.items() if k != "quantity"] if kind == "csv" else None
+    select = ", ".join(f"{_quote_ident(v)} AS {k}" for k, v in fields.items())
+    con.execute(f"CREATE VIEW raw AS SELECT {select} FROM {_file_scan(kind, path, text)}")
+    return kind
+
+
+# --- Parsing expressions, chosen by the column's DuckDB type ------------------------------------------------
+
+
+def _id_exprs(dtype: str, kind: str) -> tuple[str, str | None]:
+    """The customer-id expression, and a test which, true for every valid id, allows a cast to BIGINT.
+
+    Integer ids of any width become BIGINT, so every source gives the same id type: a CSV column of canonical
+    integers and a float column of whole numbers (ids with gaps, as pandas reads them) too. Text ids in a
+    DataFrame or Parquet file stay text.
+    """
+    if dtype in _INTEGER_TYPES:
+        return "CAST(customer_id AS BIGINT)", None
+    if dtype.startswith("ENUM"):
+        return "CAST(customer_id AS VARCHAR)", None
+    if dtype in ("FLOAT", "DOUBLE"):
+        return (
+            "CASE WHEN isnan(customer_id) THEN NULL ELSE customer_id END",
+            "customer_id = round(customer_id) AND abs(customer_id) < 1e18",
         )
-    if kind == "dataframe":
-        sub = df.loc[:, wanted]
-        sub.columns = [str(c) for c in sub.columns]
-        # DuckDB cannot scan object columns holding mixed Python types; make them strings (None stays missing).
-        conv = {}
-        for c in sub.columns:
-            if sub[c].dtype == object:
-                conv[c] = sub[c].map(lambda v: v if v is None or isinstance(v, str) or v != v else str(v))
-                conv[c] = conv[c].astype("string")
-        if conv:
-            sub = sub.assign(**conv)
-        con.register("raw_df", sub)
-        con.execute("CREATE VIEW raw AS SELECT * FROM raw_df")
-    elif kind == "parquet":
-        con.execute(f"CREATE VIEW raw AS SELECT * FROM {scan}")
-    else:
-        # Read date and amount as text so that every bad value is ours to count and report.
-        text_cols = [c for c in (cols.date, cols.amount) if c is not None]
-        types = "{" + ", ".join(f"{_quote_literal(c)}: 'VARCHAR'" for c in text_cols) + "}"
-        con.execute(f"CREATE VIEW raw AS SELECT * FROM read_csv({lit}, header = true, types = {types})")
-    return {r[0]: r[1] for r in con.execute("DESCRIBE SELECT * FROM raw").fetchall() if r[0] in wanted}
+    if dtype == "VARCHAR" and kind == "csv":
+        return "customer_id", f"regexp_full_match(customer_id, '{_CANONICAL_INT}')"
+    return "customer_id", None
 
 
-def _date_expr(col: str, dtype: str, date_format: str | None) -> str:
-    q = _quote_ident(col)
-    t = dtype.upper()
-    if t == "DATE":
-        return q
-    if t.startswith("TIMESTAMP"):
-        return f"CAST({q} AS DATE)"
-    text = q if t == "VARCHAR" else f"CAST({q} AS VARCHAR)"
+def _date_expr(dtype: str, date_format: str | None) -> str:
+    if dtype == "DATE":
+        return "date_raw"
+    if dtype.startswith("TIMESTAMP"):
+        return "CAST(date_raw AS DATE)"
+    text = "trim(date_raw)" if dtype == "VARCHAR" else "CAST(date_raw AS VARCHAR)"
     if date_format:
-        return f"CAST(try_strptime(trim({text}), {_quote_literal(date_format)}) AS DATE)"
-    return f"TRY_CAST(trim({text}) AS DATE)"
+        return f"CAST(try_strptime({text}, {_quote_literal(date_format)}) AS DATE)"
+    return f"TRY_CAST({text} AS DATE)"
 
 
-def _amount_expr(col: str, dtype: str) -> str:
-    q = _quote_ident(col)
-    t = dtype.upper()
-    if t == "VARCHAR":
-        return f"TRY_CAST(trim({q}) AS DOUBLE)"
-    return f"TRY_CAST({q} AS DOUBLE)"
+def _amount_expr(dtype: str) -> str:
+    if dtype.startswith(_NUMERIC_PREFIXES):
+        return "CAST(amount_raw AS DOUBLE)"
+    text = "trim(amount_raw)" if dtype == "VARCHAR" else "CAST(amount_raw AS VARCHAR)"
+    return f"TRY_CAST({text} AS DOUBLE)"
 
 
-def _examples(con: duckdb.DuckDBPyConnection, column: str, reason: str, k: int = 3) -> list[str]:
-    rows = con.execute(
-        f"SELECT {_quote_ident(column)} FROM parsed WHERE reason = ? LIMIT {k}", [reason]
-    ).fetchall()
-    return [repr(r[0]) if not isinstance(r[0], str) else repr(r[0]) for r in rows]
+def _validate(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    fields: dict[str, str],
+    policy: dict[str, str],
+    date_format: str | None,
+    obs: dt.date | None,
+) -> Prepared:
+    """Define the views ``parsed`` and ``tx`` and count, in one scan, the rows and what is wrong with them."""
+    types = {r[0]: r[1].upper() for r in con.execute("DESCRIBE SELECT * FROM raw").fetchall()}
+    has_amount, has_quantity = "amount_raw" in fields, "quantity" in fields
+    id_expr, id_integer_test = _id_exprs(types["customer_id"], kind)
+    reason = ["WHEN customer_id IS NULL THEN 'null_customer_id'", "WHEN date IS NULL THEN 'unparseable_date'"]
+    amount = "CAST(0 AS DOUBLE) AS amount"
+    if has_amount:
+        amount = f"amount_raw, {_amount_expr(types['amount_raw'])} AS amount"
+        reason += [  # 'NOT abs(amount) < cap' is also true for NaN and infinity
+            f"WHEN amount IS NULL OR NOT abs(amount) < {_MAX_AMOUNT} THEN 'non_numeric_amount'",
+            "WHEN amount < 0 THEN 'negative_amount'",
+        ]
+        if policy["zero_amount"] != "keep":
+            reason.append("WHEN amount = 0 THEN 'zero_amount'")
+    quantity = ", quantity" if has_quantity else ""
+    con.execute(
+        f"""CREATE VIEW parsed AS
+        SELECT *, CASE {" ".join(reason)} ELSE NULL END AS reason
+        FROM (SELECT {id_expr} AS customer_id, date_raw, {_date_expr(types["date_raw"], date_format)} AS date,
+                     {amount}{quantity}
+              FROM raw)"""
+    )
+    by_reason = ", ".join(f"count(*) FILTER (WHERE reason = '{r}')" for r in REASONS)
+    integer_ids = f"bool_and({id_integer_test}) FILTER (WHERE reason IS NULL)" if id_integer_test else "false"
+    row = con.execute(
+        f"""SELECT count(*), {by_reason},
+                   count(*) FILTER (WHERE reason IS NULL AND date > $obs),
+                   min(date) FILTER (WHERE reason IS NULL),
+                   max(date) FILTER (WHERE reason IS NULL),
+                   {integer_ids}
+            FROM parsed""",
+        {"obs": obs},
+    ).fetchone()
+    assert row is not None
+    n_rows = int(row[0])
+    if n_rows == 0:
+        raise DataValidationError("the transaction log is empty (0 rows); check the source")
+    dropped = {r: int(n) for r, n in zip(REASONS, row[1 : 1 + len(REASONS)], strict=True) if n}
+    customer = "CAST(customer_id AS BIGINT)" if row[-1] else "customer_id"
+    con.execute(
+        f"CREATE VIEW tx AS SELECT {customer} AS customer_id, date, amount{quantity} "
+        "FROM parsed WHERE reason IS NULL"
+    )
+    n_after, first_date, last_date = int(row[-4]), row[-3], row[-2]
+    return Prepared(con, n_rows, dropped, n_after, first_date, last_date, has_amount, has_quantity)
 
 
-_FIXES = {
-    "null_customer_id": "fill the ids or pass on_invalid='drop' to drop those rows (they are counted)",
-    "unparseable_date": "pass date_format (e.g. date_format='%d/%m/%Y') or on_invalid='drop'",
-    "non_numeric_amount": "clean the column (no currency symbols or thousands separators) or pass on_invalid='drop'",
-    "negative_amount": "net returns against their purchases first, or pass negative_amounts='drop'",
-    "zero_amount": "pass zero_amounts='keep' to count them as purchases or zero_amounts='drop' to drop them",
-}
-_WHAT = {
-    "null_customer_id": "customer ids are missing",
-    "unparseable_date": "values are missing or could not be parsed as dates",
-    "non_numeric_amount": "values are missing or not numbers",
-    "negative_amount": "amounts are negative (returns?)",
-    "zero_amount": "amounts are zero",
-}
+# --- Messages -----------------------------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "a missing value"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _examples(con: duckdb.DuckDBPyConnection, reason: str, k: int = 3) -> str:
+    column = "date_raw" if reason in ("null_customer_id", "unparseable_date") else "amount_raw"
+    rows = con.execute(f"SELECT {column} FROM parsed WHERE reason = ? LIMIT {k}", [reason]).fetchall()
+    return ", ".join(_show(r[0]) for r in rows)
+
+
+def _error_message(
+    reason: str, n: int, n_rows: int, names: dict[str, str], examples: str, date_format: str | None
+) -> str:
+    rows, counted = f"{n:,} of {n_rows:,} rows", "to drop those rows (they are counted)"
+    if reason == "null_customer_id":
+        return (
+            f"column {names['customer_id']!r}: {rows} have no customer id (the rows dated {examples}); "
+            f"fill them in, or pass on_invalid='drop' {counted}"
+        )
+    if reason == "unparseable_date":
+        if date_format:
+            return (
+                f"column {names['date']!r}: {rows} are missing or do not match date_format={date_format!r}, "
+                f"e.g. {examples}; fix the format or pass on_invalid='drop' {counted}"
+            )
+        return (
+            f"column {names['date']!r}: {rows} are missing or could not be parsed as dates, e.g. {examples}; "
+            f"pass date_format (e.g. date_format='%d/%m/%Y' or '%Y%m%d') or on_invalid='drop' {counted}"
+        )
+    column = names["amount"]
+    if reason == "non_numeric_amount":
+        return (
+            f"column {column!r}: {rows} are missing or not finite numbers below {_MAX_AMOUNT:.0e}, e.g. "
+            f"{examples}; write plain numbers (no currency symbols or thousands separators) or pass "
+            f"on_invalid='drop' {counted}"
+        )
+    if reason == "negative_amount":
+        return (
+            f"column {column!r}: {rows} have negative amounts (returns or refunds?), e.g. {examples}; "
+            f"net them against their purchases first, or pass negative_amounts='drop' {counted}"
+        )
+    return (
+        f"column {column!r}: {rows} have zero amounts, e.g. {examples}; pass zero_amounts='keep' to count "
+        f"them as purchases or zero_amounts='drop' {counted}"
+    )
+
+
+def _describe(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {r.replace('_', ' ')}" for r, n in counts.items())
+
+
+# --- Public -------------------------------------------------------------------------------------------------
 
 
 def open_transactions(
@@ -210,18 +388,21 @@ def open_transactions(
     amount: str | None = "amount",
     quantity: str | None = None,
     date_format: str | None = None,
-    on_invalid: Literal["raise", "drop"] = "raise",
-    zero_amounts: Literal["keep", "drop", "raise"] = "keep",
-    negative_amounts: Literal["raise", "drop"] | None = None,
+    on_invalid: OnInvalid = "raise",
+    zero_amounts: ZeroAmounts = "keep",
+    negative_amounts: NegativeAmounts = None,
     observation_end: Any = None,
     warn: bool = True,
+    stacklevel: int = 2,
 ) -> Prepared:
     """Open ``source`` in a new DuckDB connection, validate it and define the clean view ``tx``.
 
-    This is the shared front half of :func:`read_transactions`, :func:`~clvforecast.rfm.rfm_summary` and
-    :func:`~clvforecast.rfm.calibration_holdout`; the caller must ``close()`` the result. ``amount=None`` is
-    allowed for frequency-only data (``tx.amount`` is then 0 for every row). When ``observation_end`` is given,
-    the valid rows dated after it are counted in the same scan (``n_after``).
+    The shared front half of :func:`read_transactions`, :func:`~clvforecast.rfm.rfm_summary` and
+    :func:`~clvforecast.rfm.calibration_holdout`; close the result (or use it in a ``with`` block). The view
+    ``tx(customer_id, date DATE, amount DOUBLE[, quantity])`` holds the valid rows; the arguments are those of
+    :func:`read_transactions`. ``amount=None`` reads frequency-only data (``tx.amount`` is then 0). When
+    ``observation_end`` is given, the valid rows dated after it are counted in the same scan (``n_after``).
+    ``stacklevel`` places the :class:`DataQualityWarning` (2: at the caller of the function that calls this).
     """
     if on_invalid not in ("raise", "drop"):
         raise ValueError(f"on_invalid must be 'raise' or 'drop'; got {on_invalid!r}")
@@ -229,90 +410,44 @@ def open_transactions(
         raise ValueError(f"zero_amounts must be 'keep', 'drop' or 'raise'; got {zero_amounts!r}")
     if negative_amounts not in (None, "raise", "drop"):
         raise ValueError(f"negative_amounts must be None, 'raise' or 'drop'; got {negative_amounts!r}")
-    negative_policy = negative_amounts or on_invalid
-    cols = Columns(customer_id, date, amount, quantity)
+    policy: dict[str, str] = dict.fromkeys(REASONS, on_invalid)
+    policy["negative_amount"] = negative_amounts or on_invalid
+    policy["zero_amount"] = zero_amounts
+    obs = _to_date(observation_end, "observation_end") if observation_end is not None else None
+    fields = {"customer_id": customer_id, "date_raw": date}
+    if amount is not None:
+        fields["amount_raw"] = amount
+    if quantity is not None:
+        fields["quantity"] = quantity
+
     con = duckdb.connect()
     try:
-        types = _register_source(con, source, cols)
-        cid, dcol = _quote_ident(customer_id), _quote_ident(date)
-        d_expr = _date_expr(date, types[date], date_format)
-        a_expr = _amount_expr(amount, types[amount]) if amount is not None else "0.0"
-        q_sel = f", {_quote_ident(quantity)} AS quantity" if quantity is not None else ""
-        reason = [
-            f"WHEN {cid} IS NULL THEN 'null_customer_id'",
-            "WHEN _date IS NULL THEN 'unparseable_date'",
-        ]
-        if amount is not None:
-            reason += [
-                "WHEN _amount IS NULL OR isnan(_amount) OR isinf(_amount) THEN 'non_numeric_amount'",
-                "WHEN _amount < 0 THEN 'negative_amount'",
-            ]
-            if zero_amounts != "keep":
-                reason.append("WHEN _amount = 0 THEN 'zero_amount'")
-        extra = f", {_quote_ident(amount)}" if amount is not None else ""
-        con.execute(
-            f"""CREATE VIEW parsed AS
-            SELECT {cid} AS customer_id, {dcol}{extra}, _date, _amount{q_sel},
-                   CASE {' '.join(reason)} ELSE NULL END AS reason
-            FROM (SELECT *, {d_expr} AS _date, {a_expr} AS _amount FROM raw)"""
-        )
-        # Quote the source column names in 'parsed' so that examples can be pulled by their original names.
-        end_filter = ""
-        if observation_end is not None:
-            end_filter = f", count(*) FILTER (WHERE reason IS NULL AND _date > DATE {_quote_literal(str(observation_end))})"
-        counts = con.execute(
-            f"SELECT count(*), {', '.join(f'count(*) FILTER (WHERE reason = {_quote_literal(r)})' for r in REASONS)}"
-            f"{end_filter} FROM parsed"
-        ).fetchone()
-        assert counts is not None
-        n_rows = int(counts[0])
-        by_reason = {r: int(n) for r, n in zip(REASONS, counts[1 : 1 + len(REASONS)], strict=True) if n}
-        n_after = int(counts[-1]) if observation_end is not None else 0
-        if n_rows == 0:
+        kind = _register_source(con, source, fields)
+        try:
+            prep = _validate(con, kind, fields, policy, date_format, obs)
+        except duckdb.Error as exc:
+            name = "the DataFrame" if kind == "dataframe" else repr(os.fspath(source))  # type: ignore[arg-type]
+            raise DataValidationError(f"could not read {name}: {exc}") from exc
+        names = {"customer_id": customer_id, "date": date, "amount": amount or ""}
+        for reason, n in prep.dropped.items():
+            if policy[reason] == "raise":
+                message = _error_message(reason, n, prep.n_rows, names, _examples(con, reason), date_format)
+                raise DataValidationError(message)
+        if prep.dropped and sum(prep.dropped.values()) == prep.n_rows:
             raise DataValidationError(
-                "the transaction log is empty (0 rows); check the file or the filter that produced it"
+                f"every one of the {prep.n_rows:,} rows is invalid ({_describe(prep.dropped)}); nothing is "
+                "left to analyse. Check the column arguments and date_format"
             )
-        column_of = {
-            "null_customer_id": customer_id,
-            "unparseable_date": date,
-            "non_numeric_amount": amount,
-            "negative_amount": amount,
-            "zero_amount": amount,
-        }
-        dropped: dict[str, int] = {}
-        for r, n in by_reason.items():
-            policy = {"negative_amount": negative_policy, "zero_amount": zero_amounts}.get(r, on_invalid)
-            if policy == "raise":
-                col = column_of[r]
-                ex = ", ".join(_examples(con, col if r != "null_customer_id" else date, r))
-                where = f"e.g. {ex}" if r != "null_customer_id" else f"e.g. in rows dated {ex}"
-                raise DataValidationError(
-                    f"column {col!r}: {n:,} of {n_rows:,} rows: {_WHAT[r]}, {where}; {_FIXES[r]}"
-                )
-            dropped[r] = n
-        if dropped and sum(dropped.values()) == n_rows:
-            raise DataValidationError(
-                f"every one of the {n_rows:,} rows was invalid ({_describe(dropped)}); nothing is left to analyse"
-            )
-        if dropped and warn:
+        if prep.dropped and warn:
             warnings.warn(
-                f"dropped {sum(dropped.values()):,} of {n_rows:,} rows: {_describe(dropped)}",
+                f"dropped {sum(prep.dropped.values()):,} of {prep.n_rows:,} rows: {_describe(prep.dropped)}",
                 DataQualityWarning,
-                stacklevel=3,
+                stacklevel=stacklevel + 1,
             )
-        con.execute(
-            "CREATE VIEW tx AS SELECT customer_id, _date AS date, "
-            f"{'_amount' if amount is not None else '0.0'} AS amount{', quantity' if quantity else ''} "
-            "FROM parsed WHERE reason IS NULL"
-        )
-        return Prepared(con, n_rows, dropped, n_after, amount is not None, quantity is not None)
+        return prep
     except BaseException:
         con.close()
         raise
-
-
-def _describe(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n:,} {r.replace('_', ' ')}" for r, n in counts.items())
 
 
 def read_transactions(
@@ -323,27 +458,28 @@ def read_transactions(
     amount: str | None = "amount",
     quantity: str | None = None,
     date_format: str | None = None,
-    on_invalid: Literal["raise", "drop"] = "raise",
-    zero_amounts: Literal["keep", "drop", "raise"] = "keep",
-    negative_amounts: Literal["raise", "drop"] | None = None,
+    on_invalid: OnInvalid = "raise",
+    zero_amounts: ZeroAmounts = "keep",
+    negative_amounts: NegativeAmounts = None,
 ) -> pd.DataFrame:
     """Read a transaction log into a tidy, validated DataFrame.
 
     Parameters
     ----------
     source:
-        A pandas DataFrame, or a path to a CSV (``.csv``, ``.tsv``, ``.txt``, optionally gzipped) or Parquet
-        file. Files are scanned by DuckDB.
+        A pandas DataFrame (not modified), or a path to a CSV (``.csv``, ``.tsv``, ``.txt``, optionally
+        gzipped) or Parquet file. Files are scanned by DuckDB.
     customer_id, date, amount, quantity:
-        Names of the source columns holding the customer id, the purchase date (or timestamp; only the calendar
-        day is used), the purchase value in currency units, and optionally the number of items.
+        Names of the source columns holding the customer id, the purchase date (or timestamp; only the
+        calendar day is used), the purchase value in currency units, and optionally the number of items.
         ``amount=None`` reads frequency-only data.
     date_format:
         ``strftime`` pattern for text dates that are not ISO 8601, e.g. ``"%Y%m%d"`` or ``"%d/%m/%Y"``.
     on_invalid:
-        ``"raise"`` (default): raise :class:`~clvforecast.exceptions.DataValidationError` on the first kind of bad
-        row, naming the column, the count and up to three examples. ``"drop"``: drop bad rows, count them per
-        reason in ``attrs["dropped"]`` and warn (:class:`~clvforecast.exceptions.DataQualityWarning`).
+        ``"raise"`` (default): raise :class:`~clvforecast.exceptions.DataValidationError` on the first kind
+        of bad row, naming the column, the count and up to three examples. ``"drop"``: drop bad rows, count
+        them per reason in ``attrs["dropped"]`` and warn
+        (:class:`~clvforecast.exceptions.DataQualityWarning`).
     zero_amounts:
         ``"keep"`` (default) counts zero-value purchases as purchases; ``"drop"`` drops them (counted);
         ``"raise"`` treats them as an error.
@@ -352,11 +488,20 @@ def read_transactions(
 
     Returns
     -------
-    DataFrame with columns ``customer_id``, ``date`` (datetime64, midnight), ``amount`` (float) and
-    ``quantity`` if requested, in source order, with ``attrs`` ``n_rows_read`` and ``dropped``
-    (``{reason: count}``; see the module docstring for the reasons).
+    DataFrame with columns ``customer_id``, ``date`` (datetime64, midnight of the purchase day), ``amount``
+    (float, currency units; absent when ``amount=None``) and ``quantity`` if requested, in source order, with
+    ``attrs`` ``n_rows_read`` (rows in the source) and ``dropped`` (``{reason: rows}`` for the reasons that
+    dropped rows; see the module docstring).
+
+    Examples
+    --------
+    >>> import pandas as pd, clvforecast as cf
+    >>> log = pd.DataFrame({"customer_id": [1, 1, 2], "date": ["2024-01-05 10:30", "2024-01-05", "bad"],
+    ...                     "amount": [10.0, 5.0, 7.0]})
+    >>> cf.read_transactions(log, on_invalid="drop").attrs["dropped"]
+    {'unparseable_date': 1}
     """
-    prep = open_transactions(
+    with open_transactions(
         source,
         customer_id=customer_id,
         date=date,
@@ -366,14 +511,10 @@ def read_transactions(
         on_invalid=on_invalid,
         zero_amounts=zero_amounts,
         negative_amounts=negative_amounts,
-    )
-    try:
-        out = prep.con.execute("SELECT * FROM tx").df()
-    finally:
-        prep.close()
+    ) as prep:
+        columns = ["customer_id", "date"] + ["amount"] * prep.has_amount + ["quantity"] * prep.has_quantity
+        out = prep.con.execute(f"SELECT {', '.join(columns)} FROM tx").df()
     out["date"] = pd.to_datetime(out["date"])
-    if amount is None:
-        out = out.drop(columns="amount")
     out.attrs["n_rows_read"] = prep.n_rows
     out.attrs["dropped"] = dict(prep.dropped)
     return out
