@@ -114,7 +114,7 @@ def _hyp2f1(A: float, B: float, c: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 _SERIES_MAX_TERMS = 20_000
-_A_NEAR_ONE = 1e-4  # |a - 1| below which eq. (10) is interpolated between a = 1 -/+ this (0/0 at a = 1)
+_A_NEAR_ONE = 3e-5  # |a - 1| below which eq. (10) is interpolated between a = 1 -/+ this (0/0 at a = 1)
 
 
 def _expected_if_alive(params: Any, t: float | np.ndarray, x: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -124,8 +124,8 @@ def _expected_if_alive(params: Any, t: float | np.ndarray, x: np.ndarray, T: np.
     ``z = t/(alpha+T+t)``. The hypergeometric function overflows for large x; Euler's transformation
     ``2F1(A, B; C; z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z)`` turns the bracket into
     ``1 - (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``, whose parameters do not grow with x (the series then
-    converges faster as x grows). The expression is 0/0 at a = 1, so within 1e-4 of it the result is
-    interpolated linearly in a (error of order 1e-8 relative). Rows that are still not finite fall back to a
+    converges faster as x grows). The expression is 0/0 at a = 1, so within 3e-5 of it the result is
+    interpolated linearly in a (relative error about 1e-8). Rows that are still not finite fall back to a
     one-dimensional integral.
     """
     r, alpha, a, b = params
@@ -160,25 +160,47 @@ def _expected_if_alive_quad(params: Any, t: float, x: float, T: float) -> float:
 
     Given alive at T, lambda | history ~ Gamma(r+x, alpha+T) and p | history ~ Beta(a, b+x); a customer with
     (lambda, p) makes ``(1 - exp(-lambda p t)) / p`` purchases in expectation over the next t, whose mean over
-    lambda is ``g(p) = (1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p``, bounded by ``(r+x) t / (alpha+T)``. The
-    mean of g over the Beta posterior is integrated on the probability scale, ``int_0^1 g(F^-1(u)) du``, which
-    has no singularity whatever a and b are.
+    lambda is ``g(p) = (1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p``, bounded by ``(r+x) t / (alpha+T)``. Its
+    mean over the Beta posterior is integrated in two pieces split at the posterior mean; a singular endpoint
+    factor (``p^(a-1)`` with a < 1, ``(1-p)^(b+x-1)`` with b+x < 1) is handled exactly as a QAWS weight.
     """
     r, alpha, a, b = params
     if t == 0:
         return 0.0
-    k = alpha + T
+    k, bx = alpha + T, b + x
+    log_beta = special.betaln(a, bx)
+    m = a / (a + bx)
 
-    def g(u: float) -> float:
-        p = float(special.betaincinv(a, b + x, u))
+    def g(p: float) -> float:
         if p == 0:
             return (r + x) * t / k
         return -math.expm1(-(r + x) * math.log1p(p * t / k)) / p
 
+    def density(p: float, with_a: bool, with_b: bool) -> float:  # parts of the Beta(a, b+x) density
+        log_d = -log_beta
+        if with_a:
+            log_d += (a - 1) * math.log(p) if p > 0 else (0.0 if a == 1 else (math.inf if a < 1 else -math.inf))
+        if with_b:
+            log_d += (bx - 1) * math.log1p(-p) if p < 1 else (0.0 if bx == 1 else math.inf if bx < 1 else -math.inf)
+        return math.exp(log_d)
+
+    opts: dict[str, Any] = dict(epsabs=0.0, epsrel=1e-11, limit=500)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
-        val, _ = integrate.quad(g, 0.0, 1.0, epsabs=0.0, epsrel=1e-10, limit=500)
-    return float(val)
+        # below the mean: a singular p^(a-1) (a < 1) is a QAWS weight; above: a singular (1-p)^(b+x-1)
+        if a < 1:
+            below = integrate.quad(lambda p: g(p) * density(p, False, True), 0.0, m, weight="alg",
+                                   wvar=(a - 1, 0.0), **opts)[0]
+        else:
+            below = integrate.quad(lambda p: g(p) * density(p, True, True), 0.0, m, **opts)[0]
+        if bx < 1:
+            above = integrate.quad(lambda p: g(p) * density(p, True, False), m, 1.0, weight="alg",
+                                   wvar=(0.0, bx - 1), **opts)[0]
+        else:
+            sd = math.sqrt(a * bx / ((a + bx) ** 2 * (a + bx + 1)))
+            points = [q for q in (m + 3 * sd, m + 10 * sd, m + 30 * sd) if q < 1]
+            above = integrate.quad(lambda p: g(p) * density(p, True, True), m, 1.0, points=points, **opts)[0]
+    return float(below + above)
 
 
 def expected_purchases(params: Any, t: float | np.ndarray, x: np.ndarray, tx: np.ndarray,
