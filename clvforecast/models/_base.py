@@ -60,7 +60,8 @@ def _examples(index: pd.Index, mask: np.ndarray, values: dict[str, np.ndarray] |
     for i in pos:
         detail = ", ".join(f"{name} {vals[i]!r}" if not isinstance(vals[i], float) else f"{name} {vals[i]:g}"
                            for name, vals in (values or {}).items())
-        parts.append(f"customer {index[i]!r}" + (f" ({detail})" if detail else ""))
+        cid = index[i].item() if isinstance(index[i], np.generic) else index[i]
+        parts.append(f"customer {cid!r}" + (f" ({detail})" if detail else ""))
     return ", ".join(parts)
 
 
@@ -95,8 +96,8 @@ def validate_rfm(rfm: Any, columns: Sequence[str], *, what: str) -> pd.DataFrame
         n_dup = int(index.duplicated().sum())
         raise DataValidationError(
             f"{what}: customer ids must be unique; {n_dup} rows repeat an id, e.g. "
-            f"{', '.join(repr(v) for v in pd.unique(index[dup])[:3])}; build the table with one row per "
-            "customer (clvforecast.rfm_summary does)"
+            f"{', '.join(repr(v) for v in pd.unique(index[dup])[:3].tolist())}; build the table with one row "
+            "per customer (clvforecast.rfm_summary does)"
         )
     out = pd.DataFrame(index=index)
     for c in columns:

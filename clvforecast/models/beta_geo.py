@@ -176,12 +176,13 @@ def _expected_if_alive_quad(params: Any, t: float, x: float, T: float) -> float:
             return (r + x) * t / k
         return -math.expm1(-(r + x) * math.log1p(p * t / k)) / p
 
-    def density(p: float, with_a: bool, with_b: bool) -> float:  # parts of the Beta(a, b+x) density
+    def density(p: float, with_a: bool, with_b: bool) -> float:
+        """Parts of the Beta(a, b+x) density; a factor is only requested away from its singular endpoint."""
         log_d = -log_beta
         if with_a:
-            log_d += (a - 1) * math.log(p) if p > 0 else (0.0 if a == 1 else (math.inf if a < 1 else -math.inf))
+            log_d += (a - 1) * math.log(p)
         if with_b:
-            log_d += (bx - 1) * math.log1p(-p) if p < 1 else (0.0 if bx == 1 else math.inf if bx < 1 else -math.inf)
+            log_d += (bx - 1) * math.log1p(-p)
         return math.exp(log_d)
 
     opts: dict[str, Any] = dict(epsabs=0.0, epsrel=1e-11, limit=500)

@@ -1,0 +1,140 @@
+"""GammaGamma: the published CDNOW numbers (Fader & Hardie, "The Gamma-Gamma Model of Monetary Value"), the
+independence check, and input validation."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import clvforecast as cf
+from clvforecast.exceptions import DataValidationError, ModelAssumptionWarning, NotFittedError
+from clvforecast.models import ConvergenceWarning
+from clvforecast.models import gamma_gamma as ggmod
+
+
+@pytest.fixture(scope="module")
+def gg(cdnow_cal: pd.DataFrame) -> cf.GammaGamma:
+    with warnings.catch_warnings():
+        # CDNOW's spend/frequency correlation (0.11) is below the threshold: no warning
+        warnings.simplefilter("error", ModelAssumptionWarning)
+        return cf.GammaGamma().fit(cdnow_cal)
+
+
+def test_parameters_and_log_likelihood_match_the_note(gg: cf.GammaGamma) -> None:
+    for name, published in {"p": 6.25, "q": 3.74, "v": 15.44}.items():
+        assert abs(gg.params_[name] - published) < 0.02, name
+    assert gg.log_likelihood_ == pytest.approx(-4055.92, abs=0.05)
+    assert gg.n_customers_ == 946  # the repeat buyers
+    assert gg.fit_info_["n_excluded_no_repeat"] == 1411
+    assert gg.fit_info_["spend_frequency_correlation"] == pytest.approx(0.11, abs=0.01)
+    assert gg.population_mean_spend == pytest.approx(35.17, abs=0.01)
+
+
+def test_expected_spend_of_the_first_ten_customers(gg: cf.GammaGamma, cdnow_cal: pd.DataFrame) -> None:
+    got = gg.expected_spend(cdnow_cal.head(10))
+    published = [24.65, 18.91, 35.17, 35.17, 35.17, 71.46, 18.91, 35.17, 27.28, 35.17]
+    np.testing.assert_allclose(got.to_numpy(), published, atol=0.02)
+    assert got.index.equals(cdnow_cal.index[:10])
+    assert got.name == "expected_spend"
+
+
+def test_log_likelihood_is_the_density_of_the_average_spend() -> None:
+    # independent derivation: given nu, the sum of x spends is Gamma(p x, nu), so zbar ~ Gamma(p x, x nu);
+    # with nu ~ Gamma(q, v) that makes zbar ~ BetaPrime(p x, q) with scale v / x.
+    params = (6.25, 3.74, 15.44)
+    x = np.array([1.0, 2.0, 7.0, 40.0])
+    m = np.array([22.35, 5.0, 71.2, 33.3])
+    expected = stats.betaprime.logpdf(m, params[0] * x, params[1], scale=params[2] / x)
+    np.testing.assert_allclose(ggmod.log_likelihood(params, x, m), expected, rtol=1e-12)
+
+
+def test_expected_spend_is_the_credibility_weighted_mean() -> None:
+    # eq. (5) by hand: p = 2, q = 3, v = 10 -> population mean p v / (q - 1) = 10; x = 2 -> weight 4 / 6
+    got = ggmod.expected_spend((2.0, 3.0, 10.0), np.array([0.0, 2.0]), np.array([123.0, 40.0]))
+    np.testing.assert_allclose(got, [10.0, 10.0 / 3 + 40.0 * 4 / 6])
+
+
+def test_summary_and_covariance(gg: cf.GammaGamma, cdnow_cal: pd.DataFrame) -> None:
+    s = gg.summary
+    assert list(s.index) == ["p", "q", "v"] and list(s.columns) == ["coef", "se", "lower", "upper"]
+    cov = gg.variance_matrix_.to_numpy()
+    np.testing.assert_array_equal(cov, cov.T)
+    # independent check: inverse of a finite-difference Hessian of the published log-likelihood
+    rep = cdnow_cal[cdnow_cal["frequency"] > 0]
+    x, m = rep["frequency"].to_numpy(float), rep["monetary_value"].to_numpy()
+    theta = gg.params_.to_numpy()
+
+    def nll(v: np.ndarray) -> float:
+        return -float(ggmod.log_likelihood(v, x, m).sum())
+
+    h = 1e-4 * theta
+    H = np.empty((3, 3))
+    for i in range(3):
+        for j in range(3):
+            ei, ej = np.eye(3)[i] * h[i], np.eye(3)[j] * h[j]
+            corners = nll(theta + ei + ej) - nll(theta + ei - ej)
+            corners += nll(theta - ei - ej) - nll(theta - ei + ej)
+            H[i, j] = corners / (4 * h[i] * h[j])
+    np.testing.assert_allclose(cov, np.linalg.inv(H), rtol=1e-3)
+
+
+def test_strong_spend_frequency_correlation_warns(cdnow_cal: pd.DataFrame) -> None:
+    dependent = cdnow_cal.copy()
+    rep = dependent["frequency"] > 0
+    # frequent buyers spend more per transaction
+    dependent.loc[rep, "monetary_value"] += 10.0 * dependent.loc[rep, "frequency"]
+    with pytest.warns(ModelAssumptionWarning, match=r"Pearson correlation 0\.72 \(\|r\| > 0\.3\)"):
+        model = cf.GammaGamma().fit(dependent)
+    assert model.fit_info_["spend_frequency_correlation"] > ggmod.CORRELATION_THRESHOLD
+
+
+def test_a_degenerate_spend_distribution_is_fitted_with_a_reported_penalizer(cdnow_cal: pd.DataFrame) -> None:
+    # spend almost a function of frequency: p runs off to infinity without a penalty
+    dependent = cdnow_cal.copy()
+    rep = dependent["frequency"] > 0
+    dependent.loc[rep, "monetary_value"] += 50.0 * dependent.loc[rep, "frequency"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = cf.GammaGamma().fit(dependent)
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(messages) == 1 and "converged with penalizer=0.0001" in messages[0]
+    assert model.penalizer_ == model.fit_info_["penalizer"] == 1e-4
+    assert model.penalizer == 0.0
+
+
+def test_frequency_zero_customers_get_the_population_mean_whatever_their_monetary_value(
+    gg: cf.GammaGamma, cdnow_cal: pd.DataFrame
+) -> None:
+    new = cdnow_cal[cdnow_cal["frequency"] == 0].head(3).assign(monetary_value=[0.0, 5.0, 1e6])
+    np.testing.assert_allclose(gg.expected_spend(new), gg.population_mean_spend, rtol=1e-12)
+
+
+def test_degenerate_and_invalid_data(cdnow_cal: pd.DataFrame) -> None:
+    with pytest.raises(DataValidationError, match="0 of the 1411 customers have a repeat purchase"):
+        cf.GammaGamma().fit(cdnow_cal[cdnow_cal["frequency"] == 0])
+    with pytest.raises(DataValidationError, match="1 of the 1 customers has a repeat purchase"):
+        cf.GammaGamma().fit(cdnow_cal.head(1))
+    zero_spend = cdnow_cal.assign(monetary_value=cdnow_cal["monetary_value"].where(cdnow_cal.index != 1, 0.0))
+    message = r"1 repeat buyers have monetary_value <= 0, e\.g\. customer 1 \(frequency 2, monetary_value 0\)"
+    with pytest.raises(DataValidationError, match=message):
+        cf.GammaGamma().fit(zero_spend)
+    with pytest.raises(DataValidationError, match="no column.*'monetary_value'"):
+        cf.GammaGamma().fit(cdnow_cal.drop(columns="monetary_value"))
+    with pytest.raises(NotFittedError):
+        cf.GammaGamma().expected_spend(cdnow_cal)
+
+
+def test_infinite_population_mean_is_refused(gg: cf.GammaGamma, cdnow_cal: pd.DataFrame) -> None:
+    heavy = ggmod.GammaGamma._from_dict({**gg.to_dict(), "params": {"p": 6.0, "q": 0.9, "v": 15.0}})
+    with pytest.raises(DataValidationError, match=r"q = 0\.900 <= 1 implies an infinite mean spend"):
+        heavy.expected_spend(cdnow_cal)
+
+
+def test_fit_does_not_modify_the_table(cdnow_cal: pd.DataFrame) -> None:
+    before = cdnow_cal.copy(deep=True)
+    cf.GammaGamma().fit(cdnow_cal)
+    pd.testing.assert_frame_equal(cdnow_cal, before)
