@@ -1,7 +1,9 @@
 """Bundled data sets.
 
-``load_cdnow`` reads the CDNOW CD-retailer transaction logs (Fader & Hardie) shipped with clvforecast, as tidy
-transactions ``customer_id, date, quantity, amount``. See ``data/README.md`` for the source and conversion.
+:func:`load_cdnow` reads the CDNOW CD-retailer transaction logs (Fader & Hardie) shipped with clvforecast, as
+tidy transactions ``customer_id, date, quantity, amount``. In an installed wheel the files are package data
+(``clvforecast/data/``); in a source checkout they are read from the repository's ``data/`` folder. See
+``data/README.md`` for their source and conversion.
 """
 
 from __future__ import annotations
@@ -12,18 +14,24 @@ from typing import Literal
 
 import pandas as pd
 
+__all__ = ["cdnow_path", "dataset_path", "load_cdnow"]
+
 _FILES = {"sample": "cdnow_sample.csv", "master": "cdnow_master.csv"}
+_DTYPES = {"customer_id": "int64", "quantity": "int64", "amount": "float64"}
 
 
 def dataset_path(name: str) -> Path:
     """Path of a bundled data file: package data in an installed wheel, ``data/`` in a source checkout."""
-    packaged = resources.files("clvforecast") / "data" / name
+    packaged = resources.files("clvforecast").joinpath("data", name)
     if packaged.is_file():
         return Path(str(packaged))
     checkout = Path(__file__).resolve().parents[1] / "data" / name
     if checkout.is_file():
         return checkout
-    raise FileNotFoundError(f"bundled data file {name!r} is missing from this installation of clvforecast")
+    raise FileNotFoundError(
+        f"bundled data file {name!r} is missing from this installation of clvforecast "
+        f"(looked in {packaged} and {checkout}); reinstall the package"
+    )
 
 
 def cdnow_path(kind: Literal["sample", "master"] = "sample") -> Path:
@@ -40,9 +48,17 @@ def load_cdnow(kind: Literal["sample", "master"] = "sample") -> pd.DataFrame:
     ``customer_id`` is the sample's sequential id 1..2357, so ids match the published summary.
     ``kind="master"``: all 23,570 customers, 69,659 transactions.
 
-    Returns a DataFrame with ``customer_id`` (int), ``date`` (datetime64), ``quantity`` (CDs) and ``amount``
-    (US dollars).
+    Returns a DataFrame with ``customer_id`` (int64), ``date`` (datetime64, day resolution), ``quantity``
+    (int64, CDs bought) and ``amount`` (float64, US dollars; 8 rows in the sample and 80 in the master file
+    are zero-dollar purchases, which the published summary counts as transactions), in the original order.
+
+    Examples
+    --------
+    >>> import clvforecast as cf
+    >>> tx = cf.load_cdnow()
+    >>> len(tx), tx["customer_id"].nunique()
+    (6919, 2357)
     """
-    df = pd.read_csv(cdnow_path(kind), dtype={"customer_id": "int64", "quantity": "int64", "amount": "float64"})
+    df = pd.read_csv(cdnow_path(kind), dtype=_DTYPES)
     df["date"] = pd.to_datetime(df["date"], format="%Y-%m-%d")
     return df
