@@ -19,6 +19,7 @@ converted to a per-period rate by compounding: ``(1 + annual) ** (days_per_perio
 from __future__ import annotations
 
 import math
+import numbers
 import re
 
 DAYS_PER_UNIT: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0, "Y": 365.25}
@@ -30,9 +31,8 @@ _HORIZON = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([DWMY])\s*$", re.IGNORECASE
 def check_time_unit(time_unit: str) -> str:
     """Return the canonical (upper-case) unit code, or raise ``ValueError`` naming the allowed codes."""
     if not isinstance(time_unit, str) or time_unit.upper() not in DAYS_PER_UNIT:
-        raise ValueError(
-            f"time_unit must be one of {', '.join(DAYS_PER_UNIT)} (days, weeks, months, years); got {time_unit!r}"
-        )
+        allowed = ", ".join(DAYS_PER_UNIT)
+        raise ValueError(f"time_unit must be one of {allowed} (days/weeks/months/years); got {time_unit!r}")
     return time_unit.upper()
 
 
@@ -52,8 +52,8 @@ def parse_horizon(horizon: float | int | str, time_unit: str) -> float:
     Parameters
     ----------
     horizon:
-        A non-negative number, taken to be in ``time_unit``, or a string ``"<number><unit>"`` such as ``"52W"``,
-        ``"12M"``, ``"365D"`` or ``"1Y"`` whose own unit is converted.
+        A non-negative number, taken to be in ``time_unit``, or a string ``"<number><unit>"`` such as
+        ``"52W"``, ``"12M"``, ``"365D"`` or ``"1Y"`` whose own unit is converted (case and spaces ignored).
     time_unit:
         The unit the result is expressed in (the RFM table's or the model's unit).
     """
@@ -62,11 +62,11 @@ def parse_horizon(horizon: float | int | str, time_unit: str) -> float:
         m = _HORIZON.match(horizon)
         if not m:
             raise ValueError(
-                f"horizon {horizon!r} is not understood; give a number in the table's unit ({unit}) or a string "
-                "like '52W', '12M', '365D' or '1Y'"
+                f"horizon {horizon!r} is not understood; give a number in the table's unit ({unit}) or a "
+                "string like '52W', '12M', '365D' or '1Y'"
             )
         value = convert(float(m.group(1)), m.group(2).upper(), unit)
-    elif isinstance(horizon, bool) or not isinstance(horizon, (int, float)):
+    elif isinstance(horizon, bool) or not isinstance(horizon, numbers.Real):  # numpy numbers are Real too
         raise TypeError(f"horizon must be a number or a string like '52W'; got {type(horizon).__name__}")
     else:
         value = float(horizon)
@@ -80,6 +80,10 @@ def periodic_rate(annual_rate: float, time_unit: str) -> float:
 
     ``periodic_rate(0.10, "M")`` is ``1.10 ** (1/12) - 1`` = 0.797% per month.
     """
+    if isinstance(annual_rate, bool) or not isinstance(annual_rate, numbers.Real):
+        raise TypeError(f"discount_rate must be a number (0.1 for 10%); got {type(annual_rate).__name__}")
     if not math.isfinite(annual_rate) or annual_rate <= -1:
-        raise ValueError(f"discount_rate must be an annual rate greater than -1 (0.1 for 10%); got {annual_rate!r}")
+        raise ValueError(
+            f"discount_rate must be an annual rate greater than -1 (0.1 for 10%); got {annual_rate!r}"
+        )
     return (1.0 + annual_rate) ** (days_per(time_unit) / DAYS_PER_UNIT["Y"]) - 1.0
