@@ -11,7 +11,12 @@ import pytest
 from scipy import stats
 
 import clvforecast as cf
-from clvforecast.exceptions import DataValidationError, ModelAssumptionWarning, NotFittedError
+from clvforecast.exceptions import (
+    DataQualityWarning,
+    DataValidationError,
+    ModelAssumptionWarning,
+    NotFittedError,
+)
 from clvforecast.models import ConvergenceWarning
 from clvforecast.models import gamma_gamma as ggmod
 
@@ -118,14 +123,29 @@ def test_degenerate_and_invalid_data(cdnow_cal: pd.DataFrame) -> None:
         cf.GammaGamma().fit(cdnow_cal[cdnow_cal["frequency"] == 0])
     with pytest.raises(DataValidationError, match="1 of the 1 customers has a repeat purchase"):
         cf.GammaGamma().fit(cdnow_cal.head(1))
-    zero_spend = cdnow_cal.assign(monetary_value=cdnow_cal["monetary_value"].where(cdnow_cal.index != 1, 0.0))
-    message = r"1 repeat buyers have monetary_value <= 0, e\.g\. customer 1 \(frequency 2, monetary_value 0\)"
+    negative = cdnow_cal.assign(monetary_value=cdnow_cal["monetary_value"].where(cdnow_cal.index != 1, -5.0))
+    message = r"1 repeat buyers have a negative monetary_value, e\.g\. customer 1 \(frequency 2, "
     with pytest.raises(DataValidationError, match=message):
-        cf.GammaGamma().fit(zero_spend)
+        cf.GammaGamma().fit(negative)
     with pytest.raises(DataValidationError, match="no column.*'monetary_value'"):
         cf.GammaGamma().fit(cdnow_cal.drop(columns="monetary_value"))
     with pytest.raises(NotFittedError):
         cf.GammaGamma().expected_spend(cdnow_cal)
+
+
+def test_repeat_buyers_with_zero_spend_are_left_out_of_the_fit(gg: cf.GammaGamma,
+                                                                cdnow_cal: pd.DataFrame) -> None:
+    free = cdnow_cal.assign(monetary_value=cdnow_cal["monetary_value"].where(cdnow_cal.index != 1, 0.0))
+    with pytest.warns(DataQualityWarning, match=r"1 of the 946 repeat buyers spent nothing.*customer 1\)"):
+        model = cf.GammaGamma().fit(free)
+    assert model.n_customers_ == 945 and model.fit_info_["n_excluded_zero_spend"] == 1
+    without = cf.GammaGamma().fit(cdnow_cal.drop(index=1))
+    np.testing.assert_allclose(model.params_, without.params_, rtol=1e-6)
+    # scored with eq. (5) at zero observed spend: the population mean shrunk by (q - 1) / (p x + q - 1)
+    p, q, _ = model.params_
+    assert model.expected_spend(free.loc[[1]]).iloc[0] == pytest.approx(
+        (q - 1) / (2 * p + q - 1) * model.population_mean_spend, rel=1e-12
+    )
 
 
 def test_infinite_population_mean_is_refused(gg: cf.GammaGamma, cdnow_cal: pd.DataFrame) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..exceptions import DataValidationError, ModelAssumptionWarning
+from ..exceptions import DataQualityWarning, DataValidationError, ModelAssumptionWarning
 from ._base import (
     FittedModel,
     _examples,
@@ -99,17 +99,28 @@ class GammaGamma(FittedModel):
         """Estimate ``p, q, v`` from the repeat buyers of an RFM table (``frequency``, ``monetary_value``)."""
         penalizer = self._check_penalizer()
         data = validate_rfm(rfm, _COLUMNS, what="GammaGamma.fit")
+        _check_spend(data, "GammaGamma.fit")
         repeat = data[data["frequency"] > 0]
+        free = repeat["monetary_value"].to_numpy() == 0
+        if free.any():
+            warnings.warn(
+                f"GammaGamma: {int(free.sum()):,} of the {len(repeat):,} repeat buyers spent nothing on "
+                f"their repeat purchases (monetary_value 0, e.g. {_examples(repeat.index, free, k=1)}); the "
+                "model needs positive spend, so they are left out of the fit, and expected_spend gives them "
+                "the model's conditional mean at zero observed spend",
+                DataQualityWarning,
+                stacklevel=2,
+            )
+            repeat = repeat[~free]
         n_repeat = len(repeat)
         if n_repeat < 2:
             raise DataValidationError(
                 f"GammaGamma.fit: {n_repeat} of the {len(data)} customers "
-                f"ha{'s' if n_repeat == 1 else 've'} a repeat purchase (frequency > 0); the spend model is "
-                "fitted on repeat buyers and needs many of them (hundreds or more): use a longer "
+                f"ha{'s' if n_repeat == 1 else 've'} a repeat purchase (frequency > 0) with positive spend; "
+                "the spend model is fitted on those and needs many of them (hundreds or more): use a longer "
                 "calibration period or more customers"
             )
         x, m = repeat["frequency"].to_numpy(), repeat["monetary_value"].to_numpy()
-        _check_positive_spend(repeat.index, x, m, "GammaGamma.fit")
         corr = _correlation(x, m)
         if corr is not None and abs(corr) > CORRELATION_THRESHOLD:
             warnings.warn(
@@ -154,7 +165,8 @@ class GammaGamma(FittedModel):
         self.fit_info_ = {
             **info,
             "n_customers": n_repeat,
-            "n_excluded_no_repeat": len(data) - n_repeat,
+            "n_excluded_no_repeat": int((data["frequency"] == 0).sum()),
+            "n_excluded_zero_spend": int(free.sum()),
             "n_unique_rows": len(ux),
             "spend_frequency_correlation": corr,
             "correlation_threshold": CORRELATION_THRESHOLD,
@@ -182,6 +194,8 @@ class GammaGamma(FittedModel):
 
         A weighted average of the population mean and the customer's observed ``monetary_value``, the weight
         of the latter growing with ``frequency``; customers with ``frequency == 0`` get the population mean.
+        Repeat buyers whose repeat purchases were free (``monetary_value == 0``; left out of the fit) get the
+        same formula at zero observed spend, ``(q - 1) / (p x + q - 1) * E(Z)``.
         """
         params = self._param_values()
         if params[1] <= 1:
@@ -190,20 +204,22 @@ class GammaGamma(FittedModel):
                 "spend; refit on data without extreme monetary values (or with a penalizer)"
             )
         data = validate_rfm(rfm, _COLUMNS, what="GammaGamma.expected_spend")
+        _check_spend(data, "GammaGamma.expected_spend")
         x, m = data["frequency"].to_numpy(), data["monetary_value"].to_numpy()
-        _check_positive_spend(data.index, x, m, "GammaGamma.expected_spend")
         codes, (ux, um), _ = unique_rows(x, np.where(x > 0, m, 0.0))
         return pd.Series(expected_spend(params, ux, um)[codes], index=data.index, name="expected_spend")
 
 
-def _check_positive_spend(index: pd.Index, x: np.ndarray, m: np.ndarray, what: str) -> None:
-    bad = (x > 0) & (m <= 0)
+def _check_spend(data: pd.DataFrame, what: str) -> None:
+    """Refuse negative mean spend of repeat buyers (net returns): the model has no meaning for it."""
+    x, m = data["frequency"].to_numpy(), data["monetary_value"].to_numpy()
+    bad = (x > 0) & (m < 0)
     if bad.any():
         raise DataValidationError(
-            f"{what}: {int(bad.sum())} repeat buyers have monetary_value <= 0, e.g. "
-            f"{_examples(index, bad, {'frequency': x, 'monetary_value': m})}; the Gamma-Gamma model needs "
-            "positive spend: exclude those customers, or build the table from transactions read with "
-            "zero_amounts='drop'"
+            f"{what}: {int(bad.sum())} repeat buyers have a negative monetary_value, e.g. "
+            f"{_examples(data.index, bad, {'frequency': x, 'monetary_value': m})}; spend per transaction "
+            "must be positive: net returns against their purchases or read the transactions with "
+            "negative_amounts='drop'"
         )
 
 
