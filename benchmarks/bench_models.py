@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 import clvforecast as cf
+from clvforecast.models import beta_geo as bgnbd
 from clvforecast.models._base import import_lifetimes, unique_rows
 
 TRUTH_BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # alpha in weeks
@@ -155,10 +156,21 @@ def main() -> int:
         theirs_x = bgf.conditional_expected_number_of_purchases_up_to_time(
             52, extreme["frequency"], extreme["recency"], extreme["T"]).to_numpy()
     ours_x = bg.expected_purchases(extreme, 52).to_numpy()
-    print(f"\nexpected purchases in 52 weeks for frequency 1000 / 5000 / 5000 (recency 39, 39, 20; T 39):\n"
-          f"  ours {np.array2string(ours_x, precision=4)}   lifetimes "
-          f"{np.array2string(theirs_x, precision=4)}")
+    print("\nexpected purchases in 52 weeks for frequency 1000 / 5000 / 5000 (recency 39, 39, 20; T 39):")
+    print(f"  ours {np.array2string(ours_x, precision=4)}   "
+          f"lifetimes {np.array2string(theirs_x, precision=4)}")
     ok &= bool(np.all(np.isfinite(ours_x)))
+    print("where lifetimes' eq. (10) breaks down (other parameters):")
+    for params, (x, tx, age, t) in (((2.0, 1.0, 30.0, 30.0), (5000, 10.0, 10.0, 1000.0)),
+                                    ((0.243, 4.414, 1.0, 2.426), (2, 30.0, 39.0, 52.0))):
+        other = lifetimes.BetaGeoFitter()
+        other.params_ = pd.Series(params, index=list(TRUTH_BG))
+        with np.errstate(all="ignore"):
+            theirs_p = other.conditional_expected_number_of_purchases_up_to_time(t, x, tx, age)
+        ours_p = bgnbd.expected_purchases(params, t, np.array([x]), np.array([tx]), np.array([age]))[0]
+        ok &= bool(np.isfinite(ours_p))
+        print(f"  (r, alpha, a, b) = {params}, x={x}, t_x={tx}, T={age}, t={t}: ours {ours_p:.6g}, "
+              f"lifetimes {theirs_p:.6g}")
 
     print(f"\ncorrectness targets (parameters within 5% or 4 se, same estimates, no NaN, CLV agreement): "
           f"{'met' if ok else 'MISSED'}")

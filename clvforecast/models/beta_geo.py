@@ -8,8 +8,9 @@ in that unit too (``r/alpha`` is the mean purchase rate per unit of time), ``r``
 Estimation is done by lifetimes' ``BetaGeoFitter`` on the distinct ``(x, t_x, T)`` rows weighted by their
 counts (the same maximum as an unweighted fit, at a cost that grows with the number of distinct histories).
 The log-likelihood, the covariance matrix and all predictions are computed here in closed form, in log space
-where it matters, so that they stay finite for any valid history (``frequency`` in the thousands, ``recency ==
-T``) where lifetimes' own formulas overflow.
+where it matters, so that they stay finite and accurate for any valid history (``frequency`` in the thousands,
+``recency == T``, long horizons) and any parameters: lifetimes' eq. (10) returns NaN where scipy's 2F1 fails
+(large frequency and horizon, e.g. r=2, alpha=1, a=b=30, x=5000, t=1000) and inf at a = 1.
 """
 
 from __future__ import annotations
@@ -259,7 +260,12 @@ class BetaGeo(FittedModel):
         weeks). lifetimes' ``_negative_log_likelihood_`` is a mean on a rescaled time axis and not comparable.
     n_customers_, time_unit_ (``attrs["time_unit"]`` of the table, "D" when absent), penalizer_ (the penalizer
     actually used: larger than ``penalizer`` when a retry needed one), fit_info_ (dict: number of distinct
-    histories, starting point, attempts, lifetimes' objective).
+    histories, starting point, warm start, attempts, lifetimes' objective).
+
+    Predictions take an RFM table in the model's time unit: a table whose ``attrs["time_unit"]`` differs is
+    refused with a :class:`~clvforecast.exceptions.DataValidationError` (recency and T would be misread; it is
+    not converted silently); a table without that attribute is taken to be in the model's unit. Horizons
+    ``t`` are numbers in ``time_unit_`` or strings with their own unit (``"52W"``, ``"12M"``), converted.
 
     Examples
     --------
