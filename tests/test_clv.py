@@ -176,7 +176,8 @@ def test_clv_is_non_increasing_in_the_discount_rate(weekly_models, d1: float, d2
 
 
 @settings(max_examples=40, deadline=None)
-@given(m1=st.floats(0, 5), m2=st.floats(0, 5), discount=st.floats(0, 1))
+@given(m1=st.floats(0, 5, allow_subnormal=False), m2=st.floats(0, 5, allow_subnormal=False),
+       discount=st.floats(0, 1))
 def test_clv_is_monotone_and_linear_in_the_margin(weekly_models, m1: float, m2: float,  # noqa: ANN001
                                                   discount: float) -> None:
     bg, gg = weekly_models
