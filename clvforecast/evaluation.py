@@ -57,7 +57,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,13 +65,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .exceptions import ModelAssumptionWarning
 from .historical import historical_forecast
 from .io import Source, _quote_literal, open_transactions, read_transactions
 from .models import BetaGeo, GammaGamma
 from .models._base import check_same_unit
 from .models.beta_geo import probability_of_purchases
-from .models.gamma_gamma import expected_spend as gamma_gamma_expected_spend
 from .rfm import _to_date, calibration_holdout
 from .units import UNIT_NAMES, check_time_unit, days_per, parse_horizon
 
@@ -708,7 +705,10 @@ def evaluate_holdout(
     customers["bgnbd_purchases"] = bg.expected_purchases(cal_table, horizon)
     gg = None
     if has_spend:
-        gg, spend = _fit_spend(cal_table, gg_penalizer)
+        # Gamma-Gamma leaves repeat buyers with zero spend out of its fit (counted, with a warning) and scores
+        # them at zero observed spend.
+        gg = GammaGamma(penalizer=gg_penalizer).fit(cal_table)
+        spend = gg.expected_spend(cal_table)
         customers["actual_spend"] = cal_table["holdout_spend"]
         customers["bgnbd_spend"] = customers["bgnbd_purchases"] * spend
     methods = ["bgnbd"]
@@ -744,34 +744,6 @@ def evaluate_holdout(
         period_transactions=pt, bgnbd=bg, gamma_gamma=gg, calibration_end=cal, observation_end=obs,
         time_unit=unit, holdout_duration=horizon,
     )
-
-
-def _fit_spend(cal_table: pd.DataFrame, penalizer: float) -> tuple[GammaGamma, pd.Series]:
-    """Fit the Gamma-Gamma model and return it with every customer's expected spend per transaction.
-
-    The Gamma-Gamma model needs positive spend. Repeat buyers whose repeat purchases were all free
-    (``monetary_value == 0``; CDNOW's master file has one) are left out of the fit, with a warning, and scored
-    with the model's conditional mean at an observed mean spend of 0, ``(q - 1) / (p x + q - 1) * E(Z)``: less
-    than the population mean ``E(Z)``, the more so the more free purchases were seen.
-    """
-    free = (cal_table["frequency"] > 0) & (cal_table["monetary_value"] <= 0)
-    if not free.any():
-        gg = GammaGamma(penalizer=penalizer).fit(cal_table)
-        return gg, gg.expected_spend(cal_table)
-    warnings.warn(
-        f"{int(free.sum()):,} of {int((cal_table['frequency'] > 0).sum()):,} repeat buyers spent nothing on "
-        f"their repeat purchases (e.g. customer {free.index[free][0]!r}); they are left out of the "
-        "Gamma-Gamma fit and their expected spend is the model's conditional mean at zero observed spend",
-        ModelAssumptionWarning,
-        stacklevel=3,
-    )
-    gg = GammaGamma(penalizer=penalizer).fit(cal_table.loc[~free])
-    spend = pd.Series(np.nan, index=cal_table.index, name="expected_spend")
-    spend[~free] = gg.expected_spend(cal_table.loc[~free])
-    params = tuple(float(v) for v in gg.params_[["p", "q", "v"]])
-    x = cal_table.loc[free, "frequency"].to_numpy(dtype=float)
-    spend[free] = gamma_gamma_expected_spend(params, x, np.zeros_like(x))
-    return gg, spend
 
 
 def _check_table(table: pd.DataFrame, calibration_end: Any, observation_end: Any) -> pd.DataFrame:

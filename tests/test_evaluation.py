@@ -178,7 +178,7 @@ def test_repeat_buyers_with_zero_spend_are_scored(cdnow_cal):
     # warning) and she gets E[Z | x=2, zbar=0] = (q - 1) / (2p + q - 1) * p v / (q - 1) = p v / (2p + q - 1).
     cal = cdnow_cal.copy()
     cal.loc[1, "monetary_value"] = 0.0
-    with pytest.warns(cf.ModelAssumptionWarning, match="1 of 946 repeat buyers spent nothing"):
+    with pytest.warns(cf.DataQualityWarning, match="1 of the 946 repeat buyers spent nothing"):
         r = evaluate_holdout(cal)
     p, q, v = r.gamma_gamma.params_[["p", "q", "v"]]
     c = r.customers
