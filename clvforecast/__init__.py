@@ -10,6 +10,7 @@ from .datasets import load_cdnow
 from .evaluation import HoldoutEvaluation, backtest, evaluate_holdout, forecast_metrics
 from .exceptions import (
     ConvergenceError,
+    ConvergenceWarning,
     DataQualityWarning,
     DataValidationError,
     ModelAssumptionWarning,
@@ -53,6 +54,7 @@ __all__ = [
     "implied_lifetime",
     "rfm_scores",
     "ConvergenceError",
+    "ConvergenceWarning",
     "DataQualityWarning",
     "DataValidationError",
     "ModelAssumptionWarning",

@@ -24,3 +24,7 @@ class DataQualityWarning(UserWarning):
 
 class ModelAssumptionWarning(UserWarning):
     """The data questions an assumption of the model (e.g. Gamma-Gamma's spend/frequency independence)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit needed a fallback (a penalizer) or its standard errors could not be computed."""

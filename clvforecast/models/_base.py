@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ConvergenceError, DataValidationError, NotFittedError
+from ..exceptions import ConvergenceError, ConvergenceWarning, DataValidationError, NotFittedError
 from ..units import check_time_unit, parse_horizon
 
 FORMAT_NAME = "clvforecast.model"
@@ -42,10 +42,6 @@ def import_lifetimes() -> Any:
         import lifetimes
         import lifetimes.utils  # noqa: F401
     return lifetimes
-
-
-class ConvergenceWarning(UserWarning):
-    """The fit needed a fallback (a penalizer) or its standard errors could not be computed."""
 
 
 # ----------------------------------------------------------------------------------------------------------
