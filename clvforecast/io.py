@@ -422,6 +422,7 @@ def open_transactions(
 
     con = duckdb.connect()
     try:
+        con.execute("SET TimeZone = 'UTC'")  # zoned Parquet timestamps give their UTC day on every machine
         kind = _register_source(con, source, fields)
         try:
             prep = _validate(con, kind, fields, policy, date_format, obs)

@@ -188,6 +188,15 @@ def test_timezone_aware_timestamps_keep_their_local_day() -> None:
     assert text["date"].tolist() == [pd.Timestamp("2024-01-05")]
 
 
+def test_parquet_timestamps_with_a_time_zone_give_their_utc_day(tmp_path: Path) -> None:
+    # Parquet keeps the instant, not the zone: 23:30 in New York on 01-05 is 04:30 UTC on 01-06.
+    stamps = pd.Series(pd.to_datetime(["2024-01-05 23:30", "2024-01-06 12:00"]))
+    local = stamps.dt.tz_localize("America/New_York")
+    path = _write(_log(customer_id=[1, 1], date=local, amount=[1.0, 2.0]), tmp_path / "tz.parquet")
+    out = cf.read_transactions(path)
+    assert out["date"].tolist() == [pd.Timestamp("2024-01-06"), pd.Timestamp("2024-01-06")]
+
+
 def test_python_date_objects_are_understood() -> None:
     out = cf.read_transactions(
         _log(customer_id=[1, 2], date=[dt.date(2024, 1, 5), dt.date(2024, 2, 1)], amount=[1, 2])
