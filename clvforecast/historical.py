@@ -114,11 +114,11 @@ def _read(
             "segment=<one of those columns> or a mapping (dict or Series) customer_id -> segment"
         )
     try:
-        # The segment column travels through the reader's pass-through column (``quantity``) untouched,
-        # so it is read from a DataFrame, a CSV or a Parquet file alike and validated rows keep their segment.
+        # The segment column is carried through the reader unchanged, so it is read from a DataFrame, a CSV or
+        # a Parquet file alike and the validated rows keep their segment.
         tx = read_transactions(
             transactions, customer_id=customer_id, date=date, amount=amount, date_format=date_format,
-            quantity=column,
+            extra_columns=[column] if column is not None else [],
         )
     except DataValidationError as exc:
         if column is not None and str(exc).startswith(f"column {column!r} not found"):
@@ -129,7 +129,7 @@ def _read(
     if amount is None:
         tx["amount"] = 0.0
     if column is not None:
-        tx = tx.rename(columns={"quantity": "segment"})
+        tx = tx.rename(columns={column: "segment"})
         missing = tx["segment"].isna()
         if missing.any():
             raise DataValidationError(

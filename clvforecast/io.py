@@ -48,11 +48,13 @@ import datetime as dt
 import difflib
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from .exceptions import DataQualityWarning, DataValidationError
@@ -84,6 +86,8 @@ _NUMERIC_PREFIXES = (
 # A canonical integer: no '+', no leading zeros, at most 18 digits so that it fits in int64.
 _CANONICAL_INT = r"-?(0|[1-9][0-9]{0,17})"
 _MAX_AMOUNT = 1e15
+# Source fields that are parsed and validated; the others (quantity, extra columns) are carried as they are.
+_PARSED_FIELDS = ("customer_id", "date_raw", "amount_raw")
 
 
 @dataclass
@@ -100,7 +104,7 @@ class Prepared:
     first_date: dt.date | None = None  # the earliest valid date
     last_date: dt.date | None = None  # the latest valid date
     has_amount: bool = True
-    has_quantity: bool = False
+    passthrough: tuple[str, ...] = ()  # columns of ``tx`` carried over unchanged (quantity, extra columns)
 
     def close(self) -> None:
         self.con.close()
@@ -178,6 +182,8 @@ def _frame_column(df: pd.DataFrame, label: Any) -> pd.Series:
         raise DataValidationError(f"column {label!r} appears {s.shape[1]} times in the DataFrame; rename one")
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         return s.dt.tz_localize(None)  # local wall-clock time: the calendar day where the purchase happened
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biufmM" and not s.to_numpy().flags.c_contiguous:
+        return s.copy()  # e.g. df.iloc[::-1]: DuckDB cannot scan a strided array, so this column is copied
     if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("mixed", "mixed-integer"):
         return s.astype("string")  # e.g. ids partly numbers and partly text: all text, as in a CSV file
     return s
@@ -218,7 +224,7 @@ def _register_source(con: duckdb.DuckDBPyConnection, source: Source, fields: dic
     _check_columns(fields, present)
     # In a CSV, id, date and amount are read as text: each bad value is then ours to count and report, and an
     # id column whose first rows look numeric can neither fail further down nor be mangled ('017' is not 17).
-    text = [v for k, v in fields.items() if k != "quantity"] if kind == "csv" else None
+    text = [v for k, v in fields.items() if k in _PARSED_FIELDS] if kind == "csv" else None
     select = ", ".join(f"{_quote_ident(v)} AS {k}" for k, v in fields.items())
     con.execute(f"CREATE VIEW raw AS SELECT {select} FROM {_file_scan(kind, path, text)}")
     return kind
@@ -276,7 +282,8 @@ def _validate(
 ) -> Prepared:
     """Define the views ``parsed`` and ``tx`` and count, in one scan, the rows and what is wrong with them."""
     types = {r[0]: r[1].upper() for r in con.execute("DESCRIBE SELECT * FROM raw").fetchall()}
-    has_amount, has_quantity = "amount_raw" in fields, "quantity" in fields
+    has_amount = "amount_raw" in fields
+    carried = [k for k in fields if k not in _PARSED_FIELDS]  # quantity and extra columns, as they are
     id_expr, id_integer_test = _id_exprs(types["customer_id"], kind)
     reason = ["WHEN customer_id IS NULL THEN 'null_customer_id'", "WHEN date IS NULL THEN 'unparseable_date'"]
     amount = "CAST(0 AS DOUBLE) AS amount"
@@ -288,7 +295,7 @@ def _validate(
         ]
         if policy["zero_amount"] != "keep":
             reason.append("WHEN amount = 0 THEN 'zero_amount'")
-    quantity = ", quantity" if has_quantity else ""
+    quantity = "".join(f", {k}" for k in carried)
     con.execute(
         f"""CREATE VIEW parsed AS
         SELECT *, CASE {" ".join(reason)} ELSE NULL END AS reason
@@ -313,12 +320,14 @@ def _validate(
         raise DataValidationError("the transaction log is empty (0 rows); check the source")
     dropped = {r: int(n) for r, n in zip(REASONS, row[1 : 1 + len(REASONS)], strict=True) if n}
     customer = "CAST(customer_id AS BIGINT)" if row[-1] else "customer_id"
+    out_names = tuple("quantity" if k == "quantity" else fields[k] for k in carried)
+    extra = "".join(f", {k} AS {_quote_ident(name)}" for k, name in zip(carried, out_names, strict=True))
     con.execute(
-        f"CREATE VIEW tx AS SELECT {customer} AS customer_id, date, amount{quantity} "
+        f"CREATE VIEW tx AS SELECT {customer} AS customer_id, date, amount{extra} "
         "FROM parsed WHERE reason IS NULL"
     )
     n_after, first_date, last_date = int(row[-4]), row[-3], row[-2]
-    return Prepared(con, n_rows, dropped, n_after, first_date, last_date, has_amount, has_quantity)
+    return Prepared(con, n_rows, dropped, n_after, first_date, last_date, has_amount, out_names)
 
 
 # --- Messages -----------------------------------------------------------------------------------------------
@@ -387,6 +396,7 @@ def open_transactions(
     date: str = "date",
     amount: str | None = "amount",
     quantity: str | None = None,
+    extra_columns: Sequence[str] = (),
     date_format: str | None = None,
     on_invalid: OnInvalid = "raise",
     zero_amounts: ZeroAmounts = "keep",
@@ -419,6 +429,14 @@ def open_transactions(
         fields["amount_raw"] = amount
     if quantity is not None:
         fields["quantity"] = quantity
+    if isinstance(extra_columns, str):
+        extra_columns = [extra_columns]
+    taken = {"customer_id", "date", "amount", *(["quantity"] if quantity is not None else [])}
+    for i, name in enumerate(extra_columns):
+        if name in taken:
+            raise ValueError(f"extra_columns: {name!r} is a column of the result already; rename it first")
+        taken.add(name)
+        fields[f"extra_{i}"] = name
 
     con = duckdb.connect()
     try:
@@ -458,6 +476,7 @@ def read_transactions(
     date: str = "date",
     amount: str | None = "amount",
     quantity: str | None = None,
+    extra_columns: Sequence[str] = (),
     date_format: str | None = None,
     on_invalid: OnInvalid = "raise",
     zero_amounts: ZeroAmounts = "keep",
@@ -474,6 +493,9 @@ def read_transactions(
         Names of the source columns holding the customer id, the purchase date (or timestamp; only the
         calendar day is used), the purchase value in currency units, and optionally the number of items.
         ``amount=None`` reads frequency-only data.
+    extra_columns:
+        Further source columns to carry through unchanged under their own names (e.g. a segment or channel
+        column); they are not validated.
     date_format:
         ``strftime`` pattern for text dates that are not ISO 8601, e.g. ``"%Y%m%d"`` or ``"%d/%m/%Y"``.
     on_invalid:
@@ -508,12 +530,13 @@ def read_transactions(
         date=date,
         amount=amount,
         quantity=quantity,
+        extra_columns=extra_columns,
         date_format=date_format,
         on_invalid=on_invalid,
         zero_amounts=zero_amounts,
         negative_amounts=negative_amounts,
     ) as prep:
-        columns = ["customer_id", "date"] + ["amount"] * prep.has_amount + ["quantity"] * prep.has_quantity
+        columns = ["customer_id", "date", *["amount"] * prep.has_amount, *map(_quote_ident, prep.passthrough)]
         out = prep.con.execute(f"SELECT {', '.join(columns)} FROM tx").df()
     out["date"] = pd.to_datetime(out["date"])
     out.attrs["n_rows_read"] = prep.n_rows

@@ -440,3 +440,26 @@ def test_open_transactions_exposes_counts_and_closes(tmp_path: Path) -> None:
         assert prep.con.execute("SELECT count(*) FROM tx").fetchone() == (5,)
     with pytest.raises(Exception, match=re.compile("closed", re.IGNORECASE)):
         prep.con.execute("SELECT 1")
+
+
+@pytest.mark.parametrize("kind", SOURCES)
+def test_extra_columns_are_carried_through_unchanged(kind: str, tmp_path: Path) -> None:
+    log = _log(channel=["web", "shop", "web", "app", "web"], date=["2024-01-05", "bad", "2024-01-20",
+                                                                    "2024-03-01", "2024-03-15"])
+    out = cf.read_transactions(_as(kind, log, tmp_path), extra_columns=["channel"], on_invalid="drop")
+    assert list(out.columns) == ["customer_id", "date", "amount", "channel"]
+    assert out["channel"].tolist() == ["web", "web", "app", "web"]  # the row with the bad date is dropped
+    with pytest.raises(ValueError, match="'amount' is a column of the result already"):
+        cf.read_transactions(log, extra_columns=["amount"])
+    with pytest.raises(DataValidationError, match="column 'region' not found"):
+        cf.read_transactions(log, extra_columns=["region"])
+
+
+def test_reversed_and_strided_dataframes() -> None:
+    """DuckDB cannot scan negative-stride numpy arrays (df.iloc[::-1]); those columns are copied first."""
+    log = _log()
+    forward = cf.read_transactions(log)
+    backward = cf.read_transactions(log.iloc[::-1])
+    assert backward["amount"].tolist() == forward["amount"].tolist()[::-1]
+    assert cf.read_transactions(log.iloc[::2])["amount"].tolist() == [10.0, 5.5, 8.0]
+    assert log.equals(_log())  # the input is not modified
