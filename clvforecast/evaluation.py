@@ -713,8 +713,9 @@ def evaluate_holdout(
         customers["bgnbd_spend"] = customers["bgnbd_purchases"] * spend
     methods = ["bgnbd"]
     targets = list(TARGETS if has_spend else TARGETS[:1])
-    if log is not None and has_spend:
-        hist = historical_forecast(log, calibration_end=cal, horizon=horizon, time_unit=unit)
+    if log is not None:
+        hist = historical_forecast(log, calibration_end=cal, horizon=horizon, time_unit=unit,
+                                   amount="amount" if has_spend else None)
         missing = customers.index.difference(hist.index)
         if len(missing):
             raise ValueError(

@@ -702,7 +702,7 @@ def historical_forecast(
     time_unit: str = "W",
     customer_id: str = "customer_id",
     date: str = "date",
-    amount: str = "amount",
+    amount: str | None = "amount",
     date_format: str | None = None,
     segment: str | Mapping[Any, Any] | pd.Series | None = None,
 ) -> pd.DataFrame:
@@ -749,14 +749,14 @@ def historical_forecast(
     -------
     DataFrame indexed by ``customer_id`` (every customer with a purchase on or before ``calibration_end``,
     sorted), columns ``avg_formula_purchases``, ``avg_formula_spend``, ``run_rate_purchases``,
-    ``run_rate_spend``. ``attrs``: ``time_unit``, ``horizon`` (in ``time_unit``), ``calibration_start``,
+    ``run_rate_spend`` (only the two ``*_purchases`` columns for frequency-only data, ``amount=None``).
+    ``attrs``: ``time_unit``, ``horizon`` (in ``time_unit``), ``calibration_start``,
     ``calibration_end``, ``calibration_length`` (``L``), and ``avg_formula_rates`` (per segment: customers,
     purchases, revenue, purchases and spend per customer per unit).
     """
     unit = check_time_unit(time_unit)
     h = parse_horizon(horizon, unit)
     cal = pd.Timestamp(_to_date(calibration_end, "calibration_end"))
-    _require_amount(amount)
     tx = _read(transactions, customer_id=customer_id, date=date, amount=amount, date_format=date_format,
                segment=segment)
     tx = tx.loc[tx["date"] <= cal]
@@ -776,10 +776,8 @@ def historical_forecast(
             "average formula gives each customer one segment's value: pass a mapping customer_id -> segment"
         )
     customer_segment = seg_of.first()
-    rfm = rfm_summary(
-        transactions, observation_end=cal.date(), time_unit=unit, customer_id=customer_id, date=date,
-        amount=amount, date_format=date_format,
-    )
+    # The log is read once: the RFM table is built from the validated rows (canonical column names).
+    rfm = rfm_summary(tx, observation_end=cal.date(), time_unit=unit)
     customer_segment = customer_segment.reindex(rfm.index)
     T = rfm["T"].to_numpy()
     safe_T = np.where(T > 0, T, 1.0)
@@ -793,6 +791,8 @@ def historical_forecast(
         },
         index=rfm.index,
     )
+    if amount is None:  # frequency-only data: purchases only
+        out = out[["avg_formula_purchases", "run_rate_purchases"]]
     out.attrs = {
         "time_unit": unit,
         "time_unit_name": UNIT_NAMES[unit],

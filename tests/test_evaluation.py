@@ -193,6 +193,11 @@ def test_frequency_only_data(cdnow_tx):
     assert set(r.metrics["target"]) == {"purchases"} and r.gamma_gamma is None
     assert r.metric("total_actual", "purchases").iloc[0] == 1882
     assert r.tracking is not None and r.tracking["actual"].sum() == 4339
+    # the historical baselines need no amounts to predict purchases
+    assert set(r.metrics["method"]) == {"bgnbd", "avg_formula", "run_rate"}
+    # the average formula: all 4,814 calibration purchases (2,357 first + 2,457 repeat) over 2,357 customers and
+    # 39 weeks, for 39 holdout weeks: 4,814 in total
+    assert r.metric("total_predicted", "purchases")["avg_formula"] == pytest.approx(2357 + 2457)
 
 
 def test_table_set_up_errors(cdnow_cal):

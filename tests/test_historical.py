@@ -602,8 +602,14 @@ def test_historical_forecast_cdnow(cdnow_tx, cdnow_cal, published_summary):
     assert out["run_rate_spend"].sum() == pytest.approx((rate * ps["zbar"]).sum() * 39, rel=1e-3)
 
 
-def test_amount_column_is_required():
+def test_amount_column_is_required_by_the_formula():
     with pytest.raises(ValueError, match="amount must name the column of purchase values"):
         cf.historical_clv(example_log(), lifespan_years=2, amount=None)
-    with pytest.raises(ValueError, match="amount must name the column of purchase values"):
-        cf.historical_forecast(forecast_log(), calibration_end="2024-01-10", horizon=10, amount=None)
+
+
+def test_historical_forecast_of_frequency_only_data_has_purchases_only():
+    full = cf.historical_forecast(forecast_log(), calibration_end="2024-01-10", horizon=10)
+    log = forecast_log().drop(columns="amount")
+    counts = cf.historical_forecast(log, calibration_end="2024-01-10", horizon=10, amount=None)
+    assert list(counts.columns) == ["avg_formula_purchases", "run_rate_purchases"]
+    pd.testing.assert_frame_equal(counts, full[list(counts.columns)], check_exact=True)
