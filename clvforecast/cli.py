@@ -8,7 +8,6 @@ Every subcommand reads transactions with the same column flags (``--customer-col
 from __future__ import annotations
 
 import contextlib
-import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,18 +40,31 @@ AmountCol = Annotated[str, typer.Option("--amount-col", help="Column holding the
 DateFormat = Annotated[
     str | None, typer.Option("--date-format", help="strftime pattern for non-ISO dates, e.g. '%Y%m%d'.")
 ]
-TimeUnit = Annotated[str, typer.Option("--time-unit", help="D, W, M or Y: the unit of recency, T and horizons.")]
+TimeUnit = Annotated[
+    str, typer.Option("--time-unit", help="D, W, M or Y: the unit of recency, T and horizons.")
+]
 CalEnd = Annotated[str | None, typer.Option("--calibration-end", help="Last day of the calibration period.")]
 ObsEnd = Annotated[str | None, typer.Option("--observation-end", help="Last day of the data to use.")]
-Horizon = Annotated[str, typer.Option("--horizon", help="Forecast horizon with its unit, e.g. 52W, 12M, 365D.")]
+Horizon = Annotated[
+    str, typer.Option("--horizon", help="Forecast horizon with its unit, e.g. 52W, 12M, 365D.")
+]
 Discount = Annotated[float, typer.Option("--discount-rate", help="Annual discount rate (0.1 for 10%).")]
 Margin = Annotated[float, typer.Option("--margin", help="Profit margin applied to spend (1.0 = revenue).")]
-OnInvalid = Annotated[str, typer.Option("--on-invalid", help="raise (default) or drop invalid rows (counted).")]
+OnInvalid = Annotated[
+    str, typer.Option("--on-invalid", help="raise (default) or drop invalid rows (counted).")
+]
 
 
-def _read_kwargs(customer_col: str, date_col: str, amount_col: str, date_format: str | None, on_invalid: str) -> dict:
-    return dict(customer_id=customer_col, date=date_col, amount=amount_col, date_format=date_format,
-                on_invalid=on_invalid)
+def _read_kwargs(
+    customer_col: str, date_col: str, amount_col: str, date_format: str | None, on_invalid: str
+) -> dict:
+    return dict(
+        customer_id=customer_col,
+        date=date_col,
+        amount=amount_col,
+        date_format=date_format,
+        on_invalid=on_invalid,
+    )
 
 
 @contextlib.contextmanager
@@ -68,8 +80,13 @@ def _step(description: str) -> Iterator[None]:
     if not console.is_terminal:  # pipes, CI, CliRunner: no spinner, no noise
         yield
         return
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         progress.add_task(description, total=None)
         yield
     console.print(f"[green]done[/green] {description}")
@@ -109,8 +126,15 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     from .exceptions import ConvergenceError, DataValidationError, NotFittedError
 
-    expected = (DataValidationError, ValueError, FileNotFoundError, NotFittedError, ConvergenceError, KeyError,
-                TypeError)
+    expected = (
+        DataValidationError,
+        ValueError,
+        FileNotFoundError,
+        NotFittedError,
+        ConvergenceError,
+        KeyError,
+        TypeError,
+    )
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -157,10 +181,17 @@ def summarize(
         if calibration_end:
             if not observation_end:
                 raise ValueError("--calibration-end needs --observation-end (the end of the holdout period)")
-            table = cf.calibration_holdout(str(transactions), calibration_end=calibration_end,
-                                           observation_end=observation_end, time_unit=time_unit, **kw)
+            table = cf.calibration_holdout(
+                str(transactions),
+                calibration_end=calibration_end,
+                observation_end=observation_end,
+                time_unit=time_unit,
+                **kw,
+            )
         else:
-            table = cf.rfm_summary(str(transactions), observation_end=observation_end, time_unit=time_unit, **kw)
+            table = cf.rfm_summary(
+                str(transactions), observation_end=observation_end, time_unit=time_unit, **kw
+            )
     _write_table(table, out)
     _say(f"wrote {len(table):,} customers to {out} (time unit {table.attrs['time_unit']})")
 
@@ -176,13 +207,18 @@ def _table_unit(table: pd.DataFrame, time_unit: str | None, path: Path) -> pd.Da
             raise ValueError(f"{path} is in time unit {stored!r} but --time-unit is {unit!r}")
         table.attrs["time_unit"] = unit
     elif stored is None:
-        raise ValueError(f"{path} does not record its time unit; pass --time-unit (the one used with summarize)")
+        raise ValueError(
+            f"{path} does not record its time unit; pass --time-unit (the one used with summarize)"
+        )
     return table
 
 
-ModelDir = Annotated[Path, typer.Argument(help="Folder written by 'clvforecast fit' (bgnbd.json, gamma_gamma.json).")]
+ModelDir = Annotated[
+    Path, typer.Argument(help="Folder written by 'clvforecast fit' (bgnbd.json, gamma_gamma.json).")
+]
 OptTimeUnit = Annotated[
-    str | None, typer.Option("--time-unit", help="Unit of the RFM table (D, W, M, Y); Parquet tables record it.")
+    str | None,
+    typer.Option("--time-unit", help="Unit of the RFM table (D, W, M, Y); Parquet tables record it."),
 ]
 
 
@@ -215,7 +251,9 @@ def fit(
 def predict(
     models: ModelDir,
     rfm: Annotated[Path, typer.Argument(help="RFM table (CSV or Parquet) of the customers to score.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Per-customer forecast (.csv, .parquet or .json).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Per-customer forecast (.csv, .parquet or .json).")
+    ],
     horizon: Horizon = "52W",
     discount_rate: Discount = 0.0,
     margin: Margin = 1.0,
@@ -225,21 +263,34 @@ def predict(
     import clvforecast as cf
 
     bg, gg = cf.load_model(models / "bgnbd.json"), cf.load_model(models / "gamma_gamma.json")
+    if not isinstance(bg, cf.BetaGeo) or not isinstance(gg, cf.GammaGamma):
+        raise ValueError(
+            f"{models} does not hold a BG/NBD model in bgnbd.json and a Gamma-Gamma model in "
+            "gamma_gamma.json; write them with 'clvforecast fit'"
+        )
     table = _read_table(rfm)
     table = _table_unit(table, time_unit or (None if table.attrs.get("time_unit") else bg.time_unit_), rfm)
     with _step("scoring customers"):
-        forecast = cf.predictive_clv(bg, gg, table, horizon=horizon, discount_rate=discount_rate, margin=margin)
+        forecast = cf.predictive_clv(
+            bg, gg, table, horizon=horizon, discount_rate=discount_rate, margin=margin
+        )
     _write_table(forecast, out)
-    _say(f"wrote the forecast of {len(forecast):,} customers to {out}: total CLV {forecast['clv'].sum():,.2f} "
-         f"over {horizon}")
+    _say(
+        f"wrote the forecast of {len(forecast):,} customers to {out}: total CLV {forecast['clv'].sum():,.2f} "
+        f"over {horizon}"
+    )
 
 
 @app.command()
 @_guarded
 def validate(
     transactions: Annotated[Path, typer.Argument(help="Transaction log: CSV or Parquet.")],
-    calibration_end: Annotated[str, typer.Option("--calibration-end", help="Last day of the calibration period.")],
-    observation_end: Annotated[str, typer.Option("--observation-end", help="Last day of the holdout period.")],
+    calibration_end: Annotated[
+        str, typer.Option("--calibration-end", help="Last day of the calibration period.")
+    ],
+    observation_end: Annotated[
+        str, typer.Option("--observation-end", help="Last day of the holdout period.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.csv/json, tables and plots.")],
     time_unit: TimeUnit = "W",
     customer_col: CustomerCol = "customer_id",
@@ -259,23 +310,31 @@ def validate(
 
     kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
     with _step("fitting on the calibration period and scoring the holdout"):
-        ev = cf.evaluate_holdout(str(transactions), calibration_end=calibration_end, observation_end=observation_end,
-                                 time_unit=time_unit, **kw)
+        ev = cf.evaluate_holdout(
+            str(transactions),
+            calibration_end=calibration_end,
+            observation_end=observation_end,
+            time_unit=time_unit,
+            **kw,
+        )
     out.mkdir(parents=True, exist_ok=True)
     ev.metrics.to_csv(out / "metrics.csv", index=False)
     (out / "metrics.json").write_text(ev.metrics.to_json(orient="records", indent=1))
     ev.customers.to_csv(out / "customers.csv")
     ev.conditional_expectations.to_csv(out / "conditional_expectations.csv")
     plots = {
-        "conditional_expectations": lambda ax: plotting.plot_conditional_expectations(ev.conditional_expectations,
-                                                                                      ax=ax),
+        "conditional_expectations": lambda ax: plotting.plot_conditional_expectations(
+            ev.conditional_expectations, ax=ax
+        ),
         "period_transactions": lambda ax: plotting.plot_period_transactions(ev.period_transactions, ax=ax),
         "gains_spend": lambda ax: plotting.plot_gains(ev.customers, target="spend", ax=ax),
     }
     if ev.tracking is not None:
         ev.tracking.to_csv(out / "tracking.csv")
         plots["tracking_cumulative"] = lambda ax: plotting.plot_tracking(ev.tracking, cumulative=True, ax=ax)
-        plots["tracking_incremental"] = lambda ax: plotting.plot_tracking(ev.tracking, cumulative=False, ax=ax)
+        plots["tracking_incremental"] = lambda ax: plotting.plot_tracking(
+            ev.tracking, cumulative=False, ax=ax
+        )
     with _step("drawing plots"):
         for name, draw in plots.items():
             fig, ax = plt.subplots(figsize=(7, 4))
@@ -316,9 +375,17 @@ def report(
     from .report import ForecastReport
 
     kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
-    rep = ForecastReport(str(transactions), calibration_end=calibration_end, observation_end=observation_end,
-                         time_unit=time_unit, horizon=horizon, discount_rate=discount_rate, margin=margin,
-                         title=title, **kw)
+    rep = ForecastReport(
+        str(transactions),
+        calibration_end=calibration_end,
+        observation_end=observation_end,
+        time_unit=time_unit,
+        horizon=horizon,
+        discount_rate=discount_rate,
+        margin=margin,
+        title=title,
+        **kw,
+    )
     _write_report(rep, out)
 
 
@@ -331,13 +398,23 @@ def demo(
 ) -> None:
     """The main job on the bundled CDNOW sample: validate on the 1997-10..1998-06 holdout, forecast a year."""
     import clvforecast as cf
+
     from .report import ForecastReport
 
     tx = cf.load_cdnow("sample")
-    typer.echo(f"CDNOW sample: {len(tx):,} transactions of {tx['customer_id'].nunique():,} customers, "
-               f"{tx['date'].min():%Y-%m-%d} to {tx['date'].max():%Y-%m-%d}")
-    rep = ForecastReport(tx, calibration_end="1997-09-30", observation_end="1998-06-30", time_unit="W",
-                         horizon="52W", discount_rate=0.10, title="CDNOW: customer lifetime value forecast")
+    typer.echo(
+        f"CDNOW sample: {len(tx):,} transactions of {tx['customer_id'].nunique():,} customers, "
+        f"{tx['date'].min():%Y-%m-%d} to {tx['date'].max():%Y-%m-%d}"
+    )
+    rep = ForecastReport(
+        tx,
+        calibration_end="1997-09-30",
+        observation_end="1998-06-30",
+        time_unit="W",
+        horizon="52W",
+        discount_rate=0.10,
+        title="CDNOW: customer lifetime value forecast",
+    )
     _write_report(rep, out)
     typer.echo(rep.summary["validation"]["text"])
 

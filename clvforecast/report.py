@@ -204,13 +204,16 @@ class ForecastReport:
         self.horizon = horizon
         self.horizon_units = parse_horizon(horizon, self.time_unit)
         if not (0 < margin <= 10):
-            raise ValueError(f"margin must be a positive fraction such as 0.3 (30%) or 1.0 (revenue); got {margin!r}")
+            raise ValueError(
+                f"margin must be a positive fraction such as 0.3 (30%) or 1.0 (revenue); got {margin!r}"
+            )
         self.discount_rate = float(discount_rate)
         self.margin = float(margin)
         self.title = title
         self.top_n = int(top_n)
-        self.read_kwargs = dict(customer_id=customer_id, date=date, amount=amount, date_format=date_format,
-                                on_invalid=on_invalid)
+        self.read_kwargs: dict[str, Any] = dict(
+            customer_id=customer_id, date=date, amount=amount, date_format=date_format, on_invalid=on_invalid
+        )
 
     # -- computation (once) -----------------------------------------------------------------------------------
     @cached_property
@@ -226,7 +229,9 @@ class ForecastReport:
             full = cf.rfm_summary(tx, observation_end=obs, time_unit=self.time_unit)
             full.attrs["dropped"] = dict(tx.attrs.get("dropped", {}))
             full.attrs["n_rows_read"] = tx.attrs.get("n_rows_read", len(tx))
-            res.update(overview_rfm=full, transactions=tx, observation_end=pd.Timestamp(obs).date().isoformat())
+            res.update(
+                overview_rfm=full, transactions=tx, observation_end=pd.Timestamp(obs).date().isoformat()
+            )
             if self.calibration_end is not None:
                 res["evaluation"] = cf.evaluate_holdout(
                     tx, calibration_end=self.calibration_end, observation_end=obs, time_unit=self.time_unit
@@ -234,6 +239,7 @@ class ForecastReport:
             forecast_rfm = full
         else:
             table = self.rfm
+            assert table is not None  # __init__ requires transactions or rfm
             unit = table.attrs.get("time_unit")
             if unit is not None and unit != self.time_unit:
                 raise ValueError(f"the RFM table is in unit {unit!r} but time_unit={self.time_unit!r}")
@@ -244,14 +250,26 @@ class ForecastReport:
             forecast_rfm = table
         bg = cf.BetaGeo().fit(forecast_rfm)
         gg = cf.GammaGamma().fit(forecast_rfm)
-        clv = cf.predictive_clv(bg, gg, forecast_rfm, horizon=self.horizon_units, discount_rate=self.discount_rate,
-                                margin=self.margin)
+        clv = cf.predictive_clv(
+            bg,
+            gg,
+            forecast_rfm,
+            horizon=self.horizon_units,
+            discount_rate=self.discount_rate,
+            margin=self.margin,
+        )
         res.update(bg=bg, gg=gg, clv=clv, forecast_rfm=forecast_rfm)
         if tx is not None:
-            hist = cf.historical_forecast(tx, calibration_end=res["observation_end"], horizon=self.horizon_units,
-                                          time_unit=self.time_unit)
+            hist = cf.historical_forecast(
+                tx,
+                calibration_end=res["observation_end"],
+                horizon=self.horizon_units,
+                time_unit=self.time_unit,
+            )
             res["historical"] = hist
-            undiscounted = cf.predictive_clv(bg, gg, forecast_rfm, horizon=self.horizon_units, margin=self.margin)
+            undiscounted = cf.predictive_clv(
+                bg, gg, forecast_rfm, horizon=self.horizon_units, margin=self.margin
+            )
             res["comparison"] = cf.compare_clv(undiscounted, hist, rfm=forecast_rfm, margin=self.margin)
         return res
 
@@ -270,7 +288,9 @@ class ForecastReport:
             "horizon_units": self.horizon_units,
             "discount_rate": self.discount_rate,
             "margin": self.margin,
-            "calibration_end": None if self.calibration_end is None else str(pd.Timestamp(self.calibration_end).date()),
+            "calibration_end": None
+            if self.calibration_end is None
+            else str(pd.Timestamp(self.calibration_end).date()),
             "observation_end": r["observation_end"],
         }
         tx = r.get("transactions")
@@ -285,15 +305,24 @@ class ForecastReport:
         if tx is not None:
             dates = tx["date"]
             overview.update(
-                transactions=int(rfm.attrs.get("n_rows_read", len(tx))) - int(sum(overview["dropped"].values())),
+                transactions=int(rfm.attrs.get("n_rows_read", len(tx)))
+                - int(sum(overview["dropped"].values())),
                 rows_read=int(rfm.attrs.get("n_rows_read", len(tx))),
                 first_date=dates.min().date().isoformat(),
                 last_date=dates.max().date().isoformat(),
             )
         s["overview"] = overview
-        s["bgnbd"] = {"params": bg.summary, "log_likelihood": bg.log_likelihood_, "n_customers": bg.n_customers_}
-        s["gamma_gamma"] = {"params": gg.summary, "log_likelihood": gg.log_likelihood_,
-                            "n_customers": gg.n_customers_, "population_mean_spend": gg.population_mean_spend}
+        s["bgnbd"] = {
+            "params": bg.summary,
+            "log_likelihood": bg.log_likelihood_,
+            "n_customers": bg.n_customers_,
+        }
+        s["gamma_gamma"] = {
+            "params": gg.summary,
+            "log_likelihood": gg.log_likelihood_,
+            "n_customers": gg.n_customers_,
+            "population_mean_spend": gg.population_mean_spend,
+        }
         p = bg.params_
         s["interpretation"] = {
             "purchase_rate_while_active": float(p["r"] / p["alpha"]),
@@ -316,8 +345,11 @@ class ForecastReport:
         s["top_customers"] = top
         comp = r.get("comparison")
         if comp is not None:
-            s["comparison"] = {"variants": comp.summary["variants"], "tiers": comp.summary["tiers"],
-                               "rfm": comp.summary.get("rfm")}
+            s["comparison"] = {
+                "variants": comp.summary["variants"],
+                "tiers": comp.summary["tiers"],
+                "rfm": comp.summary.get("rfm"),
+            }
         ev = r.get("evaluation")
         if ev is not None:
             s["validation"] = {
@@ -343,44 +375,80 @@ class ForecastReport:
 
         r, figs = self._results, {}
 
-        def draw(key: str, title: str, fn: Any, caption: str = "", size: tuple[float, float] = (6.4, 3.8)) -> None:
+        def draw(
+            key: str, title: str, fn: Any, caption: str = "", size: tuple[float, float] = (6.4, 3.8)
+        ) -> None:
             fig, ax = plt.subplots(figsize=size)
             fn(ax)
             figs[key] = _Figure(key, title, _png(fig), caption)
 
         clv = r["clv"]
-        draw("clv_distribution", "Predictive CLV per customer",
-             lambda ax: plotting.plot_forecast_distribution(clv, "clv", ax=ax))
-        draw("alive_distribution", "Probability that each customer is still active",
-             lambda ax: plotting.plot_forecast_distribution(clv, "probability_alive", ax=ax),
-             "under BG/NBD a customer can only drop out right after a purchase, so customers who never bought "
-             "again have P(alive) = 1 (the bar at 1.0)")
-        draw("purchases_distribution", "Expected purchases over the horizon",
-             lambda ax: plotting.plot_forecast_distribution(clv, "expected_purchases", ax=ax))
-        draw("alive_heatmap", "P(alive) by frequency and recency",
-             lambda ax: plotting.plot_frequency_recency_heatmap(r["bg"], quantity="probability_alive",
-                                                                rfm=r["forecast_rfm"], ax=ax),
-             "each cell: the probability that a customer with that history is still active")
+        draw(
+            "clv_distribution",
+            "Predictive CLV per customer",
+            lambda ax: plotting.plot_forecast_distribution(clv, "clv", ax=ax),
+        )
+        draw(
+            "alive_distribution",
+            "Probability that each customer is still active",
+            lambda ax: plotting.plot_forecast_distribution(clv, "probability_alive", ax=ax),
+            "under BG/NBD a customer can only drop out right after a purchase, so customers who never bought "
+            "again have P(alive) = 1 (the bar at 1.0)",
+        )
+        draw(
+            "purchases_distribution",
+            "Expected purchases over the horizon",
+            lambda ax: plotting.plot_forecast_distribution(clv, "expected_purchases", ax=ax),
+        )
+        draw(
+            "alive_heatmap",
+            "P(alive) by frequency and recency",
+            lambda ax: plotting.plot_frequency_recency_heatmap(
+                r["bg"], quantity="probability_alive", rfm=r["forecast_rfm"], ax=ax
+            ),
+            "each cell: the probability that a customer with that history is still active",
+        )
         comp = r.get("comparison")
         if comp is not None:
-            draw("lorenz", "Concentration of value (Lorenz / Pareto curve)",
-                 lambda ax: plotting.plot_lorenz(comp, ax=ax))
+            draw(
+                "lorenz",
+                "Concentration of value (Lorenz / Pareto curve)",
+                lambda ax: plotting.plot_lorenz(comp, ax=ax),
+            )
             draw("tiers", "CLV by tier", lambda ax: plotting.plot_tiers(comp, ax=ax))
-            draw("predictive_vs_historical", "Predictive vs historical (run-rate) CLV",
-                 lambda ax: plotting.plot_predictive_vs_historical(comp, "run_rate", ax=ax))
+            draw(
+                "predictive_vs_historical",
+                "Predictive vs historical (run-rate) CLV",
+                lambda ax: plotting.plot_predictive_vs_historical(comp, "run_rate", ax=ax),
+            )
         ev = r.get("evaluation")
         if ev is not None:
             if ev.tracking is not None:
-                draw("tracking_cumulative", "Tracking: cumulative repeat transactions",
-                     lambda ax: plotting.plot_tracking(ev.tracking, cumulative=True, ax=ax))
-                draw("tracking_incremental", "Tracking: repeat transactions per period",
-                     lambda ax: plotting.plot_tracking(ev.tracking, cumulative=False, ax=ax))
-            draw("conditional_expectations", "Conditional expectations: holdout purchases by calibration frequency",
-                 lambda ax: plotting.plot_conditional_expectations(ev.conditional_expectations, ax=ax))
-            draw("period_transactions", "Calibration purchases: actual vs model",
-                 lambda ax: plotting.plot_period_transactions(ev.period_transactions, ax=ax))
-            draw("gains", "Gains curve: share of holdout spend captured",
-                 lambda ax: plotting.plot_gains(ev.customers, target="spend", ax=ax))
+                draw(
+                    "tracking_cumulative",
+                    "Tracking: cumulative repeat transactions",
+                    lambda ax: plotting.plot_tracking(ev.tracking, cumulative=True, ax=ax),
+                )
+                draw(
+                    "tracking_incremental",
+                    "Tracking: repeat transactions per period",
+                    lambda ax: plotting.plot_tracking(ev.tracking, cumulative=False, ax=ax),
+                )
+            draw(
+                "conditional_expectations",
+                "Conditional expectations: holdout purchases by calibration frequency",
+                lambda ax: plotting.plot_conditional_expectations(ev.conditional_expectations, ax=ax),
+            )
+            draw(
+                "period_transactions",
+                "Calibration purchases: actual vs model",
+                lambda ax: plotting.plot_period_transactions(ev.period_transactions, ax=ax),
+            )
+            draw(
+                "gains",
+                "Gains curve: share of holdout spend captured",
+                lambda ax: plotting.plot_gains(ev.customers, target="spend", ax=ax),
+            )
         return figs
 
     # -- the document (sections of blocks), shared by the HTML and Markdown renderers ------------------------------
@@ -398,129 +466,242 @@ class ForecastReport:
         # Overview
         cards = [
             {"label": "customers", "value": _fmt(ov["customers"], "int")},
-            {"label": "repeat customers", "value": _fmt(ov["repeat_share"], "pct"),
-             "help": f"{_fmt(ov['repeat_customers'], 'int')} bought again"},
+            {
+                "label": "repeat customers",
+                "value": _fmt(ov["repeat_share"], "pct"),
+                "help": f"{_fmt(ov['repeat_customers'], 'int')} bought again",
+            },
             {"label": "repeat transactions", "value": _fmt(ov["repeat_transactions"], "int")},
         ]
         if "transactions" in ov:
-            cards.insert(1, {"label": "transactions", "value": _fmt(ov["transactions"], "int"),
-                             "help": f"{ov['first_date']} to {ov['last_date']}"})
+            cards.insert(
+                1,
+                {
+                    "label": "transactions",
+                    "value": _fmt(ov["transactions"], "int"),
+                    "help": f"{ov['first_date']} to {ov['last_date']}",
+                },
+            )
         sec = _Section("overview", "Data overview", [_Block("cards", items=cards)])
         dropped = ov["dropped"]
         if dropped:
-            sec.blocks.append(_Block("note", text="Rows dropped while reading: " + ", ".join(
-                f"{n:,} {k.replace('_', ' ')}" for k, n in dropped.items()) + "."))
+            sec.blocks.append(
+                _Block(
+                    "note",
+                    text="Rows dropped while reading: "
+                    + ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in dropped.items())
+                    + ".",
+                )
+            )
         else:
-            sec.blocks.append(_Block("text", text="No rows were dropped while reading: every transaction was valid."))
+            sec.blocks.append(
+                _Block("text", text="No rows were dropped while reading: every transaction was valid.")
+            )
         if ov["excluded_after_observation_end"]:
-            sec.blocks.append(_Block("text", text=f"{ov['excluded_after_observation_end']:,} transactions after "
-                                                  f"{st['observation_end']} were excluded."))
+            sec.blocks.append(
+                _Block(
+                    "text",
+                    text=f"{ov['excluded_after_observation_end']:,} transactions after "
+                    f"{st['observation_end']} were excluded.",
+                )
+            )
         out.append(sec)
 
         # Forecast
-        sec = _Section("forecast", f"Forecast for the next {horizon}", [
-            _Block("cards", items=[
-                {"label": "expected purchases", "value": _fmt(fc["expected_purchases"], "int")},
-                {"label": "expected revenue", "value": _fmt(fc["expected_revenue"], "money"),
-                 "help": "undiscounted, before margin"},
-                {"label": "total CLV", "value": _fmt(fc["clv_total"], "money"),
-                 "help": f"discounted at {st['discount_rate']:.0%}/yr, margin {st['margin']:.0%}"},
-                {"label": "mean CLV", "value": _fmt(fc["clv_mean"], "money"),
-                 "help": f"median {_fmt(fc['clv_median'], 'money')}"},
-                {"label": "customers still active", "value": _fmt(fc["expected_alive_customers"], "int"),
-                 "help": f"mean P(alive) {_fmt(fc['mean_probability_alive'], 'pct')}"},
-                {"label": "value held by top 20%", "value": _fmt(fc["top20_share"], "pct")},
-            ]),
-            figblock("clv_distribution", "alive_distribution", "purchases_distribution", "alive_heatmap"),
-        ])
+        sec = _Section(
+            "forecast",
+            f"Forecast for the next {horizon}",
+            [
+                _Block(
+                    "cards",
+                    items=[
+                        {"label": "expected purchases", "value": _fmt(fc["expected_purchases"], "int")},
+                        {
+                            "label": "expected revenue",
+                            "value": _fmt(fc["expected_revenue"], "money"),
+                            "help": "undiscounted, before margin",
+                        },
+                        {
+                            "label": "total CLV",
+                            "value": _fmt(fc["clv_total"], "money"),
+                            "help": f"discounted at {st['discount_rate']:.0%}/yr, margin {st['margin']:.0%}",
+                        },
+                        {
+                            "label": "mean CLV",
+                            "value": _fmt(fc["clv_mean"], "money"),
+                            "help": f"median {_fmt(fc['clv_median'], 'money')}",
+                        },
+                        {
+                            "label": "customers still active",
+                            "value": _fmt(fc["expected_alive_customers"], "int"),
+                            "help": f"mean P(alive) {_fmt(fc['mean_probability_alive'], 'pct')}",
+                        },
+                        {"label": "value held by top 20%", "value": _fmt(fc["top20_share"], "pct")},
+                    ],
+                ),
+                figblock("clv_distribution", "alive_distribution", "purchases_distribution", "alive_heatmap"),
+            ],
+        )
         out.append(sec)
 
         # Top customers
-        top = s["top_customers"].rename(columns={"expected_purchases": "exp. purchases",
-                                                 "probability_alive": "P(alive)",
-                                                 "expected_spend": "exp. spend"})
-        out.append(_Section("top", f"Top {len(top)} customers by CLV",
-                            [_Block("table", frame=top.round(3),
-                                    caption=f"frequency = repeat purchases, recency and T in {unit}, monetary value "
-                                            "= mean spend per repeat purchase.")]))
+        top = s["top_customers"].rename(
+            columns={
+                "expected_purchases": "exp. purchases",
+                "probability_alive": "P(alive)",
+                "expected_spend": "exp. spend",
+            }
+        )
+        out.append(
+            _Section(
+                "top",
+                f"Top {len(top)} customers by CLV",
+                [
+                    _Block(
+                        "table",
+                        frame=top.round(3),
+                        caption=f"frequency = repeat purchases, recency and T in {unit}, monetary value "
+                        "= mean spend per repeat purchase.",
+                    )
+                ],
+            )
+        )
 
         # Tiers and historical comparison
         if "comparison" in s:
             comp = s["comparison"]
             blocks = [
-                _Block("text", text=f"The top 20% of customers hold {_fmt(fc['top20_share'], 'pct')} of the "
-                                    "predicted value (the Pareto 80/20 check)."),
+                _Block(
+                    "text",
+                    text=f"The top 20% of customers hold {_fmt(fc['top20_share'], 'pct')} of the "
+                    "predicted value (the Pareto 80/20 check).",
+                ),
                 figblock("lorenz", "tiers"),
                 _Block("table", title="CLV tiers (quartiles of predictive CLV)", frame=comp["tiers"]),
-                _Block("text", text=(
-                    "The historical formula (average purchase value x purchase frequency x time, the same for every "
-                    "customer) and the run-rate (each customer's own past spend rate, extended) ignore churn; the "
-                    f"predictive CLV (undiscounted here, for a like-for-like comparison over {horizon}) weighs each "
-                    "customer's future by the probability that they are still active.")),
+                _Block(
+                    "text",
+                    text=(
+                        "The historical formula (average purchase value x purchase frequency x time, the same for every "
+                        "customer) and the run-rate (each customer's own past spend rate, extended) ignore churn; the "
+                        f"predictive CLV (undiscounted here, for a like-for-like comparison over {horizon}) weighs each "
+                        "customer's future by the probability that they are still active."
+                    ),
+                ),
                 _Block("table", title="Predictive vs historical CLV", frame=comp["variants"]),
                 figblock("predictive_vs_historical"),
             ]
             if comp.get("rfm") is not None:
-                blocks.append(_Block("table", title="Mean predictive CLV by classic RFM score (1-5)",
-                                     frame=comp["rfm"]))
+                blocks.append(
+                    _Block("table", title="Mean predictive CLV by classic RFM score (1-5)", frame=comp["rfm"])
+                )
             out.append(_Section("tiers", "CLV tiers and historical vs predictive CLV", blocks))
 
         # Validation
         if "validation" in s:
             v = s["validation"]
             blocks = [
-                _Block("text", text=(f"Fitted on the data up to {v['calibration_end']}, the models predicted the "
-                                     f"holdout to {v['observation_end']} ({v['holdout_duration']:g} {unit}); "
-                                     "the historical formula and the run-rate predicted the same period.")),
-                _Block("table", title="Holdout metrics by method", frame=v["metrics"],
-                       caption="mae/rmse per customer; pct_error of the total; spearman rank correlation; "
-                               "top_decile_capture: share of actual holdout value held by the predicted top 10%; "
-                               "gini of the gains curve."),
-                _Block("table", title="Conditional expectations (holdout purchases by calibration frequency)",
-                       frame=v["conditional_expectations"]),
-                figblock("tracking_cumulative", "tracking_incremental", "conditional_expectations",
-                         "period_transactions", "gains"),
+                _Block(
+                    "text",
+                    text=(
+                        f"Fitted on the data up to {v['calibration_end']}, the models predicted the "
+                        f"holdout to {v['observation_end']} ({v['holdout_duration']:g} {unit}); "
+                        "the historical formula and the run-rate predicted the same period."
+                    ),
+                ),
+                _Block(
+                    "table",
+                    title="Holdout metrics by method",
+                    frame=v["metrics"],
+                    caption="mae/rmse per customer; pct_error of the total; spearman rank correlation; "
+                    "top_decile_capture: share of actual holdout value held by the predicted top 10%; "
+                    "gini of the gains curve.",
+                ),
+                _Block(
+                    "table",
+                    title="Conditional expectations (holdout purchases by calibration frequency)",
+                    frame=v["conditional_expectations"],
+                ),
+                figblock(
+                    "tracking_cumulative",
+                    "tracking_incremental",
+                    "conditional_expectations",
+                    "period_transactions",
+                    "gains",
+                ),
             ]
             out.append(_Section("validation", "Holdout validation", blocks))
 
         # Models
         bgp, ggp = s["bgnbd"]["params"], s["gamma_gamma"]["params"]
-        out.append(_Section("models", "Fitted models", [
-            _Block("table", title=f"BG/NBD (purchases; {s['bgnbd']['n_customers']:,} customers, "
-                                  f"log-likelihood {s['bgnbd']['log_likelihood']:,.2f})", frame=bgp),
-            _Block("list", items=[
-                f"While active, a typical customer buys r/alpha = {it['purchase_rate_while_active']:.3f} times per "
-                f"{unit[:-1]} (purchase rates vary across customers as a gamma distribution with shape r and "
-                "rate alpha).",
-                f"After each purchase a customer becomes inactive with probability "
-                f"{it['dropout_probability_per_purchase']:.1%} on average (a/(a+b); it varies across customers as "
-                "a beta distribution with parameters a and b).",
-            ]),
-            _Block("table", title=f"Gamma-Gamma (spend per purchase; {s['gamma_gamma']['n_customers']:,} repeat "
-                                  f"customers, log-likelihood {s['gamma_gamma']['log_likelihood']:,.2f})",
-                   frame=ggp),
-            _Block("list", items=[
-                f"The average spend per purchase across customers is {it['mean_spend_per_purchase']:,.2f} "
-                "(p*v/(q-1)); each customer's expected spend shrinks their own average toward it, more so the "
-                "fewer purchases they made.",
-            ]),
-            _Block("text", text="coef: estimate; se: standard error; lower/upper: 95% confidence interval."),
-        ]))
+        out.append(
+            _Section(
+                "models",
+                "Fitted models",
+                [
+                    _Block(
+                        "table",
+                        title=f"BG/NBD (purchases; {s['bgnbd']['n_customers']:,} customers, "
+                        f"log-likelihood {s['bgnbd']['log_likelihood']:,.2f})",
+                        frame=bgp,
+                    ),
+                    _Block(
+                        "list",
+                        items=[
+                            f"While active, a typical customer buys r/alpha = {it['purchase_rate_while_active']:.3f} times per "
+                            f"{unit[:-1]} (purchase rates vary across customers as a gamma distribution with shape r and "
+                            "rate alpha).",
+                            f"After each purchase a customer becomes inactive with probability "
+                            f"{it['dropout_probability_per_purchase']:.1%} on average (a/(a+b); it varies across customers as "
+                            "a beta distribution with parameters a and b).",
+                        ],
+                    ),
+                    _Block(
+                        "table",
+                        title=f"Gamma-Gamma (spend per purchase; {s['gamma_gamma']['n_customers']:,} repeat "
+                        f"customers, log-likelihood {s['gamma_gamma']['log_likelihood']:,.2f})",
+                        frame=ggp,
+                    ),
+                    _Block(
+                        "list",
+                        items=[
+                            f"The average spend per purchase across customers is {it['mean_spend_per_purchase']:,.2f} "
+                            "(p*v/(q-1)); each customer's expected spend shrinks their own average toward it, more so the "
+                            "fewer purchases they made.",
+                        ],
+                    ),
+                    _Block(
+                        "text",
+                        text="coef: estimate; se: standard error; lower/upper: 95% confidence interval.",
+                    ),
+                ],
+            )
+        )
 
         # Methods
-        out.append(_Section("methods", "Methods and assumptions", [_Block("list", items=[
-            "Day resolution: all purchases of a customer on one calendar day are one transaction.",
-            f"Time unit: {unit} (a month is 365.25/12 days, a year 365.25 days); recency and T are measured in "
-            f"{unit}.",
-            f"Horizon: {horizon} after {st['observation_end']} (given as {st['horizon']!r}).",
-            f"Discount rate: {st['discount_rate']:.1%} a year, compounded monthly; margin {st['margin']:.0%} of "
-            "spend.",
-            "BG/NBD (Fader, Hardie & Lee 2005): while active, purchases follow a Poisson process; after each "
-            "purchase a customer drops out with a customer-specific probability. Gamma-Gamma (Fader & Hardie): "
-            "spend per purchase varies around a customer-specific mean, independent of purchase frequency.",
-            "CLV = sum over monthly steps of margin x expected spend x expected purchases in the step, discounted.",
-            "Estimation by lifetimes on unique (frequency, recency, T) histories with counts as weights.",
-        ])]))
+        out.append(
+            _Section(
+                "methods",
+                "Methods and assumptions",
+                [
+                    _Block(
+                        "list",
+                        items=[
+                            "Day resolution: all purchases of a customer on one calendar day are one transaction.",
+                            f"Time unit: {unit} (a month is 365.25/12 days, a year 365.25 days); recency and T are measured in "
+                            f"{unit}.",
+                            f"Horizon: {horizon} after {st['observation_end']} (given as {st['horizon']!r}).",
+                            f"Discount rate: {st['discount_rate']:.1%} a year, compounded monthly; margin {st['margin']:.0%} of "
+                            "spend.",
+                            "BG/NBD (Fader, Hardie & Lee 2005): while active, purchases follow a Poisson process; after each "
+                            "purchase a customer drops out with a customer-specific probability. Gamma-Gamma (Fader & Hardie): "
+                            "spend per purchase varies around a customer-specific mean, independent of purchase frequency.",
+                            "CLV = sum over monthly steps of margin x expected spend x expected purchases in the step, discounted.",
+                            "Estimation by lifetimes on unique (frequency, recency, T) histories with counts as weights.",
+                        ],
+                    )
+                ],
+            )
+        )
         return out
 
     # -- renderers ------------------------------------------------------------------------------------------------
@@ -528,12 +709,18 @@ class ForecastReport:
         from . import __version__
 
         st = self.summary["settings"]
-        period = (f"forecast over {st['horizon_units']:.4g} {self.summary['unit_name']} after "
-                  f"{st['observation_end']}")
+        period = (
+            f"forecast over {st['horizon_units']:.4g} {self.summary['unit_name']} after "
+            f"{st['observation_end']}"
+        )
         if st["calibration_end"]:
             period += f"; validated on a holdout from {st['calibration_end']}"
-        return {"title": self.title, "subtitle": period, "version": __version__,
-                "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M")}
+        return {
+            "title": self.title,
+            "subtitle": period,
+            "version": __version__,
+            "generated": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        }
 
     def to_html(self) -> str:
         """The report as one self-contained HTML document (figures embedded, no external assets)."""
@@ -564,8 +751,10 @@ class ForecastReport:
                 elif b.kind == "list":
                     lines += [f"- {item}" for item in b.items] + [""]
                 elif b.kind == "cards":
-                    lines += [f"- **{c['label']}**: {c['value']}" + (f" ({c['help']})" if c.get("help") else "")
-                              for c in b.items] + [""]
+                    lines += [
+                        f"- **{c['label']}**: {c['value']}" + (f" ({c['help']})" if c.get("help") else "")
+                        for c in b.items
+                    ] + [""]
                 elif b.kind == "table" and b.frame is not None:
                     if b.title:
                         lines += [f"### {b.title}", ""]
@@ -574,8 +763,11 @@ class ForecastReport:
                         lines += [f"_{b.caption}_", ""]
                 elif b.kind == "figures":
                     for f in b.items:
-                        lines += ([f"![{f.title}](data:image/png;base64,{f.png})", ""] if figures
-                                  else [f"_Figure: {f.title} (see the HTML report)_", ""])
+                        lines += (
+                            [f"![{f.title}](data:image/png;base64,{f.png})", ""]
+                            if figures
+                            else [f"_Figure: {f.title} (see the HTML report)_", ""]
+                        )
         return "\n".join(lines)
 
     def to_json(self, *, indent: int | None = 2) -> str:

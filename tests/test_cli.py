@@ -39,7 +39,9 @@ def test_summarize_fit_predict_pipeline(tmp_path: Path) -> None:
     r = run("summarize", SAMPLE, "--observation-end", "1997-09-30", "--time-unit", "W", "--out", rfm_path)
     assert r.exit_code == 0, r.stderr
     rfm = pd.read_parquet(rfm_path)
-    assert len(rfm) == 2357 and int(rfm["frequency"].sum()) == 2457  # published: 2,357 customers, 2,457 repeats
+    assert (
+        len(rfm) == 2357 and int(rfm["frequency"].sum()) == 2457
+    )  # published: 2,357 customers, 2,457 repeats
 
     r = run("fit", rfm_path, "--out", models)
     assert r.exit_code == 0, r.stderr
@@ -72,8 +74,14 @@ def test_validate_writes_metrics_tables_and_plots(tmp_path: Path) -> None:
     r = run("validate", SAMPLE, *DATES, "--out", tmp_path / "val")
     assert r.exit_code == 0, r.stderr
     files = {p.name for p in (tmp_path / "val").iterdir()}
-    assert {"metrics.csv", "metrics.json", "customers.csv", "conditional_expectations.csv",
-            "tracking_cumulative.png", "conditional_expectations.png"} <= files
+    assert {
+        "metrics.csv",
+        "metrics.json",
+        "customers.csv",
+        "conditional_expectations.csv",
+        "tracking_cumulative.png",
+        "conditional_expectations.png",
+    } <= files
     metrics = json.loads((tmp_path / "val" / "metrics.json").read_text())
     actual = {m["value"] for m in metrics if m["metric"] == "total_actual" and m["target"] == "purchases"}
     assert actual == {1882}
@@ -94,8 +102,24 @@ def test_column_flags_and_date_format(tmp_path: Path) -> None:
     src = tmp_path / "renamed.csv"
     tx.to_csv(src, index=False)
     out = tmp_path / "rfm.csv"
-    r = run("summarize", src, "--customer-col", "cust", "--date-col", "day", "--amount-col", "usd",
-            "--date-format", "%d/%m/%Y", "--time-unit", "W", "--observation-end", "1997-09-30", "--out", out)
+    r = run(
+        "summarize",
+        src,
+        "--customer-col",
+        "cust",
+        "--date-col",
+        "day",
+        "--amount-col",
+        "usd",
+        "--date-format",
+        "%d/%m/%Y",
+        "--time-unit",
+        "W",
+        "--observation-end",
+        "1997-09-30",
+        "--out",
+        out,
+    )
     assert r.exit_code == 0, r.stderr
     assert int(pd.read_csv(out)["frequency"].sum()) == 2457
 
@@ -141,7 +165,9 @@ def test_installed_executable_reports_on_cdnow_master(tmp_path: Path) -> None:
     out = tmp_path / "master.html"
     proc = subprocess.run(
         [_executable(), "-q", "report", str(ROOT / "data" / "cdnow_master.csv"), *DATES, "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert out.exists() and "23,570" in out.read_text()
@@ -150,8 +176,12 @@ def test_installed_executable_reports_on_cdnow_master(tmp_path: Path) -> None:
 def test_installed_executable_bad_input(tmp_path: Path) -> None:
     src = tmp_path / "bad.csv"
     src.write_text("customer_id,date,amount\n1,not-a-date,3.5\n")
-    proc = subprocess.run([_executable(), "summarize", str(src), "--out", str(tmp_path / "x.csv")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [_executable(), "summarize", str(src), "--out", str(tmp_path / "x.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
     assert "not-a-date" in proc.stderr

@@ -17,8 +17,15 @@ CAL_END, OBS_END = "1997-09-30", "1998-06-30"
 
 @pytest.fixture(scope="module")
 def report(cdnow_tx):
-    return cf.ForecastReport(cdnow_tx, calibration_end=CAL_END, observation_end=OBS_END, time_unit="W",
-                             horizon="52W", discount_rate=0.10, title="CDNOW test report")
+    return cf.ForecastReport(
+        cdnow_tx,
+        calibration_end=CAL_END,
+        observation_end=OBS_END,
+        time_unit="W",
+        horizon="52W",
+        discount_rate=0.10,
+        title="CDNOW test report",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,20 +96,26 @@ def test_summary_matches_the_public_api(report, cdnow_tx) -> None:
 def test_markdown_and_json(report) -> None:
     md = report.to_markdown()
     assert md.startswith("# CDNOW test report")
-    for heading in ("## Data overview", "## Holdout validation", "## Fitted models", "## Methods and assumptions"):
+    for heading in (
+        "## Data overview",
+        "## Holdout validation",
+        "## Fitted models",
+        "## Methods and assumptions",
+    ):
         assert heading in md
     assert "data:image/png" not in md and "data:image/png" in report.to_markdown(figures=True)
     data = json.loads(report.to_json())
     assert data["overview"]["customers"] == 2357
     assert data["settings"]["time_unit"] == "W" and data["settings"]["horizon_units"] == 52
-    assert {m["method"] if "method" in m else None for m in data["validation"]["metrics"]} is not None
+    rows = {(m["target"], m["metric"]): m for m in data["validation"]["metrics"]}
+    assert rows[("purchases", "total_actual")]["bgnbd"] == 1882  # published holdout repeat transactions
     assert "NaN" not in report.to_json()
 
 
 def test_write_html_and_repr_html(report, tmp_path: Path) -> None:
     path = report.write_html(tmp_path / "sub" / "r.html")
     assert path.read_text(encoding="utf-8") == report.to_html()
-    assert "<section id=\"validation\">" in report._repr_html_()
+    assert '<section id="validation">' in report._repr_html_()
 
 
 def test_forecast_only_report_from_rfm_table(cdnow_cal) -> None:
@@ -129,10 +142,23 @@ def test_renders_in_headless_chromium(report, tmp_path: Path) -> None:
     html = report.write_html(tmp_path / "r.html")
     png = tmp_path / "r.png"
     subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,3000", f"--screenshot={png}",
-         html.as_uri()],
-        capture_output=True, timeout=120, check=False,
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,3000",
+            f"--screenshot={png}",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
     assert png.exists() and png.stat().st_size > 50_000  # a rendered page with figures, not a blank one
