@@ -446,7 +446,8 @@ def test_open_transactions_exposes_counts_and_closes(tmp_path: Path) -> None:
 def test_extra_columns_are_carried_through_unchanged(kind: str, tmp_path: Path) -> None:
     log = _log(channel=["web", "shop", "web", "app", "web"], date=["2024-01-05", "bad", "2024-01-20",
                                                                     "2024-03-01", "2024-03-15"])
-    out = cf.read_transactions(_as(kind, log, tmp_path), extra_columns=["channel"], on_invalid="drop")
+    with pytest.warns(DataQualityWarning, match="dropped 1 of 5 rows: 1 unparseable date"):
+        out = cf.read_transactions(_as(kind, log, tmp_path), extra_columns=["channel"], on_invalid="drop")
     assert list(out.columns) == ["customer_id", "date", "amount", "channel"]
     assert out["channel"].tolist() == ["web", "web", "app", "web"]  # the row with the bad date is dropped
     with pytest.raises(ValueError, match="'amount' is a column of the result already"):
