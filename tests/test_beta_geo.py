@@ -417,3 +417,18 @@ def test_warm_start_on_large_tables_reaches_the_same_maximum(monkeypatch: pytest
     assert warm.fit_info_["warm_start"] is True
     np.testing.assert_allclose(warm.params_, bg.params_, rtol=1e-4)
     assert warm.log_likelihood_ == pytest.approx(bg.log_likelihood_, abs=1e-4)
+
+
+def test_time_unit_of_a_table_without_attrs(cdnow_cal):
+    """A weekly table that lost its attrs (e.g. read back from CSV) must not be misread as days silently."""
+    bare = cdnow_cal[["frequency", "recency", "T"]].copy()
+    bare.attrs = {}
+    with pytest.warns(cf.DataQualityWarning, match="does not say its time unit"):
+        assert cf.BetaGeo().fit(bare).time_unit_ == "D"
+    explicit = cf.BetaGeo().fit(bare, time_unit="W")
+    reference = cf.BetaGeo().fit(cdnow_cal)
+    assert explicit.time_unit_ == "W"
+    pd.testing.assert_series_equal(explicit.expected_purchases(bare, "52W"),
+                                   reference.expected_purchases(cdnow_cal, "52W"))
+    with pytest.raises(cf.DataValidationError, match="time_unit='D' but the RFM table says it is in 'W'"):
+        cf.BetaGeo().fit(cdnow_cal, time_unit="D")

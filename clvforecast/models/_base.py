@@ -20,7 +20,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ConvergenceError, ConvergenceWarning, DataValidationError, NotFittedError
+from ..exceptions import (
+    ConvergenceError,
+    ConvergenceWarning,
+    DataQualityWarning,
+    DataValidationError,
+    NotFittedError,
+)
 from ..units import check_time_unit, parse_horizon
 
 FORMAT_NAME = "clvforecast.model"
@@ -140,6 +146,31 @@ def table_time_unit(rfm: pd.DataFrame, default: str = "D") -> str:
     """The table's ``attrs["time_unit"]`` (canonical code), or ``default`` when the table carries none."""
     unit = getattr(rfm, "attrs", {}).get("time_unit")
     return check_time_unit(unit) if unit else default
+
+
+def fit_time_unit(rfm: pd.DataFrame, time_unit: str | None, what: str, *, warn: bool = True) -> str:
+    """The unit a model is fitted in: ``time_unit`` if given (it must agree with the table's attrs), else the
+    table's ``attrs["time_unit"]``, else days, with a :class:`DataQualityWarning` (when ``warn``): a weekly table
+    that lost its attrs (read back from CSV, say) would otherwise be misread as days without a word."""
+    stored = getattr(rfm, "attrs", {}).get("time_unit")
+    if time_unit is not None:
+        unit = check_time_unit(time_unit)
+        if stored and check_time_unit(stored) != unit:
+            raise DataValidationError(
+                f"{what}: time_unit={unit!r} but the RFM table says it is in {stored!r} (attrs['time_unit'])"
+            )
+        return unit
+    if stored:
+        return check_time_unit(stored)
+    if warn:
+        warnings.warn(
+            f"{what}: the RFM table does not say its time unit (attrs['time_unit'] is missing); recency and T "
+            "are taken to be in days. Pass time_unit='W' (or 'D', 'M', 'Y') to fit, or build the table with "
+            "rfm_summary(..., time_unit=...)",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+    return "D"
 
 
 def check_same_unit(rfm: pd.DataFrame, model_unit: str, what: str) -> None:

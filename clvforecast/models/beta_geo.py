@@ -29,10 +29,10 @@ from ._base import (
     as_duration,
     check_same_unit,
     covariance_from_engine,
+    fit_time_unit,
     fit_with_retries,
     import_lifetimes,
     subsample_start,
-    table_time_unit,
     unique_rows,
     validate_rfm,
 )
@@ -275,15 +275,18 @@ class BetaGeo(FittedModel):
 
     PARAM_NAMES = PARAM_NAMES
 
-    def fit(self, rfm: pd.DataFrame) -> BetaGeo:
+    def fit(self, rfm: pd.DataFrame, *, time_unit: str | None = None) -> BetaGeo:
         """Estimate ``r, alpha, a, b`` from an RFM table (``frequency``, ``recency``, ``T``, one row each).
+
+        ``time_unit`` is the unit of ``recency`` and ``T``; by default the table's ``attrs["time_unit"]`` (set
+        by :func:`~clvforecast.rfm_summary`), else days with a warning. ``alpha`` is in that unit.
 
         Raises :class:`~clvforecast.exceptions.DataValidationError` for an invalid table, one customer or no
         repeat buyer, and :class:`~clvforecast.exceptions.ConvergenceError` when no retry converges.
         """
         penalizer = self._check_penalizer()
         data = validate_rfm(rfm, _COLUMNS, what="BetaGeo.fit")
-        unit = table_time_unit(rfm, "D")
+        unit = fit_time_unit(rfm, time_unit, "BetaGeo.fit")
         x, tx, T = (data[c].to_numpy() for c in _COLUMNS)
         n = len(data)
         n_repeat = int((x > 0).sum())

@@ -28,10 +28,10 @@ from ._base import (
     FittedModel,
     _examples,
     covariance_from_engine,
+    fit_time_unit,
     fit_with_retries,
     import_lifetimes,
     subsample_start,
-    table_time_unit,
     unique_rows,
     validate_rfm,
 )
@@ -95,7 +95,7 @@ class GammaGamma(FittedModel):
 
     PARAM_NAMES = PARAM_NAMES
 
-    def fit(self, rfm: pd.DataFrame) -> GammaGamma:
+    def fit(self, rfm: pd.DataFrame, *, time_unit: str | None = None) -> GammaGamma:
         """Estimate ``p, q, v`` from the repeat buyers of an RFM table (``frequency``, ``monetary_value``)."""
         penalizer = self._check_penalizer()
         data = validate_rfm(rfm, _COLUMNS, what="GammaGamma.fit")
@@ -160,7 +160,8 @@ class GammaGamma(FittedModel):
             fitter._hessian_, params, params, n_repeat, info["penalizer"], PARAM_NAMES, "GammaGamma"
         )
         self.n_customers_ = n_repeat
-        self.time_unit_ = table_time_unit(rfm, "D")
+        # Spend per transaction does not depend on time: the unit is only recorded (no warning without one).
+        self.time_unit_ = fit_time_unit(rfm, time_unit, "GammaGamma.fit", warn=False)
         self.penalizer_ = info["penalizer"]
         self.fit_info_ = {
             **info,
