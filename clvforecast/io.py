@@ -11,8 +11,9 @@ and so do a CSV column of canonical integers (``17``, not ``017`` or ``+17``) an
 numbers (pandas reads integer ids with gaps as floats); categorical ids become strings.
 
 Dates are kept at day resolution: a timestamp is reduced to its calendar day (``2024-03-01 23:59`` is
-2024-03-01). Time-zone-aware pandas timestamps and ISO strings with an offset keep their local calendar day;
-Parquet timestamps with a time zone are stored as UTC instants and give their UTC day.
+2024-03-01). Timestamps with a time zone keep their *local* calendar day, whatever the source: time-zone-aware
+pandas timestamps, ISO strings with an offset in a CSV, and Parquet timestamps whose schema names the zone (as
+pandas and pyarrow write them). Parquet timestamps that are only UTC instants (no zone name) give their UTC day.
 
 Validation rules (each row is checked in this order and counted under the first rule it breaks):
 
@@ -254,15 +255,29 @@ def _id_exprs(dtype: str, kind: str) -> tuple[str, str | None]:
     return "customer_id", None
 
 
-def _date_expr(dtype: str, date_format: str | None) -> str:
+def _date_expr(dtype: str, date_format: str | None, zone: str | None = None) -> str:
     if dtype == "DATE":
         return "date_raw"
+    if dtype == "TIMESTAMP WITH TIME ZONE" and zone:  # the local day in the zone the file was written in
+        return f"CAST(timezone({_quote_literal(zone)}, date_raw) AS DATE)"
     if dtype.startswith("TIMESTAMP"):
         return "CAST(date_raw AS DATE)"
     text = "trim(date_raw)" if dtype == "VARCHAR" else "CAST(date_raw AS VARCHAR)"
     if date_format:
         return f"CAST(try_strptime({text}, {_quote_literal(date_format)}) AS DATE)"
     return f"TRY_CAST({text} AS DATE)"
+
+
+def _parquet_zone(path: str, column: str) -> str | None:
+    """The time zone a Parquet timestamp column was written in (its Arrow schema names it), or None."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        kind = pq.read_schema(path).field(column).type
+    except (KeyError, OSError, pa.ArrowException):
+        return None
+    return getattr(kind, "tz", None) if pa.types.is_timestamp(kind) else None
 
 
 def _amount_expr(dtype: str) -> str:
@@ -279,6 +294,7 @@ def _validate(
     policy: dict[str, str],
     date_format: str | None,
     obs: dt.date | None,
+    zone: str | None = None,
 ) -> Prepared:
     """Define the views ``parsed`` and ``tx`` and count, in one scan, the rows and what is wrong with them."""
     types = {r[0]: r[1].upper() for r in con.execute("DESCRIBE SELECT * FROM raw").fetchall()}
@@ -299,7 +315,7 @@ def _validate(
     con.execute(
         f"""CREATE VIEW parsed AS
         SELECT *, CASE {" ".join(reason)} ELSE NULL END AS reason
-        FROM (SELECT {id_expr} AS customer_id, date_raw, {_date_expr(types["date_raw"], date_format)} AS date,
+        FROM (SELECT {id_expr} AS customer_id, date_raw, {_date_expr(types["date_raw"], date_format, zone)} AS date,
                      {amount}{quantity}
               FROM raw)"""
     )
@@ -443,7 +459,8 @@ def open_transactions(
         con.execute("SET TimeZone = 'UTC'")  # zoned Parquet timestamps give their UTC day on every machine
         kind = _register_source(con, source, fields)
         try:
-            prep = _validate(con, kind, fields, policy, date_format, obs)
+            zone = _parquet_zone(os.fspath(source), date) if kind == "parquet" else None  # type: ignore[arg-type]
+            prep = _validate(con, kind, fields, policy, date_format, obs, zone)
         except duckdb.Error as exc:
             name = "the DataFrame" if kind == "dataframe" else repr(os.fspath(source))  # type: ignore[arg-type]
             raise DataValidationError(f"could not read {name}: {exc}") from exc

@@ -175,26 +175,27 @@ def test_timestamps_with_times_collapse_to_the_calendar_day(kind: str, tmp_path:
     pd.testing.assert_series_equal(text["date"], out["date"])
 
 
-def test_timezone_aware_timestamps_keep_their_local_day() -> None:
+@pytest.mark.parametrize("kind", SOURCES)
+def test_timezone_aware_timestamps_keep_their_local_day(kind: str, tmp_path: Path) -> None:
+    # 23:30 in New York on 01-05 is 04:30 UTC on 01-06: every source must give the local day, 01-05.
     local = pd.Series(pd.to_datetime(["2024-01-05 23:30", "2024-01-06 00:30"])).dt.tz_localize(
         "America/New_York"
     )
-    out = cf.read_transactions(_log(customer_id=[1, 1], date=local, amount=[1.0, 2.0]))
-    assert out["date"].tolist() == [
-        pd.Timestamp("2024-01-05"),
-        pd.Timestamp("2024-01-06"),
-    ]  # not the UTC days
+    out = cf.read_transactions(_as(kind, _log(customer_id=[1, 1], date=local, amount=[1.0, 2.0]), tmp_path))
+    assert out["date"].tolist() == [pd.Timestamp("2024-01-05"), pd.Timestamp("2024-01-06")]
     text = cf.read_transactions(_log(customer_id=[1], date=["2024-01-05T23:30:00-05:00"], amount=[1.0]))
     assert text["date"].tolist() == [pd.Timestamp("2024-01-05")]
 
 
-def test_parquet_timestamps_with_a_time_zone_give_their_utc_day(tmp_path: Path) -> None:
-    # Parquet keeps the instant, not the zone: 23:30 in New York on 01-05 is 04:30 UTC on 01-06.
-    stamps = pd.Series(pd.to_datetime(["2024-01-05 23:30", "2024-01-06 12:00"]))
-    local = stamps.dt.tz_localize("America/New_York")
-    path = _write(_log(customer_id=[1, 1], date=local, amount=[1.0, 2.0]), tmp_path / "tz.parquet")
-    out = cf.read_transactions(path)
-    assert out["date"].tolist() == [pd.Timestamp("2024-01-06"), pd.Timestamp("2024-01-06")]
+def test_parquet_utc_instants_without_a_zone_name_give_their_utc_day(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # 2024-01-06 04:30 UTC as a bare instant (as Spark writes it): the file does not say where it happened.
+    stamps = pa.array([1704515400000000], type=pa.timestamp("us", tz="UTC"))
+    table = pa.table({"customer_id": [1], "date": stamps, "amount": [1.0]})
+    pq.write_table(table, tmp_path / "utc.parquet")
+    assert cf.read_transactions(tmp_path / "utc.parquet")["date"].tolist() == [pd.Timestamp("2024-01-06")]
 
 
 def test_python_date_objects_are_understood() -> None:
