@@ -8,6 +8,7 @@ Every subcommand reads transactions with the same column flags (``--customer-col
 from __future__ import annotations
 
 import contextlib
+import re
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -97,17 +98,28 @@ def _say(message: str) -> None:
         typer.echo(message, err=True)
 
 
+_TABLE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".txt": "csv", ".json": "json"}
+
+
+def _check_out(out: Path, suffixes: tuple[str, ...] | None = None) -> None:
+    """Refuse an unusable --out before any work is done."""
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name")
+    allowed = suffixes or tuple(_TABLE_FORMATS)
+    if out.suffix.lower() not in allowed:
+        raise ValueError(f"--out {out}: give a file name ending in {', '.join(allowed)}")
+
+
 def _write_table(df: pd.DataFrame, out: Path) -> None:
+    _check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    suffix = out.suffix.lower()
-    if suffix in (".parquet", ".pq"):
+    kind = _TABLE_FORMATS[out.suffix.lower()]
+    if kind == "parquet":
         df.to_parquet(out)
-    elif suffix in (".csv", ".txt"):
+    elif kind == "csv":
         df.to_csv(out)
-    elif suffix == ".json":
-        out.write_text(df.reset_index().to_json(orient="records", indent=1))
     else:
-        raise typer.BadParameter(f"--out {out}: use a .csv, .parquet or .json file name")
+        out.write_text(df.reset_index().to_json(orient="records", indent=1))
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -120,6 +132,24 @@ def _read_table(path: Path) -> pd.DataFrame:
     return df
 
 
+# The library's messages name Python arguments; on the command line the same fixes are flags.
+_FLAG_FOR = [
+    (re.compile(r"\bnegative_amounts='drop'"), "--on-invalid drop"),
+    (re.compile(r"\bon_invalid='drop'"), "--on-invalid drop"),
+    (re.compile(r"\bcustomer_id="), "--customer-col "),
+    (re.compile(r"\bdate_format="), "--date-format "),
+    (re.compile(r"\bdate="), "--date-col "),
+    (re.compile(r"\bamount="), "--amount-col "),
+    (re.compile(r"\btime_unit="), "--time-unit "),
+]
+
+
+def _cli_words(message: str) -> str:
+    for pattern, flag in _FLAG_FOR:
+        message = pattern.sub(flag, message)
+    return message
+
+
 def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn expected errors into one line on stderr and exit code 2 (the traceback with --debug)."""
     import functools
@@ -129,7 +159,8 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     expected = (
         DataValidationError,
         ValueError,
-        FileNotFoundError,
+        OSError,  # missing files, folders given as files, permissions
+        ImportError,
         NotFittedError,
         ConvergenceError,
         KeyError,
@@ -144,7 +175,7 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             if STATE.debug:
                 traceback.print_exc()
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            typer.echo(f"error: {message}", err=True)
+            typer.echo(f"error: {_cli_words(message)}", err=True)
             raise typer.Exit(code=2) from None
 
     return wrapper
@@ -166,7 +197,7 @@ def summarize(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output RFM table (.csv or .parquet).")],
     observation_end: ObsEnd = None,
     calibration_end: CalEnd = None,
-    time_unit: TimeUnit = "D",
+    time_unit: TimeUnit = "W",
     customer_col: CustomerCol = "customer_id",
     date_col: DateCol = "date",
     amount_col: AmountCol = "amount",
@@ -176,6 +207,7 @@ def summarize(
     """Transactions -> RFM table (with holdout columns when --calibration-end is given)."""
     import clvforecast as cf
 
+    _check_out(out)
     kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
     with _step("summarising transactions"):
         if calibration_end:
@@ -255,13 +287,14 @@ def predict(
         Path, typer.Option("--out", "-o", help="Per-customer forecast (.csv, .parquet or .json).")
     ],
     horizon: Horizon = "52W",
-    discount_rate: Discount = 0.0,
+    discount_rate: Discount = 0.10,
     margin: Margin = 1.0,
     time_unit: OptTimeUnit = None,
 ) -> None:
     """Models + RFM table -> per-customer forecast: expected purchases, P(alive), expected spend, CLV."""
     import clvforecast as cf
 
+    _check_out(out)
     bg, gg = cf.load_model(models / "bgnbd.json"), cf.load_model(models / "gamma_gamma.json")
     if not isinstance(bg, cf.BetaGeo) or not isinstance(gg, cf.GammaGamma):
         raise ValueError(
@@ -346,6 +379,7 @@ def validate(
 
 
 def _write_report(report: Any, out: Path) -> None:
+    _check_out(out, (".html", ".htm"))
     with _step("fitting models and computing the forecast"):
         report.summary  # noqa: B018 (computes once)
     with _step("drawing figures and writing the report"):

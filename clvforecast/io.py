@@ -163,6 +163,12 @@ def _check_columns(fields: dict[str, str], present: list[str]) -> None:
     missing = [c for c in dict.fromkeys(fields.values()) if c not in present]
     if not missing:
         return
+    if len(present) == 1 and any(sep in present[0] for sep in ",;\t|"):
+        raise DataValidationError(
+            f"column {missing[0]!r} not found: the file was read as a single column named {present[0]!r}, so "
+            "its delimiter or its rows could not be recognised; check for rows with more fields than the header "
+            "(unquoted commas in a value) or an unusual delimiter"
+        )
     shown = ", ".join(repr(c) for c in present[:30]) + (" ..." if len(present) > 30 else "")
     also = f" (also missing: {', '.join(repr(c) for c in missing[1:])})" if len(missing) > 1 else ""
     key = next(k for k, v in fields.items() if v == missing[0])

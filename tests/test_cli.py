@@ -185,3 +185,18 @@ def test_installed_executable_bad_input(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1
     assert "not-a-date" in proc.stderr
+
+
+def test_unusable_out_is_refused_before_any_work(tmp_path: Path) -> None:
+    assert "is a folder" in one_line_error(run("report", SAMPLE, "--out", tmp_path))
+    assert "ending in .parquet" in one_line_error(run("summarize", SAMPLE, "--out", tmp_path / "x.xlsx"))
+    assert "ending in .html" in one_line_error(run("report", SAMPLE, "--out", tmp_path / "r.pdf"))
+
+
+def test_error_hints_name_cli_flags(tmp_path: Path) -> None:
+    src = tmp_path / "returns.csv"
+    src.write_text("customer_id,date,amount\n1,2024-01-01,10\n1,2024-01-05,-5\n")
+    msg = one_line_error(run("summarize", src, "--out", tmp_path / "x.csv"))
+    assert "--on-invalid drop" in msg and "negative_amounts" not in msg
+    msg = one_line_error(run("summarize", SAMPLE, "--date-col", "when", "--out", tmp_path / "x.csv"))
+    assert "--date-col" in msg

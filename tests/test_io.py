@@ -465,3 +465,10 @@ def test_reversed_and_strided_dataframes() -> None:
     assert backward["amount"].tolist() == forward["amount"].tolist()[::-1]
     assert cf.read_transactions(log.iloc[::2])["amount"].tolist() == [10.0, 5.5, 8.0]
     assert log.equals(_log())  # the input is not modified
+
+
+def test_a_csv_read_as_one_column_gets_a_delimiter_hint(tmp_path: Path) -> None:
+    path = tmp_path / "ragged.csv"
+    path.write_text("customer_id,date,amount\n1,2024-01-01,5\n2,2024-01-02,6,extra\n3,2024-01-03,7\n")
+    with pytest.raises(DataValidationError, match="read as a single column named 'customer_id,date,amount'"):
+        cf.read_transactions(path)
