@@ -138,6 +138,24 @@ class _Section:
     blocks: list[_Block] = field(default_factory=list)
 
 
+def _spend_checks(gg: dict[str, Any]) -> list[str]:
+    """Plain-words notes on the Gamma-Gamma fit's assumptions and exclusions."""
+    notes = []
+    corr, limit = gg.get("spend_frequency_correlation"), gg.get("correlation_threshold")
+    if corr is not None and limit is not None:
+        verdict = "within" if abs(corr) <= limit else "beyond, so treat the spend forecast with care:"
+        notes.append(
+            f"The model assumes spend per purchase is independent of purchase frequency: their correlation among "
+            f"repeat customers is {corr:.2f}, {verdict} the {limit:.1f} threshold clvforecast warns at."
+        )
+    if gg.get("n_excluded_zero_spend"):
+        notes.append(
+            f"{gg['n_excluded_zero_spend']:,} repeat customers whose repeat purchases were all free were left out of "
+            "the spend fit; their expected spend is the model's estimate at zero observed spend."
+        )
+    return notes
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The report
 # ----------------------------------------------------------------------------------------------------------------
@@ -299,6 +317,7 @@ class ForecastReport:
             "repeat_customers": int((rfm["frequency"] > 0).sum()),
             "repeat_share": float((rfm["frequency"] > 0).mean()),
             "repeat_transactions": int(rfm["frequency"].sum()),
+            "transaction_days": int((rfm["frequency"] + 1).sum()),  # purchases at day resolution
             "dropped": dict(rfm.attrs.get("dropped", {})),
             "excluded_after_observation_end": int(rfm.attrs.get("excluded_after_observation_end", 0)),
         }
@@ -322,6 +341,9 @@ class ForecastReport:
             "log_likelihood": gg.log_likelihood_,
             "n_customers": gg.n_customers_,
             "population_mean_spend": gg.population_mean_spend,
+            "n_excluded_zero_spend": int(gg.fit_info_.get("n_excluded_zero_spend", 0)),
+            "spend_frequency_correlation": gg.fit_info_.get("spend_frequency_correlation"),
+            "correlation_threshold": gg.fit_info_.get("correlation_threshold"),
         }
         p = bg.params_
         s["interpretation"] = {
@@ -346,6 +368,7 @@ class ForecastReport:
         comp = r.get("comparison")
         if comp is not None:
             s["comparison"] = {
+                "top20_share": float(comp.summary["variants"].loc["predictive", "top20_share"]),
                 "variants": comp.summary["variants"],
                 "tiers": comp.summary["tiers"],
                 "rfm": comp.summary.get("rfm"),
@@ -357,6 +380,8 @@ class ForecastReport:
                 "observation_end": ev.observation_end,
                 "holdout_duration": ev.holdout_duration,
                 "metrics": ev.metrics_table(),
+                "bgnbd_params": ev.bgnbd.summary,
+                "gamma_gamma_params": None if ev.gamma_gamma is None else ev.gamma_gamma.summary,
                 "conditional_expectations": ev.conditional_expectations,
                 "text": ev.summary,
             }
@@ -471,7 +496,11 @@ class ForecastReport:
                 "value": _fmt(ov["repeat_share"], "pct"),
                 "help": f"{_fmt(ov['repeat_customers'], 'int')} bought again",
             },
-            {"label": "repeat transactions", "value": _fmt(ov["repeat_transactions"], "int")},
+            {
+                "label": "repeat transactions",
+                "value": _fmt(ov["repeat_transactions"], "int"),
+                "help": "purchase days after each customer's first",
+            },
         ]
         if "transactions" in ov:
             cards.insert(
@@ -479,7 +508,8 @@ class ForecastReport:
                 {
                     "label": "transactions",
                     "value": _fmt(ov["transactions"], "int"),
-                    "help": f"{ov['first_date']} to {ov['last_date']}",
+                    "help": f"{ov['first_date']} to {ov['last_date']}; "
+                    f"{_fmt(ov['transaction_days'], 'int')} purchase days",
                 },
             )
         sec = _Section("overview", "Data overview", [_Block("cards", items=cards)])
@@ -532,9 +562,10 @@ class ForecastReport:
                             "help": f"median {_fmt(fc['clv_median'], 'money')}",
                         },
                         {
-                            "label": "customers still active",
+                            "label": "expected active customers",
                             "value": _fmt(fc["expected_alive_customers"], "int"),
-                            "help": f"mean P(alive) {_fmt(fc['mean_probability_alive'], 'pct')}",
+                            "help": f"sum of P(alive) (mean {_fmt(fc['mean_probability_alive'], 'pct')}); "
+                            "one-time buyers count as active under BG/NBD",
                         },
                         {"label": "value held by top 20%", "value": _fmt(fc["top20_share"], "pct")},
                     ],
@@ -573,8 +604,8 @@ class ForecastReport:
             blocks = [
                 _Block(
                     "text",
-                    text=f"The top 20% of customers hold {_fmt(fc['top20_share'], 'pct')} of the "
-                    "predicted value (the Pareto 80/20 check).",
+                    text=f"The top 20% of customers hold {_fmt(comp['top20_share'], 'pct')} of the "
+                    f"predicted value over {horizon} (undiscounted, as in the curve below; the Pareto 80/20 check).",
                 ),
                 figblock("lorenz", "tiers"),
                 _Block("table", title="CLV tiers (quartiles of predictive CLV)", frame=comp["tiers"]),
@@ -605,7 +636,10 @@ class ForecastReport:
                     text=(
                         f"Fitted on the data up to {v['calibration_end']}, the models predicted the "
                         f"holdout to {v['observation_end']} ({v['holdout_duration']:g} {unit}); "
-                        "the historical formula and the run-rate predicted the same period."
+                        "the historical formula and the run-rate predicted the same period. The average formula "
+                        "counts every calibration purchase, each customer's first included, and ignores churn: it is "
+                        "the formula as businesses apply it, and it over-predicts a young cohort's repeat purchases "
+                        "by design; the run-rate (each customer's own repeat rate) is the harder baseline."
                     ),
                 ),
                 _Block(
@@ -628,7 +662,16 @@ class ForecastReport:
                     "period_transactions",
                     "gains",
                 ),
+                _Block("table", title="BG/NBD fitted on the calibration period", frame=v["bgnbd_params"]),
             ]
+            if v["gamma_gamma_params"] is not None:
+                blocks.append(
+                    _Block(
+                        "table",
+                        title="Gamma-Gamma fitted on the calibration period",
+                        frame=v["gamma_gamma_params"],
+                    )
+                )
             out.append(_Section("validation", "Holdout validation", blocks))
 
         # Models
@@ -667,6 +710,7 @@ class ForecastReport:
                             f"The average spend per purchase across customers is {it['mean_spend_per_purchase']:,.2f} "
                             "(p*v/(q-1)); each customer's expected spend shrinks their own average toward it, more so the "
                             "fewer purchases they made.",
+                            *_spend_checks(s["gamma_gamma"]),
                         ],
                     ),
                     _Block(

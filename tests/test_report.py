@@ -52,7 +52,8 @@ def test_overview_numbers(soup: BeautifulSoup) -> None:
     text = soup.find("section", id="overview").get_text(" ", strip=True)
     # CDNOW sample: 2,357 customers, 6,919 transactions, 4,339 repeat transactions over the 78 weeks
     # (published-numbers.md: "4,339 actual" cumulative repeat transactions at week 78)
-    for number in ("2,357", "6,919", "4,339", "1997-01-01", "1998-06-30"):
+    # 6,919 transaction rows are 6,696 purchase days (2,357 first + 4,339 repeat)
+    for number in ("2,357", "6,919", "6,696 purchase days", "4,339", "1997-01-01", "1998-06-30"):
         assert number in text
     assert "No rows were dropped" in text
 
@@ -60,7 +61,12 @@ def test_overview_numbers(soup: BeautifulSoup) -> None:
 def test_validation_section_has_metrics_and_paper_diagnostics(soup: BeautifulSoup) -> None:
     sec = soup.find("section", id="validation")
     tables = sec.find_all("table")
-    assert len(tables) == 2
+    assert len(tables) == 4  # metrics, conditional expectations, BG/NBD and Gamma-Gamma on the calibration period
+    # the calibration fit is the paper's: r = 0.243, alpha = 4.414, a = 0.793, b = 2.426; p = 6.25, q = 3.74, v = 15.44
+    bg_cells = [td.get_text(strip=True) for td in tables[2].select("tbody tr td:nth-of-type(1)")]
+    assert [round(float(c), 3) for c in bg_cells] == [0.243, 4.414, 0.793, 2.426]
+    gg_cells = [td.get_text(strip=True) for td in tables[3].select("tbody tr td:nth-of-type(1)")]
+    assert [round(float(c), 2) for c in gg_cells] == [6.25, 3.74, 15.44]
     metrics = tables[0].get_text(" ", strip=True)
     for word in ("bgnbd", "avg_formula", "run_rate", "mae", "top_decile_capture", "gini", "1,882.000"):
         assert word in metrics
