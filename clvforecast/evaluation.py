@@ -66,11 +66,11 @@ import pandas as pd
 from scipy import stats
 
 from .historical import historical_forecast
-from .io import Source, _quote_literal, open_transactions, read_transactions
+from .io import Source, _to_date, read_transactions
 from .models import BetaGeo, GammaGamma
 from .models._base import check_same_unit
 from .models.beta_geo import probability_of_purchases
-from .rfm import _to_date, calibration_holdout
+from .rfm import calibration_holdout, cohort_days
 from .units import UNIT_NAMES, check_time_unit, days_per, parse_horizon
 
 __all__ = [
@@ -359,37 +359,6 @@ def period_transactions(rfm: pd.DataFrame, model: Any = None, *, max_frequency: 
     return out
 
 
-def _cohort_days(
-    transactions: Source, *, calibration_end: dt.date, observation_end: dt.date, read_kwargs: dict
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two small tables from one DuckDB scan: customers by first-purchase day, repeat transactions by day.
-
-    Only customers whose first purchase is on or before ``calibration_end`` count (the calibration cohort, the
-    customers the models score); a repeat transaction is any transaction day of such a customer after their
-    first, up to ``observation_end``.
-    """
-    cal = f"DATE {_quote_literal(calibration_end.isoformat())}"
-    obs = f"DATE {_quote_literal(observation_end.isoformat())}"
-    prep = open_transactions(transactions, observation_end=observation_end, warn=False, **read_kwargs)
-    try:
-        prep.con.execute(
-            f"""CREATE TEMP TABLE cohort AS
-            WITH days AS (SELECT DISTINCT customer_id, date AS day FROM tx WHERE date <= {obs}),
-            firsts AS (SELECT customer_id, min(day) AS first_day FROM days GROUP BY customer_id
-                       HAVING min(day) <= {cal})
-            SELECT d.customer_id, d.day, f.first_day FROM days d JOIN firsts f USING (customer_id)"""
-        )
-        firsts = prep.con.execute(
-            "SELECT first_day AS day, count(DISTINCT customer_id) AS n FROM cohort GROUP BY 1 ORDER BY 1"
-        ).df()
-        repeats = prep.con.execute(
-            "SELECT day, count(*) AS n FROM cohort WHERE day > first_day GROUP BY 1 ORDER BY 1"
-        ).df()
-    finally:
-        prep.close()
-    return firsts, repeats
-
-
 def _tracking_table(
     firsts: pd.DataFrame,
     repeats: pd.DataFrame,
@@ -492,9 +461,7 @@ def repeat_transaction_tracking(
         customer_id=customer_id, date=date, amount=amount, date_format=date_format, on_invalid=on_invalid,
         zero_amounts=zero_amounts, negative_amounts=negative_amounts,
     )
-    firsts, repeats = _cohort_days(
-        transactions, calibration_end=cal, observation_end=obs, read_kwargs=read_kwargs
-    )
+    firsts, repeats = cohort_days(transactions, calibration_end=cal, observation_end=obs, **read_kwargs)
     if firsts.empty:
         raise ValueError(f"no customer made a purchase on or before calibration_end={cal}; check the dates")
     return _tracking_table(

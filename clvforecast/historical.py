@@ -41,8 +41,8 @@ import pandas as pd
 from scipy import integrate, optimize, special
 
 from .exceptions import DataQualityWarning, DataValidationError
-from .io import Source, read_transactions
-from .rfm import _to_date, rfm_summary
+from .io import Source, _to_date, read_transactions
+from .rfm import rfm_summary
 from .units import DAYS_PER_UNIT, UNIT_NAMES, check_time_unit, days_per, parse_horizon
 
 __all__ = [

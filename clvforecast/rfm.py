@@ -70,6 +70,38 @@ FROM per_customer
 _DTYPES = {"frequency": "int64", "holdout_frequency": "int64"}
 
 
+# The calibration cohort by day, for tracking plots. Parameters as for _RFM_SQL. Only customers whose first
+# purchase is on or before $cal count; a repeat transaction is a purchase day after the customer's first.
+_COHORT_SQL = """
+CREATE TEMP TABLE cohort AS
+WITH days AS (SELECT DISTINCT customer_id, date AS day FROM tx WHERE date <= $obs),
+firsts AS (SELECT customer_id, min(day) AS first_day FROM days GROUP BY customer_id HAVING min(day) <= $cal)
+SELECT d.customer_id, d.day, f.first_day FROM days d JOIN firsts f USING (customer_id)
+"""
+
+
+def cohort_days(
+    transactions: Source, *, calibration_end: Any, observation_end: Any, **read_kwargs: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The calibration cohort by day, from one DuckDB scan: ``(firsts, repeats)``.
+
+    ``firsts``: customers by first-purchase day (columns ``day``, ``n``), for every customer whose first purchase
+    is on or before ``calibration_end``; ``repeats``: their repeat transactions (purchase days after their first,
+    up to ``observation_end``) by day. ``read_kwargs`` are those of :func:`~clvforecast.read_transactions`.
+    """
+    cal, obs = _to_date(calibration_end, "calibration_end"), _to_date(observation_end, "observation_end")
+    with open_transactions(transactions, observation_end=obs, warn=False, **read_kwargs) as prep:
+        prep.con.execute(_COHORT_SQL, {"cal": cal, "obs": obs})
+        firsts = prep.con.execute(
+            "SELECT first_day AS day, count(*) AS n FROM (SELECT DISTINCT customer_id, first_day FROM cohort) "
+            "GROUP BY 1 ORDER BY 1"
+        ).df()
+        repeats = prep.con.execute(
+            "SELECT day, count(*) AS n FROM cohort WHERE day > first_day GROUP BY 1 ORDER BY 1"
+        ).df()
+    return firsts, repeats
+
+
 def _summarise(
     source: Source,
     *,
