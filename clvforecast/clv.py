@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._checks import check_number
 from .exceptions import DataValidationError
 from .models._base import as_duration, check_same_unit, unique_rows, validate_rfm
 from .models.beta_geo import BetaGeo, _expected_if_alive, probability_alive
@@ -85,9 +86,10 @@ def predictive_clv(
     unit = bg.time_unit_
     H = as_duration(horizon, unit, name="horizon")
     step_len = _step_length(step, unit)
-    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (0 <= margin < math.inf):
-        raise ValueError(f"margin must be a finite number >= 0 (0.3 for a 30% margin); got {margin!r}")
-    if isinstance(discount_rate, bool) or not isinstance(discount_rate, (int, float)):
+    margin = check_number(margin, "margin", example=" (0.3 for a 30% margin)")
+    if isinstance(discount_rate, (bool, np.bool_)) or not isinstance(
+        discount_rate, (int, float, np.integer, np.floating)
+    ):
         raise TypeError(f"discount_rate must be a number (annual, 0.1 for 10%); got {discount_rate!r}")
     step_rate = (1.0 + periodic_rate(float(discount_rate), "D")) ** (step_len * days_per(unit)) - 1.0
 

@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._checks import check_number as _check_number
 from .exceptions import DataValidationError
-from .historical import _check_number
 from .units import days_per
 
 __all__ = ["CLVComparison", "compare_clv", "rfm_scores"]

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import integrate, optimize, special
 
+from ._checks import check_number as _check_number
 from .exceptions import DataQualityWarning, DataValidationError
 from .io import Source, _to_date, read_transactions
 from .rfm import rfm_summary
@@ -64,17 +65,6 @@ _VALUE_COLUMNS = ["apv", "apfr", "customer_value", "annual_value", "lifespan_yea
 # ----------------------------------------------------------------------------------------------------
 # shared helpers
 # ----------------------------------------------------------------------------------------------------
-def _check_number(value: Any, name: str, *, positive: bool = False, example: str = "") -> float:
-    """``value`` as a finite float, ``> 0`` when ``positive`` else ``>= 0``; a clear ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number{example}; got {type(value).__name__}")
-    v = float(value)
-    if not math.isfinite(v) or (v <= 0 if positive else v < 0):
-        need = "a finite number greater than 0" if positive else "a finite number >= 0"
-        raise ValueError(f"{name} must be {need}{example}; got {value!r}")
-    return v
-
-
 def _require_amount(amount: Any) -> None:
     if not isinstance(amount, str):
         raise ValueError(

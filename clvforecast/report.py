@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._checks import check_number
 from .units import UNIT_NAMES, check_time_unit, parse_horizon
 
 __all__ = ["ForecastReport"]
@@ -221,12 +222,8 @@ class ForecastReport:
         self.time_unit = check_time_unit(time_unit)
         self.horizon = horizon
         self.horizon_units = parse_horizon(horizon, self.time_unit)
-        if not (0 < margin <= 10):
-            raise ValueError(
-                f"margin must be a positive fraction such as 0.3 (30%) or 1.0 (revenue); got {margin!r}"
-            )
+        self.margin = check_number(margin, "margin", example=" (0.3 for a 30% margin, 1.0 for revenue)")
         self.discount_rate = float(discount_rate)
-        self.margin = float(margin)
         self.title = title
         self.top_n = int(top_n)
         self.read_kwargs: dict[str, Any] = dict(

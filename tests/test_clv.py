@@ -198,3 +198,16 @@ def test_clv_is_non_decreasing_in_the_horizon(weekly_models, h1: float, h2: floa
     a = cf.predictive_clv(bg, gg, _table(), horizon=lo, discount_rate=discount)["clv"]
     b = cf.predictive_clv(bg, gg, _table(), horizon=hi, discount_rate=discount)["clv"]
     assert np.all(a <= b * (1 + 1e-12) + 1e-12)
+
+
+def test_numpy_numbers_are_accepted_and_margins_follow_one_rule(cdnow_cal):
+    bg, gg = cf.BetaGeo().fit(cdnow_cal), cf.GammaGamma().fit(cdnow_cal)
+    plain = cf.predictive_clv(bg, gg, cdnow_cal, horizon="12M", discount_rate=0.1, margin=0.25)
+    numpy = cf.predictive_clv(bg, gg, cdnow_cal, horizon="12M", discount_rate=np.float32(0.1),
+                              margin=np.float32(0.25))
+    np.testing.assert_allclose(numpy["clv"], plain["clv"], rtol=1e-6)
+    assert (cf.predictive_clv(bg, gg, cdnow_cal, horizon="12M", margin=0)["clv"] == 0).all()
+    with pytest.raises(ValueError, match="margin must be a finite number >= 0"):
+        cf.predictive_clv(bg, gg, cdnow_cal, horizon="12M", margin=-0.1)
+    with pytest.raises(TypeError, match="margin must be a number"):
+        cf.predictive_clv(bg, gg, cdnow_cal, horizon="12M", margin="30%")

@@ -140,7 +140,7 @@ def test_report_rejects_bad_arguments(cdnow_tx) -> None:
     with pytest.raises(ValueError, match="horizon"):
         cf.ForecastReport(cdnow_tx, horizon="ten weeks")
     with pytest.raises(ValueError, match="margin"):
-        cf.ForecastReport(cdnow_tx, margin=0)
+        cf.ForecastReport(cdnow_tx, margin=-0.5)
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium is not installed here")
