@@ -283,7 +283,9 @@ def historical_clv(
         ``customers = sum(n_s)``, ``apv = sum(revenue_s) / sum(purchases_s)``, ``apfr = sum(purchases_s) /
         sum(n_s)``, hence ``customer_value = sum(n_s * customer_value_s) / sum(n_s)`` and likewise ``clv`` and
         ``net_clv``. When each customer is in one segment (customer groups) the combined row is the
-        unsegmented formula; a customer buying in several segments (services) counts once in each of them.
+        unsegmented formula; a customer buying in several segments (services) counts once in each of them,
+        so the combined row is then a value per (customer, segment) pair: to total it, multiply by the sum of
+        the segments' customers, not by the number of distinct customers.
     purchase_unit:
         What one purchase is. ``"day"`` (default, as everywhere in clvforecast): all purchases of a customer
         on one calendar day (in one segment) are one purchase, amounts summed. ``"row"``: every row of the log
