@@ -679,6 +679,15 @@ class ForecastReport:
                 "Fitted models",
                 [
                     _Block(
+                        "text",
+                        text=f"The models behind the forecast, fitted on all data up to {st['observation_end']}"
+                        + (
+                            " (the validation section shows the fits on the calibration period)."
+                            if "validation" in s
+                            else "."
+                        ),
+                    ),
+                    _Block(
                         "table",
                         title=f"BG/NBD (purchases; {s['bgnbd']['n_customers']:,} customers, "
                         f"log-likelihood {s['bgnbd']['log_likelihood']:,.2f})",
