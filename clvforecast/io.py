@@ -189,7 +189,7 @@ def _frame_column(df: pd.DataFrame, label: Any) -> pd.Series:
         raise DataValidationError(f"column {label!r} appears {s.shape[1]} times in the DataFrame; rename one")
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         return s.dt.tz_localize(None)  # local wall-clock time: the calendar day where the purchase happened
-    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biufmM" and not s.to_numpy().flags.c_contiguous:
+    if isinstance(s.dtype, np.dtype) and not s.to_numpy().flags.c_contiguous:
         return s.copy()  # e.g. df.iloc[::-1]: DuckDB cannot scan a strided array, so this column is copied
     if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("mixed", "mixed-integer"):
         return s.astype("string")  # e.g. ids partly numbers and partly text: all text, as in a CSV file
@@ -264,8 +264,9 @@ def _id_exprs(dtype: str, kind: str) -> tuple[str, str | None]:
 def _date_expr(dtype: str, date_format: str | None, zone: str | None = None) -> str:
     if dtype == "DATE":
         return "date_raw"
-    if dtype == "TIMESTAMP WITH TIME ZONE" and zone:  # the local day in the zone the file was written in
-        return f"CAST(timezone({_quote_literal(zone)}, date_raw) AS DATE)"
+    if zone and (dtype == "TIMESTAMP WITH TIME ZONE" or dtype.startswith("TIMESTAMPTZ")):
+        # the local day in the zone the file was written in (TIMESTAMPTZ_NS etc. cast to microseconds first)
+        return f"CAST(timezone({_quote_literal(zone)}, CAST(date_raw AS TIMESTAMPTZ)) AS DATE)"
     if dtype.startswith("TIMESTAMP"):
         return "CAST(date_raw AS DATE)"
     text = "trim(date_raw)" if dtype == "VARCHAR" else "CAST(date_raw AS VARCHAR)"

@@ -472,3 +472,15 @@ def test_a_csv_read_as_one_column_gets_a_delimiter_hint(tmp_path: Path) -> None:
     path.write_text("customer_id,date,amount\n1,2024-01-01,5\n2,2024-01-02,6,extra\n3,2024-01-03,7\n")
     with pytest.raises(DataValidationError, match="read as a single column named 'customer_id,date,amount'"):
         cf.read_transactions(path)
+
+
+@pytest.mark.parametrize("unit", ["us", "ns"])
+def test_parquet_zone_names_give_local_days_at_any_precision(unit: str, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # 2024-01-06 04:30 UTC is 2024-01-05 23:30 in New York, where the file says the purchase happened
+    instant = 1704515400 * (10**6 if unit == "us" else 10**9)
+    stamps = pa.array([instant], type=pa.timestamp(unit, tz="America/New_York"))
+    pq.write_table(pa.table({"customer_id": [1], "date": stamps, "amount": [1.0]}), tmp_path / "ny.parquet")
+    assert cf.read_transactions(tmp_path / "ny.parquet")["date"].tolist() == [pd.Timestamp("2024-01-05")]
