@@ -102,6 +102,29 @@ def test_period_transactions_on_cdnow(result):
     np.testing.assert_allclose(pt["expected"].iloc[:2], pt["actual"].iloc[:2], rtol=0.1)
 
 
+def _eq8(x: int, t: np.ndarray, r: float, alpha: float, a: float, b: float) -> np.ndarray:
+    """P(X(t) = x), Fader, Hardie & Lee (2005) eq. (8), written out independently of clvforecast."""
+    from scipy.special import betaln, gammaln
+
+    lead = np.exp(betaln(a, b + x) - betaln(a, b) + gammaln(r + x) - gammaln(r) - gammaln(x + 1))
+    p = lead * (alpha / (alpha + t)) ** r * (t / (alpha + t)) ** x
+    if x > 0:
+        partial = sum(np.exp(gammaln(r + j) - gammaln(r) - gammaln(j + 1)) * (t / (alpha + t)) ** j
+                      for j in range(x))
+        p = p + np.exp(betaln(a + 1, b + x - 1) - betaln(a, b)) * (1 - (alpha / (alpha + t)) ** r * partial)
+    return p
+
+
+def test_period_transactions_equal_the_papers_equation_8(result, cdnow_cal):
+    """Expected customers with x repeat purchases = sum over customers of eq. (8) at their own T."""
+    r, alpha, a, b = (float(result.bgnbd.params_[k]) for k in ("r", "alpha", "a", "b"))
+    T = cdnow_cal["T"].to_numpy()
+    expected = [_eq8(x, T, r, alpha, a, b).sum() for x in range(7)]
+    pt = result.period_transactions
+    np.testing.assert_allclose(pt["expected"].iloc[:7], expected, rtol=1e-9)
+    assert pt["expected"].iloc[7] == pytest.approx(len(T) - sum(expected), rel=1e-9)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # The result object
 # ------------------------------------------------------------------------------------------------------------
