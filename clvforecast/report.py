@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ._checks import check_number
-from .units import UNIT_NAMES, check_time_unit, parse_horizon
+from .units import UNIT_NAMES, check_time_unit, describe_horizon, parse_horizon
 
 __all__ = ["ForecastReport"]
 
@@ -479,7 +479,7 @@ class ForecastReport:
         s, figs = self.summary, self._figures
         st, ov, fc, it = s["settings"], s["overview"], s["forecast"], s["interpretation"]
         unit = s["unit_name"]
-        horizon = f"{st['horizon_units']:.4g} {unit}"
+        horizon = describe_horizon(self.horizon, self.time_unit)
         out: list[_Section] = []
 
         def figblock(*keys: str) -> _Block:
@@ -760,8 +760,7 @@ class ForecastReport:
 
         st = self.summary["settings"]
         period = (
-            f"forecast over {st['horizon_units']:.4g} {self.summary['unit_name']} after "
-            f"{st['observation_end']}"
+            f"forecast over {describe_horizon(self.horizon, self.time_unit)} after {st['observation_end']}"
         )
         if st["calibration_end"]:
             period += f"; validated on a holdout from {st['calibration_end']}"

@@ -75,6 +75,20 @@ def parse_horizon(horizon: float | int | str, time_unit: str) -> float:
     return value
 
 
+def describe_horizon(horizon: float | int | str, time_unit: str) -> str:
+    """A horizon in words: ``"52 weeks"``; with its own unit, also in ``time_unit``: ``"12 months (52.18 weeks)"``."""
+    def words(v: float, code: str) -> str:
+        name = UNIT_NAMES[code]
+        return f"{v:.4g} {name[:-1] if v == 1 else name}"
+
+    unit = check_time_unit(time_unit)
+    in_unit = words(parse_horizon(horizon, unit), unit)
+    m = _HORIZON.match(horizon) if isinstance(horizon, str) else None
+    if m and m.group(2).upper() != unit:
+        return f"{words(float(m.group(1)), m.group(2).upper())} ({in_unit})"
+    return in_unit
+
+
 def periodic_rate(annual_rate: float, time_unit: str) -> float:
     """Convert an annual discount rate to the equivalent compound rate per ``time_unit``.
 

@@ -105,3 +105,12 @@ def test_conversions_round_trip_and_agree_with_horizon_strings(value: float, a: 
     assert convert(convert(value, a, b), b, a) == pytest.approx(value, rel=1e-12, abs=1e-12)
     text = f"{value:.6f}"  # horizon strings are plain decimals
     assert parse_horizon(f"{text}{a}", b) == pytest.approx(convert(float(text), a, b), rel=1e-12, abs=1e-12)
+
+
+def test_describe_horizon_in_words() -> None:
+    from clvforecast.units import describe_horizon
+
+    assert describe_horizon("52W", "W") == "52 weeks"
+    assert describe_horizon(39, "W") == "39 weeks"
+    assert describe_horizon("12M", "W") == "12 months (52.18 weeks)"  # 365.25 / 7 = 52.18 weeks in a year
+    assert describe_horizon("1Y", "M") == "1 year (12 months)"
