@@ -48,6 +48,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -174,9 +175,12 @@ def _check_columns(fields: dict[str, str], present: list[str]) -> None:
     key = next(k for k, v in fields.items() if v == missing[0])
     argument = {"date_raw": "date", "amount_raw": "amount"}.get(key, key)
     close = difflib.get_close_matches(missing[0], present, n=1, cutoff=0.6)
-    fix = (
-        f"did you mean {argument}={close[0]!r}?" if close else f"pass {argument}='<the column that holds it>'"
-    )
+    if key.startswith("extra_"):
+        fix = f"did you mean {close[0]!r} in extra_columns?" if close else "remove it from extra_columns"
+    else:
+        fix = (
+            f"did you mean {argument}={close[0]!r}?" if close else f"pass {argument}='<the column that holds it>'"
+        )
     raise DataValidationError(
         f"column {missing[0]!r} not found{also}; the source has columns {shown or '(none)'}: {fix}"
     )
@@ -198,10 +202,14 @@ def _frame_column(df: pd.DataFrame, label: Any) -> pd.Series:
 
 def _file_scan(kind: str, path: str, text: list[str] | None = None) -> str:
     """DuckDB table function reading the file; ``text``: CSV columns to read as VARCHAR."""
+    # hive_partitioning off: a path like 'date=2024-01-01/tx.csv' must not replace the file's own columns
     if kind == "parquet":
-        return f"read_parquet({_quote_literal(path)})"
+        return f"read_parquet({_quote_literal(path)}, hive_partitioning = false)"
     types = ", ".join(f"{_quote_literal(c)}: 'VARCHAR'" for c in dict.fromkeys(text or []))
-    return f"read_csv({_quote_literal(path)}, header = true{f', types = {{{types}}}' if text else ''})"
+    return (
+        f"read_csv({_quote_literal(path)}, header = true, hive_partitioning = false"
+        f"{f', types = {{{types}}}' if text else ''})"
+    )
 
 
 def _register_source(con: duckdb.DuckDBPyConnection, source: Source, fields: dict[str, str]) -> str:
@@ -216,7 +224,11 @@ def _register_source(con: duckdb.DuckDBPyConnection, source: Source, fields: dic
         labels = {str(c): c for c in df.columns}
         _check_columns(fields, list(labels))
         frame = pd.DataFrame({k: _frame_column(df, labels[v]) for k, v in fields.items()}, copy=False)
-        con.register("source_frame", frame)
+        try:
+            con.register("source_frame", frame)
+        except duckdb.Error:  # e.g. a strided extension array (df.iloc[::-1] of a string or Int64 column)
+            frame = frame.copy(deep=True)
+            con.register("source_frame", frame)
         con.execute("CREATE VIEW raw AS SELECT * FROM source_frame")
         return kind
     path = os.fspath(source)
@@ -265,8 +277,14 @@ def _date_expr(dtype: str, date_format: str | None, zone: str | None = None) -> 
     if dtype == "DATE":
         return "date_raw"
     if zone and (dtype == "TIMESTAMP WITH TIME ZONE" or dtype.startswith("TIMESTAMPTZ")):
-        # the local day in the zone the file was written in (TIMESTAMPTZ_NS etc. cast to microseconds first)
-        return f"CAST(timezone({_quote_literal(zone)}, CAST(date_raw AS TIMESTAMPTZ)) AS DATE)"
+        # the local day in the zone the file was written in (TIMESTAMPTZ_NS etc. cast to microseconds first);
+        # the session is in UTC, so a fixed offset is added to the UTC wall-clock time
+        instant = "CAST(date_raw AS TIMESTAMPTZ)"
+        offset = _OFFSET.match(zone)
+        if offset:
+            minutes = (1 if offset["sign"] == "+" else -1) * (int(offset["h"]) * 60 + int(offset["m"]))
+            return f"CAST(CAST({instant} AS TIMESTAMP) + INTERVAL ({minutes}) MINUTE AS DATE)"
+        return f"CAST(timezone({_quote_literal(zone)}, {instant}) AS DATE)"
     if dtype.startswith("TIMESTAMP"):
         return "CAST(date_raw AS DATE)"
     text = "trim(date_raw)" if dtype == "VARCHAR" else "CAST(date_raw AS VARCHAR)"
@@ -275,8 +293,15 @@ def _date_expr(dtype: str, date_format: str | None, zone: str | None = None) -> 
     return f"TRY_CAST({text} AS DATE)"
 
 
-def _parquet_zone(path: str, column: str) -> str | None:
-    """The time zone a Parquet timestamp column was written in (its Arrow schema names it), or None."""
+_OFFSET = re.compile(r"^(?P<sign>[+-])(?P<h>\d\d):?(?P<m>\d\d)$")
+
+
+def _parquet_zone(con: duckdb.DuckDBPyConnection, path: str, column: str) -> str | None:
+    """The time zone a Parquet timestamp column was written in (its Arrow schema names it), or None.
+
+    A fixed offset (``+05:30``) is returned as it is; a zone name DuckDB does not know gives None (the UTC
+    day), so that an exotic zone never makes a file unreadable.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -284,7 +309,14 @@ def _parquet_zone(path: str, column: str) -> str | None:
         kind = pq.read_schema(path).field(column).type
     except (KeyError, OSError, pa.ArrowException):
         return None
-    return getattr(kind, "tz", None) if pa.types.is_timestamp(kind) else None
+    zone = getattr(kind, "tz", None) if pa.types.is_timestamp(kind) else None
+    if not zone or _OFFSET.match(zone) or zone.upper() == "UTC":
+        return zone if zone and zone.upper() != "UTC" else None
+    try:
+        con.execute("SELECT timezone($zone, TIMESTAMPTZ '2000-01-01 00:00:00+00')", {"zone": zone}).fetchone()
+    except duckdb.Error:
+        return None
+    return zone
 
 
 def _amount_expr(dtype: str) -> str:
@@ -454,19 +486,21 @@ def open_transactions(
         fields["quantity"] = quantity
     if isinstance(extra_columns, str):
         extra_columns = [extra_columns]
+    # DuckDB's names are case-insensitive: 'Date' would clash with the result's 'date'
     taken = {"customer_id", "date", "amount", *(["quantity"] if quantity is not None else [])}
     for i, name in enumerate(extra_columns):
-        if name in taken:
+        if name.casefold() in taken:
             raise ValueError(f"extra_columns: {name!r} is a column of the result already; rename it first")
-        taken.add(name)
+        taken.add(name.casefold())
         fields[f"extra_{i}"] = name
 
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")  # zoned Parquet timestamps give their UTC day on every machine
-        kind = _register_source(con, source, fields)
         try:
-            zone = _parquet_zone(os.fspath(source), date) if kind == "parquet" else None  # type: ignore[arg-type]
+            kind = _source_kind(source)
+            _register_source(con, source, fields)
+            zone = _parquet_zone(con, os.fspath(source), date) if kind == "parquet" else None  # type: ignore[arg-type]
             prep = _validate(con, kind, fields, policy, date_format, obs, zone)
         except duckdb.Error as exc:
             name = "the DataFrame" if kind == "dataframe" else repr(os.fspath(source))  # type: ignore[arg-type]

@@ -484,3 +484,34 @@ def test_parquet_zone_names_give_local_days_at_any_precision(unit: str, tmp_path
     stamps = pa.array([instant], type=pa.timestamp(unit, tz="America/New_York"))
     pq.write_table(pa.table({"customer_id": [1], "date": stamps, "amount": [1.0]}), tmp_path / "ny.parquet")
     assert cf.read_transactions(tmp_path / "ny.parquet")["date"].tolist() == [pd.Timestamp("2024-01-05")]
+
+
+def test_fixed_offset_zones_in_parquet_give_local_days(tmp_path: Path) -> None:
+    # pandas writes a fixed offset as the zone name '+05:30'; 01:00 on 01-02 there is 19:30 UTC on 01-01
+    stamps = pd.Series(pd.to_datetime(["2024-01-01T23:30+05:30", "2024-01-02T01:00+05:30"]))
+    path = _write(_log(customer_id=[1, 1], date=stamps, amount=[1.0, 2.0]), tmp_path / "offset.parquet")
+    assert cf.read_transactions(path)["date"].tolist() == [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-02")]
+
+
+def test_hive_style_paths_do_not_replace_the_files_columns(tmp_path: Path) -> None:
+    folder = tmp_path / "date=2024-01-01"
+    folder.mkdir()
+    for suffix in (".csv", ".parquet"):
+        path = _write(_log(), folder / f"tx{suffix}")
+        assert cf.read_transactions(path)["date"].tolist() == pd.to_datetime(_log()["date"]).tolist()
+
+
+def test_extra_columns_clash_case_insensitively_and_name_the_argument() -> None:
+    with pytest.raises(ValueError, match="'Date' is a column of the result already"):
+        cf.read_transactions(_log(), extra_columns=["Date"])
+    with pytest.raises(DataValidationError, match="remove it from extra_columns"):
+        cf.read_transactions(_log(), extra_columns=["region"])
+
+
+def test_strided_extension_arrays() -> None:
+    log = pd.DataFrame({
+        "customer_id": pd.array([1, 1, 2], dtype="Int64"),
+        "date": pd.array(["2024-01-01", "2024-01-05", "2024-01-02"], dtype="string"),
+        "amount": pd.array([1.0, 2.0, 3.0], dtype="Float64"),
+    })
+    assert cf.read_transactions(log.iloc[::-1])["amount"].tolist() == [3.0, 2.0, 1.0]
