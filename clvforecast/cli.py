@@ -122,25 +122,35 @@ def _write_table(df: pd.DataFrame, out: Path) -> None:
         out.write_text(df.reset_index().to_json(orient="records", indent=1))
 
 
+def _check_out_dir(out: Path) -> None:
+    """Refuse an --out folder that is an existing file, before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (it is created if needed)")
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     """An RFM table written by ``clvforecast summarize`` (CSV or Parquet), indexed by customer_id."""
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
-    df = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
+    kind = _TABLE_FORMATS.get(path.suffix.lower())
+    if kind not in ("csv", "parquet"):
+        raise ValueError(f"{path}: an RFM table must be a .csv or .parquet file (as written by summarize)")
+    df = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path)
     if "customer_id" in df.columns:
         df = df.set_index("customer_id")
     return df
 
 
-# The library's messages name Python arguments; on the command line the same fixes are flags.
+# The library's messages name Python arguments; on the command line the same fixes are flags. Only a name
+# that starts a word after a space or "(" is a hint: paths ('date=2024-01-01/x.csv') and values stay as they are.
 _FLAG_FOR = [
-    (re.compile(r"\bnegative_amounts='drop'"), "--on-invalid drop"),
-    (re.compile(r"\bon_invalid='drop'"), "--on-invalid drop"),
-    (re.compile(r"\bcustomer_id="), "--customer-col "),
-    (re.compile(r"\bdate_format="), "--date-format "),
-    (re.compile(r"\bdate="), "--date-col "),
-    (re.compile(r"\bamount="), "--amount-col "),
-    (re.compile(r"\btime_unit="), "--time-unit "),
+    (re.compile(r"(?<=[\s(])negative_amounts='drop'"), "--on-invalid drop"),
+    (re.compile(r"(?<=[\s(])on_invalid='drop'"), "--on-invalid drop"),
+    (re.compile(r"(?<=[\s(])customer_id="), "--customer-col "),
+    (re.compile(r"(?<=[\s(])date_format="), "--date-format "),
+    (re.compile(r"(?<=[\s(])date="), "--date-col "),
+    (re.compile(r"(?<=[\s(])amount="), "--amount-col "),
+    (re.compile(r"(?<=[\s(])time_unit="), "--time-unit "),
 ]
 
 
@@ -207,7 +217,7 @@ def summarize(
     """Transactions -> RFM table (with holdout columns when --calibration-end is given)."""
     import clvforecast as cf
 
-    _check_out(out)
+    _check_out(out, (".parquet", ".pq", ".csv", ".txt"))  # the formats fit and predict read back
     kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
     with _step("summarising transactions"):
         if calibration_end:
@@ -265,6 +275,7 @@ def fit(
     """RFM table -> fitted BG/NBD and Gamma-Gamma models (JSON, readable with clvforecast.load_model)."""
     import clvforecast as cf
 
+    _check_out_dir(out)
     table = _table_unit(_read_table(rfm), time_unit, rfm)
     with _step("fitting BG/NBD"):
         bg = cf.BetaGeo(penalizer=penalizer).fit(table)
@@ -341,6 +352,7 @@ def validate(
     import clvforecast as cf
     from clvforecast import plotting
 
+    _check_out_dir(out)
     kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
     with _step("fitting on the calibration period and scoring the holdout"):
         ev = cf.evaluate_holdout(

@@ -87,11 +87,8 @@ def predictive_clv(
     H = as_duration(horizon, unit, name="horizon")
     step_len = _step_length(step, unit)
     margin = check_number(margin, "margin", example=" (0.3 for a 30% margin)")
-    if isinstance(discount_rate, (bool, np.bool_)) or not isinstance(
-        discount_rate, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"discount_rate must be a number (annual, 0.1 for 10%); got {discount_rate!r}")
-    step_rate = (1.0 + periodic_rate(float(discount_rate), "D")) ** (step_len * days_per(unit)) - 1.0
+    discount_rate = check_number(discount_rate, "discount_rate", example=" (annual, 0.1 for 10%)")
+    step_rate = (1.0 + periodic_rate(discount_rate, "D")) ** (step_len * days_per(unit)) - 1.0
 
     data = validate_rfm(rfm, ("frequency", "recency", "T", "monetary_value"), what="predictive_clv")
     check_same_unit(rfm, unit, "predictive_clv")

@@ -19,6 +19,7 @@ import html
 import io
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -143,11 +144,15 @@ def _spend_checks(gg: dict[str, Any]) -> list[str]:
     """Plain-words notes on the Gamma-Gamma fit's assumptions and exclusions."""
     notes = []
     corr, limit = gg.get("spend_frequency_correlation"), gg.get("correlation_threshold")
-    if corr is not None and limit is not None:
-        verdict = "within" if abs(corr) <= limit else "beyond, so treat the spend forecast with care:"
+    if corr is not None and limit is not None and math.isfinite(corr):
+        check = (
+            f"within the {limit:.1f} threshold clvforecast warns at"
+            if abs(corr) <= limit
+            else f"beyond the {limit:.1f} threshold clvforecast warns at, so treat the spend forecast with care"
+        )
         notes.append(
-            f"The model assumes spend per purchase is independent of purchase frequency: their correlation among "
-            f"repeat customers is {corr:.2f}, {verdict} the {limit:.1f} threshold clvforecast warns at."
+            "The model assumes spend per purchase is independent of purchase frequency: their correlation among "
+            f"repeat customers is {corr:.2f}, {check}."
         )
     if gg.get("n_excluded_zero_spend"):
         notes.append(
@@ -222,8 +227,17 @@ class ForecastReport:
         self.time_unit = check_time_unit(time_unit)
         self.horizon = horizon
         self.horizon_units = parse_horizon(horizon, self.time_unit)
-        self.margin = check_number(margin, "margin", example=" (0.3 for a 30% margin, 1.0 for revenue)")
-        self.discount_rate = float(discount_rate)
+        # A report of zero value says nothing: the margin must be positive; above 1 it is probably a percentage.
+        self.margin = check_number(
+            margin, "margin", positive=True, example=" (0.3 for a 30% margin, 1.0 for revenue)"
+        )
+        if self.margin > 1:
+            warnings.warn(
+                f"margin={margin!r} is more than the whole spend; margins are fractions (0.3 for 30%)",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.discount_rate = check_number(discount_rate, "discount_rate", example=" (annual, 0.1 for 10%)")
         self.title = title
         self.top_n = int(top_n)
         self.read_kwargs: dict[str, Any] = dict(
@@ -263,8 +277,8 @@ class ForecastReport:
             if "holdout_frequency" in table.columns:
                 res["evaluation"] = cf.evaluate_holdout(table=table, time_unit=self.time_unit, tracking=False)
             forecast_rfm = table
-        bg = cf.BetaGeo().fit(forecast_rfm)
-        gg = cf.GammaGamma().fit(forecast_rfm)
+        bg = cf.BetaGeo().fit(forecast_rfm, time_unit=self.time_unit)
+        gg = cf.GammaGamma().fit(forecast_rfm, time_unit=self.time_unit)
         clv = cf.predictive_clv(
             bg,
             gg,

@@ -199,3 +199,20 @@ def test_error_hints_name_cli_flags(tmp_path: Path) -> None:
     assert "--on-invalid drop" in msg and "negative_amounts" not in msg
     msg = one_line_error(run("summarize", SAMPLE, "--date-col", "when", "--out", tmp_path / "x.csv"))
     assert "--date-col" in msg
+
+
+def test_paths_and_values_in_messages_are_not_rewritten(tmp_path: Path) -> None:
+    missing = tmp_path / "date=2024-01-01" / "missing.csv"
+    msg = one_line_error(run("summarize", missing, "--out", tmp_path / "x.csv"))
+    assert "date=2024-01-01" in msg and "--date-col" not in msg
+
+
+def test_folders_and_formats_checked_before_fitting(tmp_path: Path) -> None:
+    existing = tmp_path / "taken.csv"
+    existing.write_text("x\n")
+    assert "is a file; give a folder" in one_line_error(run("validate", SAMPLE, *DATES, "--out", existing))
+    rfm = tmp_path / "rfm.csv"
+    assert run("summarize", SAMPLE, "--observation-end", "1997-09-30", "--out", rfm).exit_code == 0
+    assert "is a file; give a folder" in one_line_error(run("fit", rfm, "--time-unit", "W", "--out", existing))
+    # JSON cannot carry an RFM table back into fit/predict, so summarize does not offer it
+    assert "ending in .parquet" in one_line_error(run("summarize", SAMPLE, "--out", tmp_path / "rfm.json"))

@@ -140,7 +140,7 @@ def test_report_rejects_bad_arguments(cdnow_tx) -> None:
     with pytest.raises(ValueError, match="horizon"):
         cf.ForecastReport(cdnow_tx, horizon="ten weeks")
     with pytest.raises(ValueError, match="margin"):
-        cf.ForecastReport(cdnow_tx, margin=-0.5)
+        cf.ForecastReport(cdnow_tx, margin=0)
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium is not installed here")
@@ -174,3 +174,20 @@ def test_renders_in_headless_chromium(report, tmp_path: Path) -> None:
         colours = image.convert("RGB").getcolors(maxcolors=1_000_000) or []
     # text, tables and embedded plots give thousands of colours; a blank or error page a handful
     assert len(colours) > 1000
+
+
+def test_report_on_a_table_without_attrs_uses_its_time_unit(cdnow_cal) -> None:
+    """The report's time_unit reaches the models: no fit in days of a weekly table that lost its attrs."""
+    rfm = cdnow_cal[["frequency", "recency", "T", "monetary_value"]].copy()
+    rfm.attrs = {}
+    bare = cf.ForecastReport(rfm=rfm, time_unit="W", horizon="39W")
+    rfm_w = rfm.copy()
+    rfm_w.attrs = {"time_unit": "W", "observation_end": CAL_END}
+    reference = cf.ForecastReport(rfm=rfm_w, time_unit="W", horizon="39W")
+    assert bare.summary["forecast"]["clv_total"] == pytest.approx(reference.summary["forecast"]["clv_total"])
+    assert bare._results["bg"].time_unit_ == "W"
+
+
+def test_a_margin_above_one_warns(cdnow_tx) -> None:
+    with pytest.warns(UserWarning, match="margins are fractions"):
+        cf.ForecastReport(cdnow_tx, margin=30)
