@@ -13,7 +13,9 @@ numbers (pandas reads integer ids with gaps as floats); categorical ids become s
 Dates are kept at day resolution: a timestamp is reduced to its calendar day (``2024-03-01 23:59`` is
 2024-03-01). Timestamps with a time zone keep their *local* calendar day, whatever the source: time-zone-aware
 pandas timestamps, ISO strings with an offset in a CSV, and Parquet timestamps whose schema names the zone (as
-pandas and pyarrow write them). Parquet timestamps that are only UTC instants (no zone name) give their UTC day.
+pandas and pyarrow write them). Parquet timestamps that are only UTC instants (no zone name), zones DuckDB does
+not know, and a DataFrame object column of timestamps with *different* offsets (pandas cannot give it one zone)
+give their UTC day.
 
 Validation rules (each row is checked in this order and counted under the first rule it breaks):
 
