@@ -630,8 +630,7 @@ def evaluate_holdout(
     ``bgnbd`` method): the average formula counts every calibration purchase including the first, with its
     spend, which the table does not hold. Pass the log too (``evaluate_holdout(log, table=table)``) to get
     both; the models are then fitted on the table as given. Frequency-only data (``amount=None``) gives the
-    ``purchases`` target only, and no baselines (:func:`~clvforecast.historical.historical_forecast` needs
-    amounts).
+    ``purchases`` target only (the baselines predict purchases without amounts).
 
     Returns
     -------

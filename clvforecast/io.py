@@ -58,7 +58,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from .exceptions import DataQualityWarning, DataValidationError
@@ -195,8 +194,6 @@ def _frame_column(df: pd.DataFrame, label: Any) -> pd.Series:
         raise DataValidationError(f"column {label!r} appears {s.shape[1]} times in the DataFrame; rename one")
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         return s.dt.tz_localize(None)  # local wall-clock time: the calendar day where the purchase happened
-    if isinstance(s.dtype, np.dtype) and not s.to_numpy().flags.c_contiguous:
-        return s.copy()  # e.g. df.iloc[::-1]: DuckDB cannot scan a strided array, so this column is copied
     if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("mixed", "mixed-integer"):
         return s.astype("string")  # e.g. ids partly numbers and partly text: all text, as in a CSV file
     return s
@@ -214,13 +211,12 @@ def _file_scan(kind: str, path: str, text: list[str] | None = None) -> str:
     )
 
 
-def _register_source(con: duckdb.DuckDBPyConnection, source: Source, fields: dict[str, str]) -> str:
-    """Create the view ``raw`` over the source with one column per field, named by the field; return the kind.
+def _register_source(con: duckdb.DuckDBPyConnection, source: Source, kind: str, fields: dict[str, str]) -> None:
+    """Create the view ``raw`` over the source (of ``kind``, see :func:`_source_kind`), one column per field.
 
     ``fields`` maps our names (``customer_id``, ``date_raw``, ``amount_raw``, ``quantity``) to the source's
     column names. Renaming at the source keeps every later query free of clashes with the source's names.
     """
-    kind = _source_kind(source)
     if kind == "dataframe":
         df: pd.DataFrame = source  # type: ignore[assignment]
         labels = {str(c): c for c in df.columns}
@@ -228,11 +224,11 @@ def _register_source(con: duckdb.DuckDBPyConnection, source: Source, fields: dic
         frame = pd.DataFrame({k: _frame_column(df, labels[v]) for k, v in fields.items()}, copy=False)
         try:
             con.register("source_frame", frame)
-        except duckdb.Error:  # e.g. a strided extension array (df.iloc[::-1] of a string or Int64 column)
+        except duckdb.Error:  # DuckDB cannot scan strided arrays (df.iloc[::-1]): scan a compact copy
             frame = frame.copy(deep=True)
             con.register("source_frame", frame)
         con.execute("CREATE VIEW raw AS SELECT * FROM source_frame")
-        return kind
+        return
     path = os.fspath(source)
     if not Path(path).is_file():
         raise FileNotFoundError(f"no such file: {path!r}")
@@ -248,7 +244,6 @@ def _register_source(con: duckdb.DuckDBPyConnection, source: Source, fields: dic
     text = [v for k, v in fields.items() if k in _PARSED_FIELDS] if kind == "csv" else None
     select = ", ".join(f"{_quote_ident(v)} AS {k}" for k, v in fields.items())
     con.execute(f"CREATE VIEW raw AS SELECT {select} FROM {_file_scan(kind, path, text)}")
-    return kind
 
 
 # --- Parsing expressions, chosen by the column's DuckDB type ------------------------------------------------
@@ -496,12 +491,12 @@ def open_transactions(
         taken.add(name.casefold())
         fields[f"extra_{i}"] = name
 
+    kind = _source_kind(source)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")  # zoned Parquet timestamps give their UTC day on every machine
         try:
-            kind = _source_kind(source)
-            _register_source(con, source, fields)
+            _register_source(con, source, kind, fields)
             zone = _parquet_zone(con, os.fspath(source), date) if kind == "parquet" else None  # type: ignore[arg-type]
             prep = _validate(con, kind, fields, policy, date_format, obs, zone)
         except duckdb.Error as exc:

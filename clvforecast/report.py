@@ -296,9 +296,10 @@ class ForecastReport:
                 time_unit=self.time_unit,
             )
             res["historical"] = hist
-            undiscounted = cf.predictive_clv(
-                bg, gg, forecast_rfm, horizon=self.horizon_units, margin=self.margin
-            )
+            # Undiscounted, a customer's CLV is margin x expected spend x expected purchases over the horizon:
+            # derived from the forecast, not computed again (the historical variants are undiscounted too).
+            undiscounted = clv.assign(clv=self.margin * clv["expected_spend"] * clv["expected_purchases"])
+            undiscounted.attrs = {**clv.attrs, "discount_rate": 0.0, "discount_rate_per_step": 0.0}
             res["comparison"] = cf.compare_clv(undiscounted, hist, rfm=forecast_rfm, margin=self.margin)
         return res
 
@@ -335,9 +336,8 @@ class ForecastReport:
         if tx is not None:
             dates = tx["date"]
             overview.update(
-                transactions=int(rfm.attrs.get("n_rows_read", len(tx)))
-                - int(sum(overview["dropped"].values())),
-                rows_read=int(rfm.attrs.get("n_rows_read", len(tx))),
+                transactions=len(tx),  # the valid rows, as read
+                rows_read=int(tx.attrs.get("n_rows_read", len(tx))),
                 first_date=dates.min().date().isoformat(),
                 last_date=dates.max().date().isoformat(),
             )

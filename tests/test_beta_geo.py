@@ -153,7 +153,11 @@ def test_same_estimates_as_an_unweighted_lifetimes_fit(bg: cf.BetaGeo, cdnow_cal
 
 @pytest.mark.parametrize(
     ("x", "tx", "T", "t", "expected", "p_alive"),
-    [  # eq. (10) and P(alive) with 60-digit arithmetic, FULL parameters
+    # eq. (10) and P(alive) with 60-digit arithmetic, FULL parameters, written out independently of our code:
+    #   d = a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x) (0 for x = 0);  P(alive) = 1 / (1 + d)
+    #   E = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x)
+    #       * 2F1(r + x, b + x; a + b + x - 1; t / (alpha + T + t))) / (1 + d)     (mpmath, mp.dps = 60)
+    [
         (5000, 39, 39, 52, 4276.3902627502524, 0.9998414863622655),
         (5000, 39, 39, 5200, 41019.496276141988, 0.9998414863622655),
         (5000, 38, 39, 52, 6.6870820941102268e-44, 1.5634733243690705e-47),
