@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._checks import check_number
+from ._checks import check_discount_rate, check_margin
 from .exceptions import DataValidationError
 from .models._base import as_duration, check_same_unit, unique_rows, validate_rfm
 from .models.beta_geo import BetaGeo, _expected_if_alive, probability_alive
@@ -64,9 +64,10 @@ def predictive_clv(
     horizon:
         Length of the forecast, e.g. ``"12M"``, ``"52W"``, ``"365D"``, or a number in the model's time unit.
     discount_rate:
-        Annual discount rate (0.1 for 10% a year), converted to the step by compounding.
+        Annual discount rate, a fraction in [0, 1) (0.1 for 10% a year; 1 or more is refused), converted to
+        the step by compounding.
     margin:
-        Profit margin applied to spend (1.0 gives revenue).
+        Profit margin applied to spend, a fraction in [0, 1] (1.0 gives revenue; above 1 is refused).
     step:
         Cash-flow period: a unit code (``"D"``, ``"W"``, ``"M"``, ``"Y"``), a duration (``"2W"``, ``"30D"``)
         or a number in the model's time unit. When the horizon is not a whole number of steps, the last step
@@ -75,9 +76,11 @@ def predictive_clv(
     Returns
     -------
     DataFrame indexed by customer_id: ``expected_purchases`` (over the whole horizon, undiscounted),
-    ``probability_alive`` (at T), ``expected_spend`` (per transaction, currency) and ``clv`` (currency,
-    discounted, times margin). ``attrs`` record the horizon and step (in ``time_unit``), the number of steps,
-    the annual and per-step discount rates and the margin.
+    ``probability_alive`` (at T), ``expected_spend`` (per transaction, currency), ``clv`` (currency,
+    discounted, times margin) and ``clv_if_alive`` (the same value for a customer known to be alive at T: the
+    value if retained; ``clv = probability_alive * clv_if_alive`` since an inactive customer buys nothing).
+    ``attrs`` record the horizon and step (in ``time_unit``), the number of steps, the annual and per-step
+    discount rates and the margin.
     """
     bg._check_fitted()
     gg._check_fitted()
@@ -86,8 +89,8 @@ def predictive_clv(
     unit = bg.time_unit_
     H = as_duration(horizon, unit, name="horizon")
     step_len = _step_length(step, unit)
-    margin = check_number(margin, "margin", example=" (0.3 for a 30% margin)")
-    discount_rate = check_number(discount_rate, "discount_rate", example=" (annual, 0.1 for 10%)")
+    margin = check_margin(margin)
+    discount_rate = check_discount_rate(discount_rate)
     step_rate = (1.0 + periodic_rate(discount_rate, "D")) ** (step_len * days_per(unit)) - 1.0
 
     data = validate_rfm(rfm, ("frequency", "recency", "T", "monetary_value"), what="predictive_clv")
@@ -114,7 +117,8 @@ def predictive_clv(
             total[sl] = cum[:, -1]
             discounted[sl] = per_step @ discount
     expected = p_alive * total
-    clv = margin * spend * (p_alive * discounted)[codes]
+    clv_if_alive = margin * spend * discounted[codes]
+    clv = p_alive[codes] * clv_if_alive
     if not np.all(np.isfinite(clv)):
         bad = ~np.isfinite(clv)
         raise DataValidationError(  # pragma: no cover - the formulas are finite for every valid history
@@ -127,6 +131,7 @@ def predictive_clv(
             "probability_alive": p_alive[codes],
             "expected_spend": spend,
             "clv": clv,
+            "clv_if_alive": clv_if_alive,
         },
         index=data.index,
     )

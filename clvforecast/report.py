@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._checks import check_number
+from ._checks import check_discount_rate, check_margin
 from .units import UNIT_NAMES, check_time_unit, describe_horizon, parse_horizon
 
 __all__ = ["ForecastReport"]
@@ -227,17 +227,9 @@ class ForecastReport:
         self.time_unit = check_time_unit(time_unit)
         self.horizon = horizon
         self.horizon_units = parse_horizon(horizon, self.time_unit)
-        # A report of zero value says nothing: the margin must be positive; above 1 it is probably a percentage.
-        self.margin = check_number(
-            margin, "margin", positive=True, example=" (0.3 for a 30% margin, 1.0 for revenue)"
-        )
-        if self.margin > 1:
-            warnings.warn(
-                f"margin={margin!r} is more than the whole spend; margins are fractions (0.3 for 30%)",
-                UserWarning,
-                stacklevel=2,
-            )
-        self.discount_rate = check_number(discount_rate, "discount_rate", example=" (annual, 0.1 for 10%)")
+        # A report of zero value says nothing: the margin must be positive; above 1 it is refused.
+        self.margin = check_margin(margin, positive=True)
+        self.discount_rate = check_discount_rate(discount_rate)
         self.title = title
         self.top_n = int(top_n)
         self.read_kwargs: dict[str, Any] = dict(

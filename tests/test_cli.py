@@ -52,7 +52,8 @@ def test_summarize_fit_predict_pipeline(tmp_path: Path) -> None:
     r = run("predict", models, rfm_path, "--horizon", "39W", "--discount-rate", "0.1", "--out", forecast_path)
     assert r.exit_code == 0, r.stderr
     forecast = pd.read_csv(forecast_path, index_col="customer_id")
-    assert list(forecast.columns) == ["expected_purchases", "probability_alive", "expected_spend", "clv"]
+    assert list(forecast.columns) == ["expected_purchases", "probability_alive", "expected_spend", "clv",
+                                    "clv_if_alive"]
     assert len(forecast) == 2357 and forecast.notna().all().all()
     # customer 1 of the paper: x = 2, t_x = 30.43, T = 38.86 -> 1.226 expected purchases in the next 39 weeks
     assert forecast.loc[1, "expected_purchases"] == pytest.approx(1.226, abs=5e-4)

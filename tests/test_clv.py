@@ -80,7 +80,8 @@ def test_columns_index_and_units(cdnow_cal: pd.DataFrame, weekly_models) -> None
     before = cdnow_cal.copy(deep=True)
     out = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", discount_rate=0.1, margin=0.3)
     pd.testing.assert_frame_equal(cdnow_cal, before)
-    assert list(out.columns) == ["expected_purchases", "probability_alive", "expected_spend", "clv"]
+    assert list(out.columns) == ["expected_purchases", "probability_alive", "expected_spend", "clv",
+                                 "clv_if_alive"]
     assert out.index.equals(cdnow_cal.index)
     pd.testing.assert_series_equal(out["expected_purchases"], bg.expected_purchases(cdnow_cal, 52),
                                    check_names=False, rtol=1e-12)
@@ -104,6 +105,9 @@ def test_undiscounted_clv_is_margin_times_spend_times_purchases(cdnow_cal: pd.Da
         out = cf.predictive_clv(bg, gg, cdnow_cal, horizon="39W", margin=0.25, step=step)
         np.testing.assert_allclose(out["clv"], 0.25 * out["expected_spend"] * out["expected_purchases"],
                                    rtol=1e-12)
+        # the value if retained: an inactive customer buys nothing, so E[X] = P(alive) E[X | alive]
+        np.testing.assert_allclose(out["clv_if_alive"] * out["probability_alive"], out["clv"], rtol=1e-12)
+        assert (out["clv_if_alive"] >= out["clv"]).all()
     zero = cf.predictive_clv(bg, gg, cdnow_cal, horizon=0)
     assert (zero["clv"] == 0).all() and (zero["expected_purchases"] == 0).all()
 
@@ -133,6 +137,12 @@ def test_errors(cdnow_cal: pd.DataFrame, daily: pd.DataFrame, weekly_models) -> 
         cf.predictive_clv(bg, gg, cdnow_cal, horizon="12M", margin=-0.1)
     with pytest.raises(ValueError, match="discount_rate"):
         cf.predictive_clv(bg, gg, cdnow_cal, horizon="12M", discount_rate=-1.5)
+    # the cases: a percentage typed as a whole number is refused with the fix, which is then accepted
+    with pytest.raises(ValueError, match=r"1,000% a year; .*pass discount_rate=0\.1 for 10% a year"):
+        cf.predictive_clv(bg, gg, cdnow_cal, horizon="12M", discount_rate=10)
+    with pytest.raises(ValueError, match=r"more than the whole spend.*pass margin=0\.3 for 30%"):
+        cf.predictive_clv(bg, gg, cdnow_cal, horizon="12M", margin=30)
+    cf.predictive_clv(bg, gg, cdnow_cal, horizon="12M", discount_rate=0.1, margin=0.3)
     with pytest.raises(NotFittedError):
         cf.predictive_clv(cf.BetaGeo(), gg, cdnow_cal, horizon="12M")
     with pytest.raises(TypeError, match="BetaGeo"):
@@ -165,7 +175,7 @@ def _table() -> pd.DataFrame:
 
 
 @settings(max_examples=40, deadline=None)
-@given(d1=st.floats(0, 2), d2=st.floats(0, 2), horizon=st.floats(0.5, 520))
+@given(d1=st.floats(0, 0.99), d2=st.floats(0, 0.99), horizon=st.floats(0.5, 520))
 def test_clv_is_non_increasing_in_the_discount_rate(weekly_models, d1: float, d2: float,  # noqa: ANN001
                                                     horizon: float) -> None:
     bg, gg = weekly_models
@@ -176,8 +186,8 @@ def test_clv_is_non_increasing_in_the_discount_rate(weekly_models, d1: float, d2
 
 
 @settings(max_examples=40, deadline=None)
-@given(m1=st.floats(0, 5, allow_subnormal=False), m2=st.floats(0, 5, allow_subnormal=False),
-       discount=st.floats(0, 1))
+@given(m1=st.floats(0, 1, allow_subnormal=False), m2=st.floats(0, 1, allow_subnormal=False),
+       discount=st.floats(0, 0.99))
 def test_clv_is_monotone_and_linear_in_the_margin(weekly_models, m1: float, m2: float,  # noqa: ANN001
                                                   discount: float) -> None:
     bg, gg = weekly_models
@@ -190,7 +200,7 @@ def test_clv_is_monotone_and_linear_in_the_margin(weekly_models, m1: float, m2: 
 
 
 @settings(max_examples=30, deadline=None)
-@given(h1=st.floats(0, 520), h2=st.floats(0, 520), discount=st.floats(0, 1))
+@given(h1=st.floats(0, 520), h2=st.floats(0, 520), discount=st.floats(0, 0.99))
 def test_clv_is_non_decreasing_in_the_horizon(weekly_models, h1: float, h2: float,  # noqa: ANN001
                                               discount: float) -> None:
     bg, gg = weekly_models

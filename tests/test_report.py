@@ -188,6 +188,8 @@ def test_report_on_a_table_without_attrs_uses_its_time_unit(cdnow_cal) -> None:
     assert bare._results["bg"].time_unit_ == "W"
 
 
-def test_a_margin_above_one_warns(cdnow_tx) -> None:
-    with pytest.warns(UserWarning, match="margins are fractions"):
+def test_a_margin_above_one_is_refused(cdnow_tx) -> None:
+    with pytest.raises(ValueError, match=r"more than the whole spend.*pass margin=0\.3 for 30%"):
         cf.ForecastReport(cdnow_tx, margin=30)
+    with pytest.raises(ValueError, match=r"1,000% a year.*pass discount_rate=0\.1"):
+        cf.ForecastReport(cdnow_tx, discount_rate=10)
