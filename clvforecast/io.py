@@ -1421,11 +1421,11 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
                 keep_dup = "_row NOT IN (SELECT _row FROM dups)"
                 messages.append(f"dropped {_plural(n_dup, 'exact duplicate row')} (duplicates='drop')")
             else:
-                note = (
+                kept = (
                     f"{n_dup:,} rows repeat another row in every column read; kept (duplicates='keep'); pass "
                     "duplicates='drop' to drop them"
                 )
-                prep.entries.append(_entry("duplicates", 0, value, int(row[2]), note))
+                prep.entries.append(_entry("duplicates", 0, value, int(row[2]), kept))
                 messages.append(
                     f"{_plural(n_dup, 'row repeats', 'rows repeat')} another row exactly (every column read: "
                     f"{', '.join(identity)}), worth {value or 0:,.2f} in total; they are kept as purchases: pass "
@@ -1497,13 +1497,13 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
         if key == "returns_unmatched":
             n, _, _, cust = stats.get(key, (0, 0.0, 0.0, 0))
             if n or unmatched_value:
-                part = "value includes the unmatched part of partly matched returns" if unmatched_value else None
-                prep.entries.append(_entry(key, int(n), unmatched_value, int(cust), part))
+                why = "value includes the unmatched part of partly matched returns" if unmatched_value else None
+                prep.entries.append(_entry(key, int(n), unmatched_value, int(cust), why))
             continue
         if key not in stats:
             continue
         n, value, _, cust = stats[key]
-        note: str | None = None
+        note = None
         if key == "returns_netted":
             note = "value: the purchase value these returns cancelled" + (" (matched by item)" if log.item else "")
         elif key == "orders_cancelled":
