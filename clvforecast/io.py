@@ -791,9 +791,10 @@ def _date_expr(dtype: str, date_format: str | None, zone: str | None = None, *, 
         if "TIME ZONE" in dtype or dtype.startswith("TIMESTAMPTZ"):  # the UTC wall-clock time (session in UTC)
             return "CAST(CAST(date_raw AS TIMESTAMPTZ) AS TIMESTAMP)"
         return "CAST(date_raw AS TIMESTAMP)"
-    text = "trim(date_raw)" if dtype == "VARCHAR" else "CAST(date_raw AS VARCHAR)"
     if date_format:
+        text = "trim(date_raw)" if dtype == "VARCHAR" else "CAST(date_raw AS VARCHAR)"
         return f"CAST(try_strptime({text}, {_quote_literal(date_format)}) AS {target})"
+    text = "date_raw" if dtype == "VARCHAR" else "CAST(date_raw AS VARCHAR)"  # the cast ignores blanks around
     return f"TRY_CAST({text} AS {target})"
 
 
@@ -914,7 +915,7 @@ def _show(value: Any) -> str:
 
 def _examples(con: duckdb.DuckDBPyConnection, reason: str, columns: Sequence[str], k: int = 3) -> str:
     select = ", ".join(columns)
-    rows = con.execute(f"SELECT {select} FROM parsed WHERE reason = ? LIMIT {k}", [reason]).fetchall()
+    rows = con.execute(f"SELECT {select} FROM parsed_view WHERE reason = ? LIMIT {k}", [reason]).fetchall()
     if len(columns) == 1:
         return ", ".join(_show(r[0]) for r in rows)
     return ", ".join("(" + ", ".join(_show(v) for v in r) + ")" for r in rows)
@@ -937,7 +938,7 @@ def _error_message(
                 f"e.g. {examples}; fix the format or pass on_invalid='drop' {counted}"
             )
         values = [r[0] for r in con.execute(
-            "SELECT date_raw FROM parsed WHERE reason = ? AND date_raw IS NOT NULL LIMIT 50", [reason]
+            "SELECT date_raw FROM parsed_view WHERE reason = ? AND date_raw IS NOT NULL LIMIT 50", [reason]
         ).fetchall()]
         numeric = [m for m in (_AMBIGUOUS_DATE.match(str(v)) for v in values) if m]
         if numeric:
@@ -1099,10 +1100,14 @@ def _parsed_view(
     types = {r[0]: r[1].upper() for r in con.execute("DESCRIBE SELECT * FROM raw").fetchall()}
     id_expr, id_integer_test = _id_exprs(types["customer_id"], kind)
     date_expr = _date_expr(types["date_raw"], log.date_format, zone)
+    source = "raw"
+    if with_ts:  # the timestamp is parsed once and gives the date (a date-only value parses as midnight)
+        ts = _date_expr(types["date_raw"], log.date_format, zone, timestamp=True)
+        source = f"(SELECT *, {ts} AS ts0 FROM raw)"
+        date_expr = f"coalesce(CAST(ts0 AS DATE), {date_expr})"
     cols = [f"{id_expr} AS customer_id", "date_raw", f"{date_expr} AS date"]
     if with_ts:
-        ts = _date_expr(types["date_raw"], log.date_format, zone, timestamp=True)
-        cols.append(f"coalesce({ts}, CAST({date_expr} AS TIMESTAMP)) AS ts")
+        cols.append(f"coalesce(ts0, CAST({date_expr} AS TIMESTAMP)) AS ts")
     reason = ["WHEN customer_id IS NULL THEN 'null_customer_id'", "WHEN date IS NULL THEN 'unparseable_date'"]
     finite = f"abs(amount) < {_MAX_AMOUNT}"  # false for NaN and infinity too
     if "quantity_raw" in fields:
@@ -1132,9 +1137,9 @@ def _parsed_view(
     inner = ", ".join(cols)
     # 'amount' refers to the inner select's quantity * price when there is a price: compute it in a middle layer
     con.execute(
-        f"""CREATE VIEW parsed AS
+        f"""CREATE VIEW parsed_view AS
         SELECT *, CASE {" ".join(reason)} ELSE NULL END AS reason
-        FROM (SELECT *, {amount} AS amount FROM (SELECT {inner} FROM raw))"""
+        FROM (SELECT *, {amount} AS amount FROM (SELECT {inner} FROM {source}))"""
     )
     return types, id_integer_test
 
@@ -1267,6 +1272,13 @@ def open_transactions(
             scan = _register_source(con, log, kind, fields)
             zone = _parquet_zone(con, os.fspath(log.source), log.date) if kind.startswith("parquet") else None
             types, id_test = _parsed_view(con, log, kind, fields, zone, with_ts=materialise)
+            if materialise:  # parse once: the line-item steps read the parsed rows again (raw text left out)
+                raw = ("date_raw", "amount_raw", "quantity_raw", "price_raw")
+                names = [r[0] for r in con.execute("DESCRIBE parsed_view").fetchall() if r[0] not in raw]
+                keep = ", ".join(_quote_ident(n) for n in names)
+                con.execute(f"CREATE TEMP TABLE parsed AS SELECT {keep} FROM parsed_view")
+            else:
+                con.execute("CREATE VIEW parsed AS SELECT * FROM parsed_view")
             today = dt.date.today()
             counts = _count(con, log, fields, id_test, obs, today)
         except duckdb.Error as exc:
@@ -1390,35 +1402,37 @@ def open_transactions(
 def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net: bool, messages: list[str]) -> None:
     """Materialise the valid rows in source order, count (and drop) exact duplicates, and net returns.
 
-    Defines the table ``tx`` (with a column ``_row``, the row's position among the valid rows).
+    Defines the table ``tx`` (with a column ``_row``, the row's position in the source). The netting's steps
+    touch only the (customer[, item]) groups that hold a return, so their cost grows with the returns, not with
+    the log.
     """
     con, log = prep.con, prep.log
     assert log is not None
-    # CREATE TABLE preserves the scan's order; its rowid is then the source order of the valid rows
-    con.execute(f"CREATE TEMP TABLE valid0 AS SELECT {', '.join(out_cols)}, ts FROM parsed WHERE reason IS NULL")
-    con.execute("CREATE TEMP TABLE valid AS SELECT rowid AS _row, * FROM valid0")
-    con.execute("DROP TABLE valid0")
+    # CREATE TABLE preserves the scan's order: the rowid of the table ``parsed`` is the source order
+    con.execute(
+        f"CREATE TEMP VIEW valid AS SELECT rowid AS _row, {', '.join(out_cols)}, ts FROM parsed WHERE reason IS NULL"
+    )
     prep.order_column = "_row"
     names = [r[0] for r in con.execute("DESCRIBE valid").fetchall()]
     identity = [c for c in names if c not in ("_row", "date")]  # ts holds the date and the time of day
-    keep_dup = "true"
+    lines = "valid"
     if dup_policy is not None:
         part = ", ".join(_quote_ident(c) for c in identity)
-        con.execute(
-            f"""CREATE TEMP TABLE dups AS SELECT _row FROM (
-                    SELECT _row, row_number() OVER (PARTITION BY {part} ORDER BY _row) AS k FROM valid)
-                WHERE k > 1"""
-        )
         row = con.execute(
-            "SELECT count(*), sum(v.amount), count(DISTINCT v.customer_id) FROM dups d JOIN valid v USING (_row)"
+            f"""SELECT sum(n - 1), sum((n - 1) * a), count(DISTINCT c) FROM (
+                    SELECT customer_id AS c, any_value(amount) AS a, count(*) AS n FROM valid
+                    GROUP BY {part} HAVING count(*) > 1)"""
         ).fetchall()[0]
-        assert row is not None
-        n_dup = int(row[0])
+        n_dup = int(row[0] or 0)
         if n_dup:
             value = float(row[1]) if row[1] is not None and log.has_amount else None
             if dup_policy == "drop":
                 prep.entries.append(_entry("duplicates", n_dup, value, int(row[2]), "dropped (duplicates='drop')"))
-                keep_dup = "_row NOT IN (SELECT _row FROM dups)"
+                con.execute(
+                    f"""CREATE TEMP TABLE lines AS SELECT * FROM valid
+                        WHERE _row IN (SELECT min(_row) FROM valid GROUP BY {part})"""
+                )
+                lines = "lines"
                 messages.append(f"dropped {_plural(n_dup, 'exact duplicate row')} (duplicates='drop')")
             else:
                 kept = (
@@ -1426,55 +1440,64 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
                     "duplicates='drop' to drop them"
                 )
                 prep.entries.append(_entry("duplicates", 0, value, int(row[2]), kept))
+                source_names = {"customer_id": log.customer_id, "ts": log.date, "quantity": log.quantity,
+                                "item": log.item, "invoice": log.invoice, "amount": log.price or log.amount}
+                shown = ", ".join(repr(source_names.get(c) or c) for c in identity)
+                worth = f", worth {value:,.2f} in total" if value is not None else ""
                 messages.append(
-                    f"{_plural(n_dup, 'row repeats', 'rows repeat')} another row exactly (every column read: "
-                    f"{', '.join(identity)}), worth {value or 0:,.2f} in total; they are kept as purchases: pass "
-                    "duplicates='drop' to drop them"
+                    f"{_plural(n_dup, 'row repeats', 'rows repeat')} another row exactly (in every column read: "
+                    f"{shown}){worth}; they are kept as purchases: pass duplicates='drop' to drop them"
                 )
+    out = ", ".join(_quote_ident(c) for c in names if c != "ts")
     if not net:
-        cols = ", ".join(_quote_ident(c) for c in names if c != "ts")
-        con.execute(f"CREATE TEMP TABLE tx AS SELECT {cols} FROM valid WHERE {keep_dup} ORDER BY _row")
+        con.execute(f"CREATE TEMP TABLE tx AS SELECT {out} FROM {lines}")
         _refresh(prep)
         return
-    con.execute(f"CREATE TEMP VIEW lines AS SELECT * FROM valid WHERE {keep_dup}")
     keys = ["customer_id"] + (["item"] if log.item is not None else [])
     on = " AND ".join(f"l.{k} IS NOT DISTINCT FROM g.{k}" for k in keys)
     key_list = ", ".join(f"l.{k}" for k in keys)
     affected = con.execute(
-        f"""WITH g AS (SELECT DISTINCT {', '.join(keys)} FROM lines WHERE amount < 0)
+        f"""WITH g AS (SELECT DISTINCT {', '.join(keys)} FROM {lines} WHERE amount < 0)
             SELECT dense_rank() OVER (ORDER BY {key_list}) AS grp, l._row, l.amount
-            FROM lines l JOIN g ON {on}
+            FROM {lines} l JOIN g ON {on}
             ORDER BY {key_list}, l.ts, l.amount < 0, l._row"""
     ).fetchnumpy()
-    grp = np.asarray(affected["grp"])
-    net_amount, matched = net_sorted(grp, np.asarray(affected["amount"], dtype=float))
+    net_amount, matched = net_sorted(np.asarray(affected["grp"]), np.asarray(affected["amount"], dtype=float))
     result = pd.DataFrame(
         {"_row": np.asarray(affected["_row"], dtype="int64"), "net_amount": net_amount, "matched": matched}
     )
     con.register("net_result", result)
+    # the lines of the groups holding a return, with their net value
     con.execute(
-        """CREATE TEMP TABLE netted AS
-           SELECT l.*, coalesce(n.net_amount, l.amount) AS net, coalesce(n.matched, 0) AS matched
-           FROM lines l LEFT JOIN net_result n USING (_row)"""
+        f"""CREATE TEMP TABLE net AS SELECT l._row, l.customer_id, l.date, l.amount, n.net_amount, n.matched
+            FROM net_result n JOIN {lines} l ON l._row = n._row"""
     )
     con.unregister("net_result")
-    # a purchase day touched by returns whose net value reaches zero is no longer a purchase
+    # a purchase day touched by returns whose net value (over all its lines) reaches zero is no longer a purchase
     con.execute(
-        """CREATE TEMP TABLE cancelled_days AS
-           SELECT customer_id, date FROM netted WHERE amount >= 0
-           GROUP BY customer_id, date
-           HAVING bool_or(matched > 0) AND sum(net) <= 0"""
+        f"""CREATE TEMP TABLE cancelled_days AS
+            WITH touched AS (SELECT DISTINCT customer_id, date FROM net WHERE amount >= 0 AND matched > 0)
+            SELECT l.customer_id, l.date, count(*) AS n_lines
+            FROM {lines} l JOIN touched t ON l.customer_id = t.customer_id AND l.date = t.date
+                 LEFT JOIN net n ON n._row = l._row
+            WHERE l.amount >= 0
+            GROUP BY l.customer_id, l.date
+            HAVING sum(coalesce(n.net_amount, l.amount)) <= 0"""
     )
     con.execute(
-        """CREATE TEMP TABLE fate AS
-           SELECT n.*, CASE
-               WHEN n.amount < 0 AND n.matched > 0 THEN 'returns_netted'
-               WHEN n.amount < 0 THEN 'returns_unmatched'
-               WHEN c.customer_id IS NOT NULL THEN 'orders_cancelled'
-               WHEN n.matched > 0 AND n.net <= 0 THEN 'lines_cancelled'
-               ELSE NULL END AS fate
-           FROM netted n LEFT JOIN cancelled_days c
-             ON n.amount >= 0 AND n.customer_id IS NOT DISTINCT FROM c.customer_id AND n.date = c.date"""
+        f"""CREATE TEMP TABLE removed AS
+            SELECT l._row, l.customer_id, l.amount, 0.0 AS matched, 'orders_cancelled' AS fate
+            FROM {lines} l JOIN cancelled_days c ON l.customer_id = c.customer_id AND l.date = c.date
+            WHERE l.amount >= 0
+            UNION ALL
+            SELECT n._row, n.customer_id, n.amount, n.matched, CASE
+                WHEN n.amount < 0 AND n.matched > 0 THEN 'returns_netted'
+                WHEN n.amount < 0 THEN 'returns_unmatched'
+                ELSE 'lines_cancelled' END
+            FROM net n
+            WHERE (n.amount < 0 OR (n.matched > 0 AND n.net_amount <= 0))
+              AND NOT EXISTS (SELECT 1 FROM cancelled_days c
+                              WHERE c.customer_id = n.customer_id AND c.date = n.date AND n.amount >= 0)"""
     )
     stats = {
         r[0]: r[1:]
@@ -1482,17 +1505,19 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
             """SELECT fate, count(*), sum(CASE WHEN amount < 0 THEN matched ELSE amount END),
                       sum(CASE WHEN amount < 0 THEN -amount - matched ELSE 0 END),
                       count(DISTINCT customer_id)
-               FROM fate WHERE fate IS NOT NULL GROUP BY fate"""
+               FROM removed GROUP BY fate"""
         ).fetchall()
     }
     unmatched_value = sum(float(s[2] or 0) for k, s in stats.items() if k in ("returns_netted", "returns_unmatched"))
-    n_days = con.execute("SELECT count(*) FROM cancelled_days").fetchall()[0]
-    n_days_i = int(n_days[0]) if n_days else 0
-    left = con.execute(
-        """SELECT count(*) FROM (SELECT customer_id FROM fate WHERE amount >= 0 GROUP BY customer_id
-                                 HAVING bool_and(fate IS NOT NULL))"""
-    ).fetchall()[0]
-    n_left = int(left[0]) if left else 0
+    n_days = int(con.execute("SELECT count(*) FROM cancelled_days").fetchall()[0][0])
+    # customers left with nothing: every purchase line of theirs removed (only customers with a return qualify)
+    n_left = int(con.execute(
+        f"""WITH r AS (SELECT customer_id, count(*) FILTER (WHERE amount >= 0) AS gone FROM removed
+                       GROUP BY customer_id),
+                 p AS (SELECT customer_id, count(*) AS bought FROM {lines}
+                       WHERE amount >= 0 AND customer_id IN (SELECT customer_id FROM r) GROUP BY customer_id)
+            SELECT count(*) FROM r JOIN p ON r.customer_id = p.customer_id WHERE gone = bought"""
+    ).fetchall()[0][0])
     for key in ("returns_netted", "returns_unmatched", "lines_cancelled", "orders_cancelled"):
         if key == "returns_unmatched":
             n, _, _, cust = stats.get(key, (0, 0.0, 0.0, 0))
@@ -1508,7 +1533,7 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
             note = "value: the purchase value these returns cancelled" + (" (matched by item)" if log.item else "")
         elif key == "orders_cancelled":
             note = (
-                f"{n_days_i:,} purchase days whose net value reached zero; value: their value before the "
+                f"{n_days:,} purchase days whose net value reached zero; value: their value before the "
                 "returns (part of the value netted above)"
             )
         elif key == "lines_cancelled":
@@ -1518,8 +1543,15 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
         prep.entries.append(
             _entry("customers_left_with_nothing", 0, None, n_left, "every purchase of these customers was returned")
         )
-    cols = ", ".join("net AS amount" if c == "amount" else _quote_ident(c) for c in names if c != "ts")
-    con.execute(f"CREATE TEMP TABLE tx AS SELECT {cols} FROM fate WHERE fate IS NULL ORDER BY _row")
+    cols = ", ".join(
+        "coalesce(n.net_amount, l.amount) AS amount" if c == "amount" else f"l.{_quote_ident(c)}"
+        for c in names if c != "ts"
+    )
+    con.execute(
+        f"""CREATE TEMP TABLE tx AS SELECT {cols} FROM {lines} l
+            LEFT JOIN net n ON n._row = l._row
+            WHERE l._row NOT IN (SELECT _row FROM removed)"""
+    )
     _refresh(prep)
 
 
