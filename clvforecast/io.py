@@ -48,9 +48,10 @@ naming the column, the count of bad rows, up to three examples and the fix. With
 bad rows are dropped, counted per reason in the ledger, and a :class:`DataQualityWarning` says so. Amounts have
 their own policies because they are a modelling choice, not an error:
 
-* ``zero_amounts="keep"`` (default): a zero-value purchase is still a purchase (the published CDNOW summary
-  counts CDNOW's zero-dollar purchases as transactions). ``"drop"`` drops them (counted), ``"raise"`` refuses
-  them.
+* ``zero_amounts="keep"`` (the default for a log of purchases): a zero-value purchase is still a purchase (the
+  published CDNOW summary counts CDNOW's zero-dollar purchases as transactions). ``"drop"`` (the default for
+  line items, ``price`` given: a line at price 0 is a free sample, a test order or a manual adjustment, not a
+  purchase of its own) drops them (counted), ``"raise"`` refuses them.
 * ``returns``: ``"raise"`` refuses negative amounts (the default, except that an old-style call with
   ``on_invalid="drop"`` and no ``returns`` drops them, as before, with a warning that says they were not
   netted); ``"drop"`` drops the negative lines only (counted; the purchases they cancel still count);
@@ -242,7 +243,9 @@ class TransactionLog:
     on_invalid:
         ``"raise"`` (default) or ``"drop"`` (counted) for rows breaking a validation rule.
     zero_amounts:
-        ``"keep"`` (default), ``"drop"`` (counted) or ``"raise"``.
+        ``"keep"``, ``"drop"`` (counted) or ``"raise"`` rows worth exactly zero. Default ``None``: ``"keep"`` (a
+        zero-dollar purchase is a purchase, as in CDNOW), or ``"drop"`` for line items (``price`` given: a line
+        at price 0 is not a purchase of its own).
     returns:
         ``"raise"``, ``"drop"`` (counted) or ``"net"`` (netted against earlier purchases; see the module
         docstring). Default ``None``: ``"raise"``, or ``"drop"`` with ``on_invalid="drop"`` (the old
@@ -268,7 +271,7 @@ class TransactionLog:
     date_format: str | None = None
     encoding: str | None = None
     on_invalid: OnInvalid = "raise"
-    zero_amounts: ZeroAmounts = "keep"
+    zero_amounts: ZeroAmounts | None = None
     returns: Returns | None = None
     duplicates: Duplicates = None
     extreme: Extreme = "keep"
@@ -287,7 +290,7 @@ class TransactionLog:
             if value is not None and (not isinstance(value, str) or not value):
                 raise TypeError(f"{name} must be a column name (a non-empty string) or None; got {value!r}")
         _choice("on_invalid", self.on_invalid, ("raise", "drop"))
-        _choice("zero_amounts", self.zero_amounts, ("keep", "drop", "raise"))
+        _choice("zero_amounts", self.zero_amounts, ("keep", "drop", "raise", None))
         _choice("returns", self.returns, ("raise", "drop", "net", None))
         _choice("duplicates", self.duplicates, ("keep", "drop", None))
         _choice("extreme", self.extreme, ("keep", "cap"))
@@ -314,6 +317,13 @@ class TransactionLog:
         if self.returns is not None:
             return self.returns
         return "drop" if self.on_invalid == "drop" else "raise"
+
+    @property
+    def zero_policy(self) -> ZeroAmounts:
+        """The effective zero-amount policy (``None`` resolved: ``"drop"`` for line items, else ``"keep"``)."""
+        if self.zero_amounts is not None:
+            return self.zero_amounts
+        return "drop" if self.price is not None else "keep"
 
     @property
     def duplicates_policy(self) -> str | None:
@@ -1131,7 +1141,7 @@ def _parsed_view(
     if log.has_amount:
         if log.returns_policy != "net":
             reason.append("WHEN amount < 0 THEN 'negative_amount'")
-        if log.zero_amounts != "keep":
+        if log.zero_policy != "keep":
             reason.append("WHEN amount = 0 THEN 'zero_amount'")
     cols += [k for k in fields if k in ("item", "invoice") or k.startswith("extra_")]
     inner = ", ".join(cols)
@@ -1287,7 +1297,7 @@ def open_transactions(
             raise DataValidationError(f"could not read {name}: {_engine_message(exc)}") from None
         policy: dict[str, str] = dict.fromkeys(REASONS, log.on_invalid)
         policy["negative_amount"] = log.returns_policy
-        policy["zero_amount"] = log.zero_amounts
+        policy["zero_amount"] = log.zero_policy
         for reason, n in counts.dropped.items():
             if policy[reason] == "raise":
                 raise DataValidationError(_error_message(reason, n, counts.n_rows, log, con))
