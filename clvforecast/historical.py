@@ -80,9 +80,10 @@ def _examples(values: Any, k: int = 3) -> str:
 
 
 def _log_for(transactions: Any, read_options: dict[str, Any], where: str, *, amount_optional: bool = False) -> TransactionLog:
-    """The source description; a function that needs no amounts reads none unless told (``amount=None``)."""
+    """The source description; a function that needs no amounts reads none unless told (``amount=None``):
+    unless ``amount`` or ``price`` is given, or ``returns='net'`` (netting needs the amounts)."""
     if amount_optional and not isinstance(transactions, TransactionLog) and not (
-        {"amount", "price"} & set(read_options)
+        {"amount", "price"} & set(read_options) or read_options.get("returns") == "net"
     ):
         read_options = {**read_options, "amount": None}
     return as_log(transactions, where=where, **read_options)
@@ -483,8 +484,8 @@ def estimate_lifespan(
         ignored. Pass a calibration end to estimate from calibration data only.
     **read_options:
         How to read ``transactions``: the options of :class:`~clvforecast.TransactionLog`, as for
-        :func:`~clvforecast.read_transactions`. Amounts are not read unless ``amount`` or ``price`` is given
-        (give them with ``returns='net'`` so that fully returned orders are not activity).
+        :func:`~clvforecast.read_transactions`. Amounts are not read unless ``amount`` or ``price`` is given,
+        or ``returns='net'`` (then fully returned orders are not activity).
 
     Returns
     -------

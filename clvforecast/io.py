@@ -1609,7 +1609,8 @@ def read_transactions(source: Any, **read_options: Any) -> pd.DataFrame:
     >>> cf.read_transactions(log, on_invalid="drop").attrs["dropped"]
     {'unparseable_date': 1}
     """
-    with open_transactions(source, stacklevel=2, where="read_transactions", **read_options) as prep:
+    log = as_log(source, where="read_transactions", **read_options)
+    with open_transactions(log, stacklevel=2) as prep:
         columns = ["customer_id", "date", *["amount"] * prep.has_amount, *map(_quote_ident, prep.passthrough)]
         order = f" ORDER BY {prep.order_column}" if prep.order_column else ""
         out = prep.con.execute(f"SELECT {', '.join(columns)} FROM tx{order}").df()
