@@ -1165,7 +1165,7 @@ class _Counts:
     value_after: float | None
     integer_ids: bool
     whole_quantity: bool
-    months: list[tuple[dt.date, int, dt.date, dt.date]]  # (month, valid rows, first, last day)
+    months: list[tuple[int, int, dt.date, dt.date]]  # (year * 12 + month - 1, valid rows, first, last day)
     future: int
 
 
@@ -1173,20 +1173,20 @@ def _count(
     con: duckdb.DuckDBPyConnection, log: TransactionLog, fields: dict[str, str], id_integer_test: str | None,
     obs: dt.date | None, today: dt.date,
 ) -> _Counts:
-    """One scan of ``parsed``, grouped by month of the date: the rows, the reasons, and the dates' spread."""
+    """One scan of ``parsed``, grouped by month of the date: the rows, the reasons, and the dates' spread.
+
+    Only counts (a month number is a cheap integer key); the value of the rows a reason drops is summed by a
+    second query, run only when rows are dropped.
+    """
     valid = "reason IS NULL"
-    by_reason = ", ".join(
-        f"count(*) FILTER (WHERE reason = '{r}'), sum(amount) FILTER (WHERE reason = '{r}' AND abs(amount) < "
-        f"{_MAX_AMOUNT})"
-        for r in REASONS
-    )
+    by_reason = ", ".join(f"count(*) FILTER (WHERE reason = '{r}')" for r in REASONS)
     integer_ids = f"bool_and({id_integer_test}) FILTER (WHERE {valid})" if id_integer_test else "false"
     whole_q = (
         f"bool_and(quantity = round(quantity) AND abs(quantity) < 1e15) FILTER (WHERE {valid})"
         if "quantity_raw" in fields else "false"
     )
     rows = con.execute(
-        f"""SELECT CAST(date_trunc('month', date) AS DATE) AS month, count(*), {by_reason},
+        f"""SELECT year(date) * 12 + month(date) - 1 AS month, count(*), {by_reason},
                    count(*) FILTER (WHERE {valid} AND date > $obs),
                    sum(amount) FILTER (WHERE {valid} AND date > $obs),
                    min(date) FILTER (WHERE {valid}), max(date) FILTER (WHERE {valid}),
@@ -1200,31 +1200,32 @@ def _count(
     if n_rows == 0:
         raise DataValidationError("the transaction log is empty (0 rows); check the source")
     k = len(REASONS)
-    dropped: dict[str, int] = {}
+    dropped = {
+        reason: n for i, reason in enumerate(REASONS) if (n := sum(int(r[2 + i]) for r in rows))
+    }
     values: dict[str, float | None] = {}
-    for i, reason in enumerate(REASONS):
-        n = sum(int(r[2 + 2 * i]) for r in rows)
-        if n:
-            dropped[reason] = n
-            v = [r[3 + 2 * i] for r in rows if r[3 + 2 * i] is not None]
-            values[reason] = float(sum(v)) if v and log.has_amount else None
-    base = 2 + 2 * k
-    n_after = sum(int(r[base]) for r in rows)
+    if dropped and log.has_amount:
+        values = {
+            r[0]: (float(r[1]) if r[1] is not None else None)
+            for r in con.execute(
+                f"""SELECT reason, sum(amount) FILTER (WHERE abs(amount) < {_MAX_AMOUNT})
+                    FROM parsed WHERE reason IS NOT NULL GROUP BY reason"""
+            ).fetchall()
+        }
+    base = 2 + k
+    has = [r for r in rows if int(r[base + 4])]  # months holding valid rows
     after_values = [r[base + 1] for r in rows if r[base + 1] is not None]
-    firsts = [r[base + 2] for r in rows if r[base + 2] is not None]
-    lasts = [r[base + 3] for r in rows if r[base + 3] is not None]
-    months = sorted((r[0], int(r[base + 4]), r[base + 2], r[base + 3]) for r in rows if r[0] is not None and r[base + 4])
-    has_valid = any(int(r[base + 4]) for r in rows)
+    months = sorted((int(r[0]), int(r[base + 4]), r[base + 2], r[base + 3]) for r in has if r[0] is not None)
     return _Counts(
         n_rows=n_rows,
         dropped=dropped,
         values=values,
-        first_date=min(firsts) if firsts else None,
-        last_date=max(lasts) if lasts else None,
-        n_after=n_after,
+        first_date=min(r[base + 2] for r in has) if has else None,
+        last_date=max(r[base + 3] for r in has) if has else None,
+        n_after=sum(int(r[base]) for r in rows),
         value_after=float(sum(after_values)) if after_values and log.has_amount else None,
-        integer_ids=has_valid and all(r[base + 6] for r in rows if int(r[base + 4])) and id_integer_test is not None,
-        whole_quantity=has_valid and all(r[base + 7] for r in rows if int(r[base + 4])) and "quantity_raw" in fields,
+        integer_ids=bool(has) and id_integer_test is not None and all(r[base + 6] for r in has),
+        whole_quantity=bool(has) and "quantity_raw" in fields and all(r[base + 7] for r in has),
         months=months,
         future=sum(int(r[base + 5]) for r in rows),
     )
@@ -1237,8 +1238,7 @@ def _suspicious_dates(counts: _Counts, today: dt.date) -> tuple[dt.date | None, 
     months = counts.months
     total = sum(m[1] for m in months)
     for i in range(1, len(months)):
-        prev, cur = months[i - 1][0], months[i][0]
-        gap = (cur.year - prev.year) * 12 + cur.month - prev.month - 1
+        gap = months[i][0] - months[i - 1][0] - 1
         later = sum(m[1] for m in months[i:])
         if gap > 12 and later < 0.01 * total:
             return months[i - 1][3], later, counts.future

@@ -337,13 +337,15 @@ def _summarise(
         row = con.execute(
             """SELECT count(*) FILTER (WHERE first_day > $cal), sum(n_rows) FILTER (WHERE first_day > $cal),
                       sum(spend) FILTER (WHERE first_day > $cal), sum(n_rows), sum(holdout_frequency),
-                      sum(n_rows) FILTER (WHERE first_day <= $cal)
+                      sum(n_rows) FILTER (WHERE first_day <= $cal), sum(n_extreme)
                FROM rfm""",
             {"cal": cal},
         ).fetchall()[0]
         assert row is not None
         n_late, late_rows, late_value = int(row[0]), int(row[1] or 0), row[2]
         rows_within, holdout_days, rows_used = int(row[3] or 0), int(row[4] or 0), int(row[5] or 0)
+        if not row[6]:
+            fence = None  # no purchase day above it: nothing to list
         if holdout and holdout_days == 0:
             raise DataValidationError(
                 f"the holdout ({cal + dt.timedelta(days=1)} to {obs}) holds no transactions (the last one is "
