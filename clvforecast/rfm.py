@@ -16,10 +16,11 @@ Y=365.25); the unit is kept in ``attrs["time_unit"]``. Every function accepts a 
 a :class:`~clvforecast.TransactionLog` and the read options of :func:`~clvforecast.read_transactions` as
 keywords, and gives identical tables for a DataFrame, a CSV or a Parquet file holding the same data.
 
-Extreme purchase days. A purchase day is *extreme* when the logarithm of its value lies above
-``Q3 + 3 x IQR`` of the log values of all positive purchase days up to the calibration end (Tukey's "far out"
-fence on the log scale, where spend is roughly symmetric; the fence is at least 10 times the upper quartile,
-and none is set with fewer than 20 positive purchase days). On the Online Retail II log (2009-2010, returns
+Extreme purchase days. With ``Q1`` and ``Q3`` the quartiles of the values of all positive purchase days up to
+the calibration end, a purchase day is *extreme* when its value exceeds ``Q3 x (Q3 / Q1) ** 3``, that is when
+its logarithm lies more than three interquartile ranges above the upper quartile on the log scale (Tukey's
+"far out" fence where spend is roughly symmetric); the fence is at least ``10 x Q3``, and none is set with
+fewer than 20 positive purchase days. The quartiles are exact (linear interpolation) in every engine. On the Online Retail II log (2009-2010, returns
 netted, calibration to 2010-06-30) the fence is 11,535 GBP, 23 times the upper quartile of a purchase day
 (506 GBP): 29 purchase days of 13 customers lie above it. Extreme days are counted in the ledger and listed in
 ``attrs["extreme_orders"]`` (see :func:`extreme_orders`); with ``extreme="cap"`` their value is capped at the
@@ -36,8 +37,8 @@ the rows after the observation end, the rows of customers new in the holdout, an
 ``rows_used`` are the rows that reached the table.
 
 The SQL. Each table is defined once, below, in SQL that DuckDB and Spark SQL both run: the only differences
-(a day difference, an exact quantile, the parameter marker) are written as ``DAYS_BETWEEN(a, b)``,
-``QUANTILE(x, p)`` and ``$name`` and rendered per engine by :func:`render_sql` (the dialect map
+(a day difference, exact quartiles, the parameter marker) are written as ``DAYS_BETWEEN(a, b)``,
+``QUARTILES(x)`` and ``$name`` and rendered per engine by :func:`render_sql` (the dialect map
 :data:`DIALECTS`). A Spark engine registers its clean transactions as the view ``tx`` (columns
 ``customer_id, date, amount``), then runs ``render_sql(DAYS_SQL, "spark")`` into a cached view ``days``,
 ``FENCE_SQL``, ``RFM_SQL`` etc. with the same parameters, and gets the same tables and ledger counts.
@@ -46,7 +47,6 @@ The SQL. Each table is defined once, below, in SQL that DuckDB and Spark SQL bot
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 import warnings
 from typing import Any
@@ -77,8 +77,10 @@ _MONEY_COLUMNS = {"monetary_value", "holdout_spend", "holdout_monetary_value"}
 
 #: Per engine: how the three non-portable constructs are written.
 DIALECTS: dict[str, dict[str, str]] = {
-    "duckdb": {"days_between": "date_diff('day', {0}, {1})", "quantile": "quantile_cont({0}, {1})", "param": "$"},
-    "spark": {"days_between": "datediff({1}, {0})", "quantile": "percentile({0}, {1})", "param": ":"},
+    "duckdb": {"days_between": "date_diff('day', {0}, {1})", "quartiles": "quantile_cont({0}, [0.25, 0.75])",
+               "param": "$"},
+    "spark": {"days_between": "datediff({1}, {0})", "quartiles": "percentile({0}, array(0.25, 0.75))",
+              "param": ":"},
 }
 
 #: Purchase days up to $obs: one row per customer and calendar day, spend summed exactly as DECIMAL(38, 10)
@@ -90,10 +92,10 @@ FROM tx WHERE date <= $obs
 GROUP BY customer_id, date
 """
 
-#: The extreme-day fence's inputs: positive purchase days up to $cal and the quartiles of their log value.
+#: The extreme-day fence's inputs: the number of positive purchase days up to $cal and their value's quartiles
+#: (a list [Q1, Q3]).
 FENCE_SQL = """
-SELECT count(*) AS n, QUANTILE(ln(CAST(spend AS DOUBLE)), 0.25) AS q1,
-       QUANTILE(ln(CAST(spend AS DOUBLE)), 0.75) AS q3
+SELECT count(*) AS n, QUARTILES(spend) AS q
 FROM days WHERE day <= $cal AND spend > 0
 """
 
@@ -187,7 +189,7 @@ _PERIOD_EXPR = {
 def render_sql(sql: str, dialect: str = "duckdb", *, period: str | None = None) -> str:
     """One of this module's SQL definitions written for ``dialect`` (``"duckdb"`` or ``"spark"``).
 
-    ``DAYS_BETWEEN(a, b)`` (days from a to b), ``QUANTILE(x, p)`` (exact, linear interpolation) and the
+    ``DAYS_BETWEEN(a, b)`` (days from a to b), ``QUARTILES(x)`` (exact, linear interpolation) and the
     parameter marker ``$name`` (Spark: ``:name``, for ``spark.sql(text, args=...)``) are rendered per engine;
     ``PERIOD(date)`` (the period index of :data:`PERIODS_SQL`) for the time unit ``period``.
     """
@@ -199,11 +201,7 @@ def render_sql(sql: str, dialect: str = "duckdb", *, period: str | None = None) 
         lambda m: d["days_between"].format(m[1].strip(), m[2].strip()),
         sql,
     )
-    sql = re.sub(
-        r"QUANTILE\(((?:[^()]|\((?:[^()]|\([^()]*\))*\))+?),\s*([0-9.]+)\)",
-        lambda m: d["quantile"].format(m[1].strip(), m[2]),
-        sql,
-    )
+    sql = re.sub(r"QUARTILES\(([^()]+)\)", lambda m: d["quartiles"].format(m[1].strip()), sql)
     if d["param"] != "$":
         sql = re.sub(r"\$(\w+)", lambda m: d["param"] + m[1], sql)
     return sql
@@ -254,11 +252,11 @@ def _warn_after_last(prep: Prepared, obs: dt.date, given: bool, stacklevel: int)
 
 def _fence(con: Any, cal: dt.date) -> tuple[float | None, dict[str, Any]]:
     row = _run(con, FENCE_SQL, {"cal": cal}).fetchall()[0]
-    n, q1, q3 = (int(row[0]), row[1], row[2]) if row else (0, None, None)
-    if n < 20 or q1 is None or q3 is None:
+    n, q = int(row[0]), row[1]
+    if n < 20 or not q or q[0] is None or float(q[0]) <= 0:
         return None, {"n_days": n}
-    log_fence = max(q3 + 3.0 * (q3 - q1), q3 + math.log(10.0))
-    return math.exp(log_fence), {"n_days": n, "q1": math.exp(q1), "q3": math.exp(q3)}
+    q1, q3 = float(q[0]), float(q[1])
+    return max(q3 * (q3 / q1) ** 3, 10.0 * q3), {"n_days": n, "q1": q1, "q3": q3}
 
 
 def _extremes(

@@ -4,6 +4,7 @@ and invariants."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import warnings
 from pathlib import Path
 
@@ -86,11 +87,12 @@ def test_cdnow_attrs(cdnow_cal: pd.DataFrame) -> None:
 
 
 def test_cdnow_extreme_days_follow_the_documented_fence(cdnow_tx: pd.DataFrame) -> None:
-    # Independent computation: positive purchase days up to the calibration end, quartiles of log value,
-    # fence = exp(max(Q3 + 3 IQR, Q3 + ln 10)); every day up to the observation end above it is extreme.
+    # Independent computation: positive purchase days up to the calibration end, quartiles of their value
+    # (linear interpolation), fence on the log scale ln Q3 + 3 (ln Q3 - ln Q1), at least 10 x Q3; every day up
+    # to the observation end above it is extreme.
     days = cdnow_tx.groupby(["customer_id", "date"])["amount"].sum().reset_index()
     cal = days[(days["date"] <= "1997-09-30") & (days["amount"] > 0)]
-    q1, q3 = np.quantile(np.log(cal["amount"]), [0.25, 0.75])
+    q1, q3 = np.log(np.quantile(cal["amount"], [0.25, 0.75]))
     fence = np.exp(max(q3 + 3 * (q3 - q1), q3 + np.log(10)))
     expected = days[days["amount"] > fence].sort_values("amount", ascending=False)
     capped = cf.calibration_holdout(
@@ -377,3 +379,18 @@ def test_equal_to_lifetimes_on_random_logs(log: pd.DataFrame) -> None:
     assert (ours["frequency"] == theirs["frequency"]).all()
     cols = ["recency", "T", "monetary_value"]
     np.testing.assert_allclose(ours[cols], theirs[cols], rtol=0, atol=1e-9)
+
+
+def test_the_sql_definitions_render_for_spark_without_duckdb_constructs() -> None:
+    from clvforecast import rfm
+
+    for name in ("DAYS_SQL", "FENCE_SQL", "RFM_SQL", "EXTREME_SQL", "COHORT_SQL", "PERIODS_SQL", "DISCRETE_SQL"):
+        duck = rfm.render_sql(getattr(rfm, name), "duckdb", period="W")
+        spark = rfm.render_sql(getattr(rfm, name), "spark", period="W")
+        for text in (duck, spark):
+            assert "DAYS_BETWEEN" not in text and "QUARTILES" not in text and "PERIOD(" not in text, name
+        assert "$" not in spark and "date_diff" not in spark and "quantile_cont" not in spark, name
+        # the same parameters, marked per engine
+        assert sorted(set(re.findall(r"\$(\w+)", duck))) == sorted(set(re.findall(r":(\w+)", spark))), name
+    assert "datediff(last_day, first_day)" in rfm.render_sql(rfm.RFM_SQL, "spark")
+    assert "percentile(spend, array(0.25, 0.75))" in rfm.render_sql(rfm.FENCE_SQL, "spark")
