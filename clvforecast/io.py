@@ -1409,6 +1409,58 @@ def open_transactions(
         raise
 
 
+# --- Netting's consequences, stated once (DuckDB and Spark SQL) --------------------------------------------
+# Over the views ``lines`` (the valid lines: _row, customer_id, date, amount, ...) and ``net_result`` (the output
+# of clvforecast.netting for the lines of the groups holding a return: _row, net_amount, matched).
+
+#: The lines of the groups holding a return, with their net value and the value matched.
+NET_LINES_SQL = """
+SELECT l._row, l.customer_id, l.date, l.amount, n.net_amount, n.matched
+FROM net_result n JOIN lines l ON l._row = n._row
+"""
+
+#: Purchase days touched by a return whose net value, over all their lines, reaches zero: no longer purchases.
+CANCELLED_DAYS_SQL = """
+WITH touched AS (SELECT DISTINCT customer_id, date FROM net WHERE amount >= 0 AND matched > 0)
+SELECT l.customer_id, l.date, count(*) AS n_lines
+FROM lines l JOIN touched t ON l.customer_id = t.customer_id AND l.date = t.date
+     LEFT JOIN net n ON n._row = l._row
+WHERE l.amount >= 0
+GROUP BY l.customer_id, l.date
+HAVING sum(coalesce(n.net_amount, l.amount)) <= 0
+"""
+
+#: Every line the netting removes, with the ledger key it is counted under (``fate``).
+REMOVED_SQL = """
+SELECT l._row, l.customer_id, l.amount, 0.0 AS matched, 'orders_cancelled' AS fate
+FROM lines l JOIN cancelled_days c ON l.customer_id = c.customer_id AND l.date = c.date
+WHERE l.amount >= 0
+UNION ALL
+SELECT n._row, n.customer_id, n.amount, n.matched, CASE
+    WHEN n.amount < 0 AND n.matched > 0 THEN 'returns_netted'
+    WHEN n.amount < 0 THEN 'returns_unmatched'
+    ELSE 'lines_cancelled' END AS fate
+FROM net n
+WHERE (n.amount < 0 OR (n.matched > 0 AND n.net_amount <= 0))
+  AND NOT (n.amount >= 0 AND EXISTS (SELECT 1 FROM cancelled_days c
+                                     WHERE c.customer_id = n.customer_id AND c.date = n.date))
+"""
+
+#: Customers with purchases of whom every purchase line was removed.
+LEFT_WITH_NOTHING_SQL = """
+WITH r AS (SELECT customer_id, count(*) FILTER (WHERE amount >= 0) AS gone FROM removed GROUP BY customer_id),
+     p AS (SELECT customer_id, count(*) AS bought FROM lines
+           WHERE amount >= 0 AND customer_id IN (SELECT customer_id FROM r) GROUP BY customer_id)
+SELECT count(*) FROM r JOIN p ON r.customer_id = p.customer_id WHERE gone = bought
+"""
+
+#: The clean transactions after netting ({columns}: the line's columns, amount as coalesce(n.net_amount, l.amount)).
+NETTED_TX_SQL = """
+SELECT {columns} FROM lines l LEFT JOIN net n ON n._row = l._row
+WHERE l._row NOT IN (SELECT _row FROM removed)
+"""
+
+
 def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net: bool, messages: list[str]) -> None:
     """Materialise the valid rows in source order, count (and drop) exact duplicates, and net returns.
 
@@ -1477,38 +1529,11 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
         {"_row": np.asarray(affected["_row"], dtype="int64"), "net_amount": net_amount, "matched": matched}
     )
     con.register("net_result", result)
-    # the lines of the groups holding a return, with their net value
-    con.execute(
-        f"""CREATE TEMP TABLE net AS SELECT l._row, l.customer_id, l.date, l.amount, n.net_amount, n.matched
-            FROM net_result n JOIN {lines} l ON l._row = n._row"""
-    )
+    if lines != "lines":
+        con.execute(f"CREATE TEMP VIEW lines AS SELECT * FROM {lines}")
+    for name, sql in (("net", NET_LINES_SQL), ("cancelled_days", CANCELLED_DAYS_SQL), ("removed", REMOVED_SQL)):
+        con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
     con.unregister("net_result")
-    # a purchase day touched by returns whose net value (over all its lines) reaches zero is no longer a purchase
-    con.execute(
-        f"""CREATE TEMP TABLE cancelled_days AS
-            WITH touched AS (SELECT DISTINCT customer_id, date FROM net WHERE amount >= 0 AND matched > 0)
-            SELECT l.customer_id, l.date, count(*) AS n_lines
-            FROM {lines} l JOIN touched t ON l.customer_id = t.customer_id AND l.date = t.date
-                 LEFT JOIN net n ON n._row = l._row
-            WHERE l.amount >= 0
-            GROUP BY l.customer_id, l.date
-            HAVING sum(coalesce(n.net_amount, l.amount)) <= 0"""
-    )
-    con.execute(
-        f"""CREATE TEMP TABLE removed AS
-            SELECT l._row, l.customer_id, l.amount, 0.0 AS matched, 'orders_cancelled' AS fate
-            FROM {lines} l JOIN cancelled_days c ON l.customer_id = c.customer_id AND l.date = c.date
-            WHERE l.amount >= 0
-            UNION ALL
-            SELECT n._row, n.customer_id, n.amount, n.matched, CASE
-                WHEN n.amount < 0 AND n.matched > 0 THEN 'returns_netted'
-                WHEN n.amount < 0 THEN 'returns_unmatched'
-                ELSE 'lines_cancelled' END
-            FROM net n
-            WHERE (n.amount < 0 OR (n.matched > 0 AND n.net_amount <= 0))
-              AND NOT EXISTS (SELECT 1 FROM cancelled_days c
-                              WHERE c.customer_id = n.customer_id AND c.date = n.date AND n.amount >= 0)"""
-    )
     stats = {
         r[0]: r[1:]
         for r in con.execute(
@@ -1521,13 +1546,7 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
     unmatched_value = sum(float(s[2] or 0) for k, s in stats.items() if k in ("returns_netted", "returns_unmatched"))
     n_days = int(con.execute("SELECT count(*) FROM cancelled_days").fetchall()[0][0])
     # customers left with nothing: every purchase line of theirs removed (only customers with a return qualify)
-    n_left = int(con.execute(
-        f"""WITH r AS (SELECT customer_id, count(*) FILTER (WHERE amount >= 0) AS gone FROM removed
-                       GROUP BY customer_id),
-                 p AS (SELECT customer_id, count(*) AS bought FROM {lines}
-                       WHERE amount >= 0 AND customer_id IN (SELECT customer_id FROM r) GROUP BY customer_id)
-            SELECT count(*) FROM r JOIN p ON r.customer_id = p.customer_id WHERE gone = bought"""
-    ).fetchall()[0][0])
+    n_left = int(con.execute(LEFT_WITH_NOTHING_SQL).fetchall()[0][0])
     for key in ("returns_netted", "returns_unmatched", "lines_cancelled", "orders_cancelled"):
         if key == "returns_unmatched":
             n, _, _, cust = stats.get(key, (0, 0.0, 0.0, 0))
@@ -1557,11 +1576,7 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
         "coalesce(n.net_amount, l.amount) AS amount" if c == "amount" else f"l.{_quote_ident(c)}"
         for c in names if c != "ts"
     )
-    con.execute(
-        f"""CREATE TEMP TABLE tx AS SELECT {cols} FROM {lines} l
-            LEFT JOIN net n ON n._row = l._row
-            WHERE l._row NOT IN (SELECT _row FROM removed)"""
-    )
+    con.execute(f"CREATE TEMP TABLE tx AS {NETTED_TX_SQL.format(columns=cols)}")
     _refresh(prep)
 
 
