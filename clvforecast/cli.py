@@ -96,12 +96,6 @@ class _State:
 STATE = _State()
 
 # Shared options -------------------------------------------------------------------------------------------------
-CustomerCol = Annotated[str, typer.Option("--customer-col", help="Column holding the customer id.")]
-DateCol = Annotated[str, typer.Option("--date-col", help="Column holding the purchase date.")]
-AmountCol = Annotated[str, typer.Option("--amount-col", help="Column holding the purchase value.")]
-DateFormat = Annotated[
-    str | None, typer.Option("--date-format", help="strftime pattern for non-ISO dates, e.g. '%Y%m%d'.")
-]
 TimeUnit = Annotated[
     str, typer.Option("--time-unit", help="D, W, M or Y: the unit of recency, T and horizons.")
 ]
@@ -112,21 +106,61 @@ Horizon = Annotated[
 ]
 Discount = Annotated[float, typer.Option("--discount-rate", help="Annual discount rate (0.1 for 10%).")]
 Margin = Annotated[float, typer.Option("--margin", help="Profit margin applied to spend (1.0 = revenue).")]
-OnInvalid = Annotated[
-    str, typer.Option("--on-invalid", help="raise (default) or drop invalid rows (counted).")
-]
 
 
-def _read_kwargs(
-    customer_col: str, date_col: str, amount_col: str, date_format: str | None, on_invalid: str
-) -> dict:
-    return dict(
-        customer_id=customer_col,
-        date=date_col,
-        amount=amount_col,
-        date_format=date_format,
-        on_invalid=on_invalid,
-    )
+@dataclass(frozen=True)
+class _ReadFlag:
+    """A command-line flag for one read option of the library (the same name in every subcommand)."""
+
+    option: str  # the read option (keyword of clvforecast.read_transactions)
+    flag: str
+    help: str
+    default: Any = None
+    kind: Any = str  # str, bool (a switch), or str | None
+
+
+# The flags of every subcommand that reads transactions, defined once: each maps to one read option of the
+# library, so the CLI and the Python API name the same things.
+READ_FLAGS: tuple[_ReadFlag, ...] = (
+    _ReadFlag("customer_id", "--customer-col", "Column holding the customer id.", "customer_id"),
+    _ReadFlag("date", "--date-col", "Column holding the purchase date (or timestamp).", "date"),
+    _ReadFlag("amount", "--amount-col", "Column holding the purchase value.", "amount"),
+    _ReadFlag("date_format", "--date-format", "strftime pattern for non-ISO dates, e.g. '%d/%m/%Y'.",
+              None, str | None),
+    _ReadFlag("on_invalid", "--on-invalid", "raise (default) or drop invalid rows (counted).", "raise"),
+)
+
+
+def _read_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The library's read options from the flags' values (only those that differ from the defaults)."""
+    return {f.option: values[f.option] for f in READ_FLAGS if values[f.option] != f.default}
+
+
+def _reads_transactions(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a subcommand the read flags of READ_FLAGS; it receives them as one dict ``read`` (read options)."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "read"]
+    added = [
+        inspect.Parameter(
+            f"read_{f.option}", inspect.Parameter.KEYWORD_ONLY, default=f.default,
+            annotation=Annotated[f.kind, typer.Option(f.flag, help=f.help)],
+        )
+        for f in READ_FLAGS
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {f.option: kwargs.pop(f"read_{f.option}") for f in READ_FLAGS}
+        return fn(*args, read=_read_options(values), **kwargs)
+
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind == p.POSITIONAL_OR_KEYWORD and
+              p.default is not p.empty else p for p in own]
+    wrapper.__signature__ = sig.replace(parameters=params + added)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params + added}
+    return wrapper
 
 
 @contextlib.contextmanager
@@ -313,26 +347,23 @@ def _root(
 
 @app.command()
 @_guarded
+@_reads_transactions
 def summarize(
     transactions: Annotated[Path, typer.Argument(help="Transaction log: CSV or Parquet.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output RFM table (.csv or .parquet).")],
     observation_end: ObsEnd = None,
     calibration_end: CalEnd = None,
     time_unit: TimeUnit = "W",
-    customer_col: CustomerCol = "customer_id",
-    date_col: DateCol = "date",
-    amount_col: AmountCol = "amount",
-    date_format: DateFormat = None,
-    on_invalid: OnInvalid = "raise",
     quiet: Quiet = False,
     debug: Debug = False,
+    read: dict[str, Any] | None = None,
 ) -> None:
     """Transactions -> RFM table (with holdout columns when --calibration-end is given)."""
     import clvforecast as cf
 
     # the formats fit and predict read back
     _check_out(out, (".parquet", ".pq", ".csv", ".txt"), inputs=(transactions,))
-    kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
+    kw = read or {}
     with _step("summarising transactions"):
         if calibration_end:
             if not observation_end:
@@ -460,6 +491,7 @@ def predict(
 
 @app.command()
 @_guarded
+@_reads_transactions
 def validate(
     transactions: Annotated[Path, typer.Argument(help="Transaction log: CSV or Parquet.")],
     calibration_end: Annotated[
@@ -470,13 +502,9 @@ def validate(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.csv/json, tables and plots.")],
     time_unit: TimeUnit = "W",
-    customer_col: CustomerCol = "customer_id",
-    date_col: DateCol = "date",
-    amount_col: AmountCol = "amount",
-    date_format: DateFormat = None,
-    on_invalid: OnInvalid = "raise",
     quiet: Quiet = False,
     debug: Debug = False,
+    read: dict[str, Any] | None = None,
 ) -> None:
     """Holdout evaluation: fit on the calibration period, score the holdout against the historical baselines."""
     import matplotlib
@@ -488,7 +516,7 @@ def validate(
     from clvforecast import plotting
 
     _check_out_dir(out, _VALIDATE_FILES, inputs=(transactions,))
-    kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
+    kw = read or {}
     with _step("fitting on the calibration period and scoring the holdout"):
         ev = cf.evaluate_holdout(
             str(transactions),
@@ -535,6 +563,7 @@ def _write_report(report: Any, out: Path) -> None:
 
 @app.command()
 @_guarded
+@_reads_transactions
 def report(
     transactions: Annotated[Path, typer.Argument(help="Transaction log: CSV or Parquet.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("clv_report.html"),
@@ -545,20 +574,16 @@ def report(
     discount_rate: Discount = 0.10,
     margin: Margin = 1.0,
     title: Annotated[str, typer.Option("--title", help="Report title.")] = "Customer lifetime value forecast",
-    customer_col: CustomerCol = "customer_id",
-    date_col: DateCol = "date",
-    amount_col: AmountCol = "amount",
-    date_format: DateFormat = None,
-    on_invalid: OnInvalid = "raise",
     quiet: Quiet = False,
     debug: Debug = False,
+    read: dict[str, Any] | None = None,
 ) -> None:
     """Transactions -> self-contained HTML forecast report (with holdout validation when --calibration-end is set)."""
     from .report import ForecastReport
 
     _check_out(out, (".html", ".htm"), inputs=(transactions,))
     _check_horizon(horizon)
-    kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
+    kw = read or {}
     rep = ForecastReport(
         str(transactions),
         calibration_end=calibration_end,
