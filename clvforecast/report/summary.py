@@ -106,6 +106,7 @@ def section(section_id: str, *, last: bool = False) -> Callable[[Any], Any]:
 def build_summary(results: Results, settings: Settings) -> dict[str, Any]:
     """Run every section builder once (``last`` ones after the others) and return the summary dict."""
     summary: dict[str, Any] = {"settings": _settings(settings)}
+    summary["settings"]["observation_end"] = results.observation_end  # the last date when not given
     ctx = Context(results, settings, Formatter(settings.currency), summary)
     for spec in sorted(SECTIONS, key=lambda s: s.last):
         entry = spec.build(ctx)
@@ -157,12 +158,14 @@ def _plain(obj: Any) -> Any:
 # ``diagnostics_`` branch of fit_problem and delete _problem_from_parameters.
 # ----------------------------------------------------------------------------------------------------------
 _TINY, _HUGE = 1e-4, 1e4
+_HUGE_SPEND_SHAPE = 1e3  # Gamma-Gamma q: customers' mean spend varies by 1/sqrt(q), under 3% beyond it
 
 
-def fit_problem(model: Any) -> str | None:
-    """A plain-words description of what is wrong with a fitted model, or None when the fit looks sound."""
+def fit_problem(model: Any) -> dict[str, str] | None:
+    """What is wrong with a fitted model, ``{"short", "text"}`` in plain words, or None when it looks sound."""
     name = getattr(model, "LABEL", None) or {"BetaGeo": "BG/NBD", "GammaGamma": "Gamma-Gamma"}.get(
         type(model).__name__, type(model).__name__)
+    kind = "spend" if name == "Gamma-Gamma" else "purchase"
     diag = getattr(model, "diagnostics_", None)
     if isinstance(diag, dict):
         if diag.get("converged", True) and diag.get("identified", True) and not diag.get("at_bound"):
@@ -170,25 +173,31 @@ def fit_problem(model: Any) -> str | None:
         what = diag.get("message") or (
             f"parameters at their bound: {', '.join(diag.get('at_bound') or [])}" if diag.get("at_bound")
             else "the fit did not converge" if not diag.get("converged", True) else "not identified")
-        return f"The {name} fit is degenerate: {what}."
-    return _problem_from_parameters(model, name)
+        return {"short": f"a degenerate {kind}-model fit", "text": f"The {name} fit is degenerate: {what}."}
+    return _problem_from_parameters(model, name, kind)
 
 
-def _problem_from_parameters(model: Any, name: str) -> str | None:
-    """Interim check (see above): parameters near 0 or very large mean the fit ran to a boundary."""
+def _problem_from_parameters(model: Any, name: str, kind: str) -> dict[str, str] | None:
+    """Interim check (see above): a shape parameter (no unit) near 0 or very large means the fit ran to a
+    boundary. Scale parameters (alpha in time units, v in currency) are left alone: their size is a unit."""
     params = {k: float(v) for k, v in getattr(model, "params_", pd.Series(dtype=float)).items()}
+    short = f"a degenerate {kind}-model fit"
     if {"a", "b"} <= params.keys() and (params["a"] < _TINY or params["b"] > _HUGE):
-        a, b = params["a"], params["b"]
-        return (
-            f"The {name} fit is degenerate: its dropout parameters ran to their bound (a = {a:.3g}, "
-            f"b = {b:,.3g}), meaning the model found no sign of customers leaving. P(alive) is then close to "
-            "100% for everyone and the forecast assumes nobody leaves; check that the data cover enough time "
-            "for customers to lapse."
-        )
-    extreme = [f"{k} = {v:.3g}" for k, v in params.items() if not (_TINY <= v <= _HUGE)]
+        return {"short": f"{short} (no customer seems to leave)", "text": (
+            f"The {name} fit is degenerate: its dropout parameters ran to their bound (a = {params['a']:.3g}, "
+            f"b = {params['b']:,.3g}), meaning the model found no sign of customers leaving. P(alive) is then "
+            "close to 100% for everyone and the forecast assumes nobody leaves; check that the data cover "
+            "enough time for customers to lapse.")}
+    if params.get("q", 1.0) > _HUGE_SPEND_SHAPE:
+        return {"short": short, "text": (
+            f"The {name} fit is degenerate: q = {params['q']:,.3g} means it found no difference in average spend "
+            "between customers beyond chance, so every customer's expected spend is close to the population "
+            "average.")}
+    extreme = [f"{k} = {v:.3g}" for k, v in params.items()
+               if k in ("r", "a", "b", "p", "q", "s") and not (_TINY <= v <= _HUGE)]
     if extreme:
-        return (f"The {name} fit is degenerate: {', '.join(extreme)} ran to the edge of the possible values, "
-                "so its estimates are not reliable.")
+        return {"short": short, "text": (f"The {name} fit is degenerate: {', '.join(extreme)} ran to the edge of "
+                                         "the possible values, so its estimates are not reliable.")}
     return None
 
 
@@ -201,7 +210,7 @@ def caveats(ctx: Context) -> list[dict[str, str]]:
     for model in (r.purchase_model, r.spend_model):
         problem = fit_problem(model)
         if problem:
-            found.append({"key": "degenerate_fit", "short": "a degenerate model fit", "text": problem})
+            found.append({"key": "degenerate_fit", **problem})
     seasonal = _seasonal_caveat(ctx)
     if seasonal:
         found.append(seasonal)
@@ -259,8 +268,9 @@ def executive(ctx: Context) -> dict[str, Any]:
     s, fmt = ctx.summary, ctx.fmt
     fc, tiers = s["forecast"]["numbers"], s["tiers"]["numbers"]
     sentences = [_value_sentence(ctx, fc)]
-    spread = ("highly concentrated" if fc["top20_share"] >= 0.6 else "concentrated" if fc["top20_share"] >= 0.4
-              else "spread fairly evenly")
+    share = fc["top20_share"]
+    spread = ("highly concentrated" if share >= 0.6 else "concentrated" if share >= 0.45
+              else "moderately concentrated" if share >= 0.3 else "spread fairly evenly")
     sentences.append(
         f"Value is {spread}: the top 20% of customers hold {fmt.pct(fc['top20_share'], 0)} of it, and the "
         f"top quarter ({fmt.count(tiers['top_customers'])} customers, each worth at least "
@@ -274,7 +284,7 @@ def executive(ctx: Context) -> dict[str, Any]:
     if found:
         shorts = [c["short"] for c in found]
         listed = shorts[0] if len(shorts) == 1 else ", ".join(shorts[:-1]) + " and " + shorts[-1]
-        sentences.append(f"Read these numbers with care: the results show {listed} (see the caveats below).")
+        sentences.append(f"Read these numbers with care: the results show {listed}; see the caveats below.")
     return {"title": "Summary", "sentences": sentences, "caveats": found}
 
 
@@ -372,7 +382,7 @@ def forecast(ctx: Context) -> dict[str, Any]:
     fmt, st = ctx.fmt, ctx.settings
     n = _forecast_numbers(ctx)
     how = f"discounted at {fmt.pct(st.discount_rate, 0)} a year" if st.discount_rate else "not discounted"
-    margin = "of revenue" if st.margin == 1 else f"at a {fmt.pct(st.margin, 0)} margin"
+    margin = f"margin {fmt.pct(st.margin, 0)}"
     rng = (lambda k: f"{fmt.pct(n['interval_level'], 0)} range {fmt.money(n[k + '_lower'])} to "
            f"{fmt.money(n[k + '_upper'])}" if n.get(k + "_lower") is not None else "")
     cards = [
@@ -380,7 +390,7 @@ def forecast(ctx: Context) -> dict[str, Any]:
         {"label": "Expected revenue", "value": fmt.money(n["expected_revenue"]),
          "note": "undiscounted, before margin" + (f"; {rng('revenue')}" if rng("revenue") else "")},
         {"label": f"Lifetime value ({ctx.disc})", "value": fmt.money(n["clv_total"]),
-         "note": f"{how}, {margin}" + (f"; {rng('clv_total')}" if rng("clv_total") else "")},
+         "note": f"{how}; {margin}" + (f"; {rng('clv_total')}" if rng("clv_total") else "")},
         {"label": "Average CLV per customer", "value": fmt.money(n["clv_mean"]),
          "note": f"median {fmt.money(n['clv_median'])}"},
         {"label": "Expected active customers", "value": fmt.count(n["expected_active"]),
@@ -670,7 +680,7 @@ def models(ctx: Context) -> dict[str, Any]:
                      "log_likelihood": bg.log_likelihood_, "params": _params_table(ctx, bg), "notes": purchase},
         "spend": {"name": "Gamma-Gamma", "customers": gg.n_customers_, "log_likelihood": gg.log_likelihood_,
                   "params": _params_table(ctx, gg), "notes": spend},
-        "problems": [x for x in (fit_problem(bg), fit_problem(gg)) if x],
+        "problems": [x["text"] for x in (fit_problem(bg), fit_problem(gg)) if x],
     }
 
 
