@@ -428,8 +428,6 @@ def silent_customers(
     top_share = _check_share(top_share, "top_share")
     max_probability_alive = _check_share(max_probability_alive, "max_probability_alive")
     min_silence = _check_number(min_silence, "min_silence", example=" (2 for twice the usual gap)")
-    if min_silence < 0:
-        raise ValueError(f"min_silence must be 0 or more (2 for twice the usual gap); got {min_silence!r}")
     table = _silent_inputs(forecast, rfm)
     past = table["frequency"] * table["monetary_value"]
     n = len(table)

@@ -90,7 +90,7 @@ def plot_predictive_vs_historical(
     x, y = values[variant].to_numpy(float), values[PREDICTIVE].to_numpy(float)
     ax = _axes(ax)
     title = f"Predictive vs historical CLV ({len(x):,} customers)"
-    problem = curves_problem(x, "scatter") or curves_problem(y, "scatter")
+    problem = curves_problem(y, "scatter")
     if problem is None and not (x > 0).any():
         problem = (f"Every customer's historical {variant.replace('_', ' ')} value is 0 (nobody bought twice "
                    "before the cut-off), so there is nothing to compare with.")
@@ -206,8 +206,9 @@ def plot_tiers(comparison: CLVComparison, *, ax: Any = None, **kwargs: Any) -> A
     variants = [c[len("share_"):] for c in tiers.columns if c.startswith("share_")]
     ax = _axes(ax)
     shares_all = tiers[[f"share_{v}" for v in variants]].to_numpy(float)
-    if not np.isfinite(shares_all).any():
-        return say(ax, "Every customer's value is zero: no tier holds a share of it.", title="Value by CLV tier")
+    if not np.isfinite(tiers[f"share_{PREDICTIVE}"].to_numpy(float)).any():
+        return say(ax, "Every customer's predicted value is zero: no tier holds a share of it.",
+                   title="Value by CLV tier")
     pos = np.arange(len(tiers))
     width = 0.8 / max(len(variants), 1)
     for i, v in enumerate(variants):

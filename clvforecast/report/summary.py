@@ -198,6 +198,11 @@ def _problem_from_parameters(model: Any, name: str, kind: str) -> dict[str, str]
     if extreme:
         return {"short": short, "text": (f"The {name} fit is degenerate: {', '.join(extreme)} ran to the edge of "
                                          "the possible values, so its estimates are not reliable.")}
+    used, asked = getattr(model, "penalizer_", 0.0) or 0.0, getattr(model, "penalizer", 0.0) or 0.0
+    if used > asked:
+        return {"short": f"a {kind}-model fit that needed a penalty to converge", "text": (
+            f"The {name} fit converged only with a penalty on its parameters (penalizer {used:g}), which shrinks "
+            "them slightly: the data say little about them.")}
     return None
 
 
