@@ -232,7 +232,7 @@ def test_summary_is_plain_json(report) -> None:
 def test_markdown_reads_the_same_summary(report) -> None:
     md = report.to_markdown()
     assert md.startswith("# CDNOW test report")
-    assert md.index("## Summary") < md.index("## The data") < md.index("## How the model did on the holdout")
+    assert md.index("## Summary") < md.index("## The data") < md.index("## Holdout validation")
     assert report.summary["executive"]["sentences"][0] in md
     assert "| Customer | CLV (discounted) |" in md and "|---|--:|" in md
     assert "data:image/png" not in md and "data:image/png" in report.to_markdown(figures=True)

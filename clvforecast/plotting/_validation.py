@@ -332,7 +332,7 @@ def plot_frequency_recency_heatmap(
     step = rec[1] - rec[0]
     edges_r = np.r_[rec - step / 2, rec[-1] + step / 2].clip(0, T)
     edges_f = np.arange(max_frequency + 2) - 0.5
-    style = {"cmap": "viridis", "shading": "flat"}
+    style: dict[str, Any] = {"cmap": "viridis", "shading": "flat"}
     if quantity == "probability_alive":
         style.update(vmin=0.0, vmax=1.0)  # a probability keeps its whole scale
     mesh = ax.pcolormesh(edges_r, edges_f, z, **{**style, **kwargs})

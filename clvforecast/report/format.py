@@ -21,6 +21,7 @@ from typing import Any
 
 from ..units import UNIT_NAMES, check_time_unit, parse_horizon
 
+
 def check_currency(currency: str | None) -> str | None:
     """``currency`` stripped, or ``ValueError`` naming what is accepted (``None``: amounts without a unit).
 

@@ -388,8 +388,13 @@ def forecast(ctx: Context) -> dict[str, Any]:
     n = _forecast_numbers(ctx)
     how = f"discounted at {fmt.pct(st.discount_rate, 0)} a year" if st.discount_rate else "not discounted"
     margin = f"margin {fmt.pct(st.margin, 0)}"
-    rng = (lambda k: f"{fmt.pct(n['interval_level'], 0)} range {fmt.money(n[k + '_lower'])} to "
-           f"{fmt.money(n[k + '_upper'])}" if n.get(k + "_lower") is not None else "")
+
+    def rng(k: str) -> str:
+        if n.get(k + "_lower") is None:
+            return ""
+        return (f"{fmt.pct(n['interval_level'], 0)} range {fmt.money(n[k + '_lower'])} to "
+                f"{fmt.money(n[k + '_upper'])}")
+
     cards = [
         {"label": "Expected purchases", "value": fmt.count(n["expected_purchases"]), "note": rng("purchases")},
         {"label": "Expected revenue", "value": fmt.money(n["expected_revenue"]),
@@ -565,7 +570,7 @@ def validation(ctx: Context) -> dict[str, Any] | None:
     ce = ev.conditional_expectations
     ce_kinds = {"customers": "int"} | {c: "num2" for c in ce.columns if c.endswith("_purchases")}
     out = {
-        "title": "How the model did on the holdout", "headline": headline, "sentences": sentences,
+        "title": "Holdout validation", "headline": headline, "sentences": sentences,
         "calibration_end": ev.calibration_end, "observation_end": ev.observation_end, "holdout": span,
         "metrics": {t: _metrics_table(ctx, ev, t) for t in targets},
         "conditional_expectations": ctx.table(ce.rename_axis("bucket"), ce_kinds, index="bucket"),
