@@ -176,12 +176,12 @@ def month_words(value: Any) -> str:
 LABELS: dict[str, str] = {
     "customer_id": "Customer",
     "clv": "CLV ({disc})",
-    "clv_lower": "CLV, low end of 90% range",
-    "clv_upper": "CLV, high end of 90% range",
+    "clv_lower": "CLV, low end of {level} range",
+    "clv_upper": "CLV, high end of {level} range",
     "clv_if_alive": "Value if retained ({disc})",
     "expected_purchases": "Expected purchases",
-    "expected_purchases_lower": "Expected purchases, low end",
-    "expected_purchases_upper": "Expected purchases, high end",
+    "expected_purchases_lower": "Expected purchases, low end of {level} range",
+    "expected_purchases_upper": "Expected purchases, high end of {level} range",
     "probability_alive": "P(alive)",
     "expected_spend": "Expected spend per purchase",
     "frequency": "Repeat purchases",
@@ -256,7 +256,7 @@ def label(key: str, **words: str) -> str:
     if text is None:
         text = key.replace("_", " ").strip()
         text = text[:1].upper() + text[1:]
-    return text.format(**{"unit": "", "disc": "", **words}).replace(" ()", "")
+    return text.format(**{"unit": "", "disc": "", "level": "90%", **words}).replace(" ()", "")
 
 
 #: The glossary at the end of the report: (term, definition, the section whose presence makes it relevant).

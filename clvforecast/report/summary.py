@@ -67,6 +67,13 @@ class Context:
         """``"discounted"`` or ``"undiscounted"`` (a 0 discount rate): how the report's CLV is computed."""
         return "discounted" if self.settings.discount_rate else "undiscounted"
 
+    @property
+    def level(self) -> float:
+        """The level of the forecast's intervals (``attrs["interval"]`` of the CLV table; 0.9 when absent)."""
+        interval = self.results.clv.attrs.get("interval")
+        level = interval.get("level") if isinstance(interval, dict) else interval
+        return float(level) if isinstance(level, (int, float)) and not isinstance(level, bool) else 0.9
+
     def table(self, df: pd.DataFrame, kinds: dict[str, str], *, index: str | None = None) -> dict[str, Any]:
         """A DataFrame as a summary table (see the module docstring); ``kinds`` picks and orders the columns,
         ``index`` (a key such as ``"customer_id"``) adds the index as the first column."""
@@ -76,7 +83,7 @@ class Context:
         for key, kind in kinds.items():
             if kind == "money":
                 kind = f"money{money_decimals(frame[key])}"
-            words = {"unit": self.settings.unit_name, "disc": self.disc}
+            words = {"unit": self.settings.unit_name, "disc": self.disc, "level": self.fmt.pct(self.level, 0)}
             columns.append({"key": key, "label": label(key, **words), "kind": kind})
         rows = [[_plain(v) for v in row] for row in frame.itertuples(index=False, name=None)]
         return {"columns": columns, "rows": rows}
@@ -273,6 +280,11 @@ def executive(ctx: Context) -> dict[str, Any]:
     s, fmt = ctx.summary, ctx.fmt
     fc, tiers = s["forecast"]["numbers"], s["tiers"]["numbers"]
     sentences = [_value_sentence(ctx, fc)]
+    active = fc["mean_probability_alive"]
+    sentences.append(
+        f"The model counts about {fmt.count(fc['expected_active'])} of them ({fmt.pct(active, 0)}) as still active"
+        + ("; the rest have probably left without saying so." if active < 0.995 else
+           ": it sees almost nobody leaving."))
     share = fc["top20_share"]
     spread = ("highly concentrated" if share >= 0.6 else "concentrated" if share >= 0.45
               else "moderately concentrated" if share >= 0.3 else "spread fairly evenly")
