@@ -378,3 +378,41 @@ def test_renders_in_headless_chromium(report, tmp_path: Path) -> None:
     assert colour_count(page) > 1000  # text, tables and plots give thousands of colours; a blank page a handful
     top = page[:400]
     assert (top.min(axis=2) < 100).mean() > 0.005  # the title and the summary are drawn at the top
+
+
+def test_the_templates_are_package_data(tmp_path: Path) -> None:
+    """A wheel built from this checkout carries every template, and the installed copy renders a report."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    root = PACKAGE.parents[1]
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    build = subprocess.run([*pip, "wheel", str(root), "--no-deps", "--no-build-isolation", "-w", str(tmp_path)],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("clvforecast-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    expected = {f"clvforecast/report/{p.relative_to(PACKAGE).as_posix()}" for p in (PACKAGE / "templates").rglob("*.j2")}
+    assert len(expected) >= 15 and expected <= names
+    target = tmp_path / "site"
+    install = subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    code = (
+        "import clvforecast as cf, pandas as pd\n"
+        "rfm = pd.DataFrame({'frequency': [0, 2, 5, 1] * 60, 'recency': [0.0, 20.0, 30.0, 5.0] * 60,\n"
+        "                    'T': 40.0, 'monetary_value': [0.0, 20.0, 35.0, 12.0] * 60})\n"
+        "rfm.index = pd.RangeIndex(1, 241, name='customer_id'); rfm.attrs['time_unit'] = 'W'\n"
+        "html = cf.ForecastReport(rfm=rfm, currency='$').to_html()\n"
+        "print(cf.__file__, html.count('<section'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(target),
+                                                                          "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    module, sections = proc.stdout.split()[-2:]
+    assert module.startswith(str(target)) and int(sections) >= 8
