@@ -636,11 +636,14 @@ def _holdout_words(ctx: Context, ev: Any, target: str, span: str) -> tuple[str, 
                          f"against {others}.")
         headline += ("; customer by customer its error was the lowest of the three methods" if best == "bgnbd"
                      else f"; customer by customer {METHOD_WORDS[best]} erred least")
-    ranker = str(gini.idxmax())
-    if ranker != "bgnbd" and gini[ranker] - gini["bgnbd"] >= 0.005:
-        sentences.append(f"In ordering customers from most to least valuable, {METHOD_WORDS[ranker]} did "
-                         f"slightly {'better' if gini[ranker] - gini['bgnbd'] < 0.05 else 'much better'} (Gini "
+    ranker, lead = str(gini.idxmax()), float(gini.max() - gini["bgnbd"])
+    order = "In ordering customers from most to least valuable"
+    if ranker != "bgnbd" and lead >= 0.01:
+        sentences.append(f"{order}, {METHOD_WORDS[ranker]} did {'slightly ' if lead < 0.05 else ''}better (Gini "
                          f"{gini[ranker]:.2f} against {gini['bgnbd']:.2f}).")
+    elif ranker != "bgnbd":
+        sentences.append(f"{order}, the model and {METHOD_WORDS[ranker]} did about equally well (Gini "
+                         f"{gini['bgnbd']:.2f}).")
     elif len(gini) > 1:
         sentences.append(f"It also ordered customers best (Gini {gini['bgnbd']:.2f}).")
     return headline + ".", sentences
