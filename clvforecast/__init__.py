@@ -5,7 +5,7 @@ Transactions -> RFM table (:func:`rfm_summary`, :func:`calibration_holdout`) -> 
 """
 
 from .clv import predictive_clv
-from .compare import CLVComparison, compare_clv, rfm_scores
+from .compare import CLVComparison, compare_clv, rfm_scores, silent_customers
 from .datasets import load_cdnow
 from .evaluation import HoldoutEvaluation, backtest, evaluate_holdout, forecast_metrics
 from .exceptions import (
@@ -53,6 +53,7 @@ __all__ = [
     "historical_forecast",
     "implied_lifetime",
     "rfm_scores",
+    "silent_customers",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataQualityWarning",
