@@ -106,6 +106,10 @@ Horizon = Annotated[
 ]
 Discount = Annotated[float, typer.Option("--discount-rate", help="Annual discount rate (0.1 for 10%).")]
 Margin = Annotated[float, typer.Option("--margin", help="Profit margin applied to spend (1.0 = revenue).")]
+Currency = Annotated[
+    str | None,
+    typer.Option("--currency", help="Currency of the amounts in the report: a symbol ($, £) or an ISO code (GBP)."),
+]
 
 
 @dataclass(frozen=True)
@@ -451,6 +455,21 @@ def fit(
     _say(f"wrote {out / 'bgnbd.json'} and {out / 'gamma_gamma.json'}")
 
 
+def _load_models(models: Path) -> tuple[Any, Any]:
+    """The purchase and spend models written by 'clvforecast fit' into the folder ``models``."""
+    import clvforecast as cf
+
+    if not models.is_dir():
+        raise ValueError(f"{models} is not a folder; give the folder written by 'clvforecast fit --out'")
+    bg, gg = cf.load_model(models / "bgnbd.json"), cf.load_model(models / "gamma_gamma.json")
+    if not isinstance(bg, cf.BetaGeo) or not isinstance(gg, cf.GammaGamma):
+        raise ValueError(
+            f"{models} does not hold a BG/NBD model in bgnbd.json and a Gamma-Gamma model in "
+            "gamma_gamma.json; write them with 'clvforecast fit'"
+        )
+    return bg, gg
+
+
 @app.command()
 @_guarded
 def predict(
@@ -471,12 +490,7 @@ def predict(
 
     _check_out(out, inputs=(rfm, models / "bgnbd.json", models / "gamma_gamma.json"))
     _check_horizon(horizon)
-    bg, gg = cf.load_model(models / "bgnbd.json"), cf.load_model(models / "gamma_gamma.json")
-    if not isinstance(bg, cf.BetaGeo) or not isinstance(gg, cf.GammaGamma):
-        raise ValueError(
-            f"{models} does not hold a BG/NBD model in bgnbd.json and a Gamma-Gamma model in "
-            "gamma_gamma.json; write them with 'clvforecast fit'"
-        )
+    bg, gg = _load_models(models)
     table = _table_unit(_read_table(rfm), time_unit, rfm)
     with _step("scoring customers"):
         forecast = cf.predictive_clv(
@@ -487,6 +501,43 @@ def predict(
         f"wrote the forecast of {len(forecast):,} customers to {out}: total CLV {forecast['clv'].sum():,.2f} "
         f"over {horizon}"
     )
+
+
+@app.command()
+@_guarded
+def silent(
+    models: ModelDir,
+    rfm: Annotated[Path, typer.Argument(help="RFM table (CSV or Parquet) of the customers to look at.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The silent customers (.csv, .parquet or .json).")],
+    horizon: Horizon = "52W",
+    discount_rate: Discount = 0.10,
+    margin: Margin = 1.0,
+    time_unit: OptTimeUnit = None,
+    top_share: Annotated[float, typer.Option("--top-share", help="Share of customers, by past spend, that "
+                                             "counts as valuable.")] = 0.2,
+    max_probability_alive: Annotated[float, typer.Option("--max-probability-alive", help="P(alive) below "
+                                                         "which a customer is probably gone.")] = 0.5,
+    min_silence: Annotated[float, typer.Option("--min-silence", help="Time since the last purchase, in usual "
+                                               "gaps between purchases.")] = 2.0,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Valuable customers who are probably slipping away, with their value if retained (as in the report)."""
+    import clvforecast as cf
+
+    _check_out(out, inputs=(rfm, models / "bgnbd.json", models / "gamma_gamma.json"))
+    _check_horizon(horizon)
+    bg, gg = _load_models(models)
+    table = _table_unit(_read_table(rfm), time_unit, rfm)
+    with _step("scoring customers"):
+        forecast = cf.predictive_clv(bg, gg, table, horizon=horizon, discount_rate=discount_rate, margin=margin)
+        found = cf.silent_customers(forecast, table, top_share=top_share,
+                                    max_probability_alive=max_probability_alive, min_silence=min_silence)
+    _write_table(found, out)
+    a = found.attrs
+    _say(f"{a['rule']}" if "rule" in a else "")
+    _say(f"wrote {len(found):,} silent customers ({a.get('share_of_top', 0):.0%} of the {a.get('n_top', 0):,} "
+         f"most valuable) to {out}: worth {found['clv_if_alive'].sum():,.2f} over {horizon} if retained")
 
 
 @app.command()
@@ -574,6 +625,7 @@ def report(
     discount_rate: Discount = 0.10,
     margin: Margin = 1.0,
     title: Annotated[str, typer.Option("--title", help="Report title.")] = "Customer lifetime value forecast",
+    currency: Currency = None,
     quiet: Quiet = False,
     debug: Debug = False,
     read: dict[str, Any] | None = None,
@@ -593,6 +645,7 @@ def report(
         discount_rate=discount_rate,
         margin=margin,
         title=title,
+        currency=currency,
         **kw,
     )
     _write_report(rep, out)
@@ -626,6 +679,7 @@ def demo(
         horizon="52W",
         discount_rate=0.10,
         title="CDNOW: customer lifetime value forecast",
+        currency="$",  # CDNOW sold in US dollars
     )
     _write_report(rep, out)
     typer.echo(rep.summary["validation"]["text"])

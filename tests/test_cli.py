@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -312,3 +313,27 @@ def test_folders_and_empty_files_as_rfm_tables(tmp_path: Path) -> None:
 def test_zero_horizon_is_refused(tmp_path: Path) -> None:
     msg = one_line_error(run("report", SAMPLE, "--horizon", "0W", "--out", tmp_path / "r.html"))
     assert "--horizon 0W is zero" in msg
+
+
+def test_silent_customers_from_the_cli_equal_the_api(tmp_path: Path) -> None:
+    rfm, models, out = tmp_path / "rfm.parquet", tmp_path / "models", tmp_path / "silent.csv"
+    assert run("summarize", SAMPLE, "--observation-end", "1998-06-30", "--out", rfm).exit_code == 0
+    assert run("fit", rfm, "--out", models).exit_code == 0
+    r = run("silent", models, rfm, "--horizon", "52W", "--discount-rate", "0.1", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    table = pd.read_parquet(rfm)
+    bg, gg = cf.load_model(models / "bgnbd.json"), cf.load_model(models / "gamma_gamma.json")
+    forecast = cf.predictive_clv(bg, gg, table, horizon="52W", discount_rate=0.1)
+    expected = cf.silent_customers(forecast, table)
+    got = pd.read_csv(out, index_col="customer_id")
+    assert len(got) == len(expected) > 0
+    assert got.index.tolist() == expected.index.tolist()
+    np.testing.assert_allclose(got["clv_if_alive"], expected["clv_if_alive"], rtol=1e-9)
+    assert "silent customers" in r.stderr and "if retained" in r.stderr
+
+
+def test_report_currency_flag(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    r = run("report", SAMPLE, *DATES, "--currency", "$", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    assert "$" in out.read_text()
