@@ -65,6 +65,14 @@ def test_tracking_matches_the_paper(result):
     np.testing.assert_allclose(tr["expected"].cumsum(), tr["expected_cumulative"])
 
 
+def _published_bg() -> cf.BetaGeo:
+    """A BG/NBD with the paper's full-precision parameters (no fit)."""
+    bg = cf.BetaGeo()
+    bg.params_ = pd.Series(PUBLISHED_PARAMS)
+    bg.time_unit_ = "W"
+    return bg
+
+
 def test_tracking_curve_with_the_published_parameters(cdnow_tx):
     # The published curve itself, from the paper's full-precision parameters (checks the day convention:
     # week w ends after day 7w - 1 counted from 1997-01-01, first purchases at days / 7).
@@ -321,7 +329,7 @@ def test_period_transactions_agree_with_simulation(rng):
     n, T = 20_000, 272 / 7
     freq = _simulate_bgnbd(rng, PUBLISHED_PARAMS, T, n)
     rfm = pd.DataFrame({"frequency": freq, "recency": 0.0, "T": T})
-    model = types.SimpleNamespace(params_=pd.Series(PUBLISHED_PARAMS), time_unit_="W")
+    model = _published_bg()
     pt = period_transactions(rfm, model)
     assert pt["expected"].sum() == pytest.approx(n)
     share = pt["expected"] / n
@@ -330,7 +338,7 @@ def test_period_transactions_agree_with_simulation(rng):
 
 
 def test_period_transactions_edge_cases():
-    model = types.SimpleNamespace(params_=pd.Series(PUBLISHED_PARAMS), time_unit_="W")
+    model = _published_bg()
     # Customers observed for no time have made no repeat purchase, surely.
     pt = period_transactions(pd.DataFrame({"frequency": [0, 0, 0], "T": 0.0}), model, max_frequency=3)
     assert pt["expected"].tolist() == pytest.approx([3.0, 0.0, 0.0, 0.0])
