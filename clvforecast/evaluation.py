@@ -702,7 +702,7 @@ def evaluate_holdout(
     past_cutoffs:
         With ``interval`` and a transaction log: also a backtest-calibrated interval of the totals, from the
         model's errors at earlier cutoffs whose holdouts end by ``calibration_end`` (nothing after it is used).
-        A list of dates, or a number K of cutoffs evenly spaced from a third of the way into the calibration
+        A list of dates, or a number K of cutoffs evenly spaced from half-way into the calibration
         period (or one holdout length before its end, if later) to a quarter of a holdout length before its
         end; each holdout runs to ``min(cutoff + holdout length, calibration_end)``.
     read_options:
@@ -978,7 +978,7 @@ def _past_cutoff_dates(first: pd.Timestamp, cal: pd.Timestamp, h_days: int,
         k = int(past_cutoffs)
         if k < 2:
             raise ValueError(f"past_cutoffs must be 2 or more earlier cutoffs (or a list of dates); got {k}")
-        start = max(first + pd.Timedelta(days=(cal - first).days // 3), cal - pd.Timedelta(days=h_days))
+        start = max(first + pd.Timedelta(days=(cal - first).days // 2), cal - pd.Timedelta(days=h_days))
         end = cal - pd.Timedelta(days=max(1, h_days // 4))
         if end <= start:
             raise ValueError(
