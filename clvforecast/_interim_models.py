@@ -142,11 +142,15 @@ class _BetaGeoAPI:
         log_nb0 = c * np.log(q)
         one = np.ones_like(x)
         if t > 0:
-            nb = np.concatenate([one, (c + k) / (k + 1.0) * (1.0 - q)], axis=1)
-            np.cumprod(nb, axis=1, out=nb)
-            nb *= np.exp(log_nb0)
+            # q^(r+x) underflows for thousands of purchases (and the product of the ratios overflows): those rows
+            # are computed in log space
             small = log_nb0[:, 0] < -600.0
-            if small.any():  # q^(r+x) underflows (thousands of purchases): the same product in log space
+            rows = np.flatnonzero(~small) if small.any() else slice(None)
+            nb = np.empty((len(x), n_max + 1))
+            nb[rows, 0] = 1.0
+            nb[rows, 1:] = (c[rows] + k) / (k + 1.0) * (1.0 - q[rows])
+            nb[rows] = np.cumprod(nb[rows], axis=1) * np.exp(log_nb0[rows])
+            if small.any():
                 cs, qs = c[small], q[small]
                 with np.errstate(divide="ignore"):
                     steps = np.log((cs + k) / (k + 1.0)) + np.log1p(-qs)

@@ -969,7 +969,7 @@ def total_errors(backtest_table: pd.DataFrame, method: str | None = None) -> pd.
                                  / wide["actual"].where(wide["actual"] > 0, 1.0), np.nan)
     wide["log_error"] = np.where(ok, np.log(wide["actual"].where(ok, 1.0) / wide["predicted"].where(ok, 1.0)),
                                  np.nan)
-    return wide
+    return wide[[*index, "predicted", "actual", "pct_error", "log_error"]]
 
 
 def _past_cutoff_dates(first: pd.Timestamp, cal: pd.Timestamp, h_days: int,
