@@ -86,7 +86,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from . import _interim_models as _interim  # INTERIM: delete with the adapter when the models branch lands
 from ._checks import check_discount_rate, check_margin

@@ -974,7 +974,9 @@ def total_errors(backtest_table: pd.DataFrame, method: str | None = None) -> pd.
 
 def _past_cutoff_dates(first: pd.Timestamp, cal: pd.Timestamp, h_days: int,
                        past_cutoffs: int | Sequence[Any]) -> list[pd.Timestamp]:
-    if isinstance(past_cutoffs, (int, np.integer)) and not isinstance(past_cutoffs, bool):
+    if isinstance(past_cutoffs, bool):
+        raise TypeError("past_cutoffs must be a number of earlier cutoffs (e.g. 4) or a list of dates")
+    if isinstance(past_cutoffs, (int, np.integer)):
         k = int(past_cutoffs)
         if k < 2:
             raise ValueError(f"past_cutoffs must be 2 or more earlier cutoffs (or a list of dates); got {k}")

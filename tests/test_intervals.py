@@ -175,7 +175,7 @@ def test_spend_ratio_quantiles_by_root_finding(rng):  # noqa: ANN001
             if pmf[i, 0] >= pr:
                 assert got[i, k] == 0
                 continue
-            F = lambda r, i=i, A=A: pmf[i, 0] + pmf[i, 1:] @ stats.betaprime.cdf(r, n * p, A) - pr  # noqa: E731
+            F = lambda r, i=i, A=A, pr=pr, n=n: pmf[i, 0] + pmf[i, 1:] @ stats.betaprime.cdf(r, n * p, A) - pr  # noqa: E731
             exact = optimize.brentq(F, 1e-9, 1e4, xtol=1e-12)
             assert got[i, k] == pytest.approx(exact, rel=1e-3), (x, pr)
 

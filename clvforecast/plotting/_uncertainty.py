@@ -169,7 +169,7 @@ def plot_total_intervals(totals: Any, *, quantity: str = "purchases", ax: Axes |
     kinds = [("model-only", "lower", "upper", "C0")]
     if "calibrated_lower" in row.index and math.isfinite(float(row["calibrated_lower"])):
         kinds.append(("backtest-calibrated", "calibrated_lower", "calibrated_upper", "C1"))
-    for k, (label, lo, hi, color) in enumerate(kinds):
+    for k, (_, lo, hi, color) in enumerate(kinds):
         yk = len(kinds) - 1 - k
         ax.hlines(yk, row[lo], row[hi], **{"color": color, "linewidth": 6, "alpha": 0.7, **kwargs})
         ax.annotate(f"{row[lo]:,.0f} - {row[hi]:,.0f}", (row[hi], yk), xytext=(6, 0), textcoords="offset points",
