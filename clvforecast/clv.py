@@ -509,12 +509,15 @@ class _VirtualDraws:
             return means, variances
         beta, *_ = np.linalg.lstsq(X, means, rcond=None)
         resid = means - X @ beta
-        logv = np.log(np.maximum(variances, 1e-300))
-        gamma, *_ = np.linalg.lstsq(X, logv, rcond=None)
         fz, fzg = self._fresh()
         Xv = np.c_[np.ones(len(fz)), fz] if zg is None else np.c_[np.ones(len(fz)), fz, fzg]
         vm = Xv @ beta + resid[self.rng.integers(0, len(resid), len(fz))]
-        vv = np.exp(Xv @ gamma)
+        positive = variances > 0  # 0 for a zero horizon, or for spend draws with an infinite variance (q <= 2)
+        if positive.sum() >= X.shape[1] + 5:
+            gamma, *_ = np.linalg.lstsq(X[positive], np.log(variances[positive]), rcond=None)
+            vv = np.exp(Xv @ gamma)
+        else:
+            vv = np.full(len(fz), float(np.mean(variances)))
         return vm, vv
 
 
