@@ -727,7 +727,7 @@ def predictive_clv(
     step: float | str = "M",
     interval: float | None = None,
     n_draws: int = 20,
-    random_state: Any = 0,
+    random_state: Any = None,
     progress: bool | None = None,
 ) -> pd.DataFrame:
     """Discounted expected value of each customer's purchases over ``horizon``, optionally with predictive
@@ -762,8 +762,9 @@ def predictive_clv(
         the parameters matter little next to the purchase process; the totals use them through a fitted
         linear response (see :func:`forecast_totals`).
     random_state:
-        Seed of the parameter draws (an int, a ``numpy.random.SeedSequence`` or ``None`` for fresh randomness);
-        the default 0 makes the bounds reproducible.
+        Seed of the parameter draws (an int or a ``numpy.random.SeedSequence``; ``None``, the default, draws
+        fresh randomness). Pass a seed, e.g. 0, for bounds that are the same on every run (reports); with
+        ``None`` the bounds of customers whose count sits at a quantile may move by one between runs.
     progress:
         Show a progress bar on stderr when the intervals take more than 2 seconds: ``None`` (on a terminal
         only), ``True`` or ``False``.
@@ -927,7 +928,7 @@ def forecast_totals(
     interval: float = 0.9,
     past_errors: pd.DataFrame | None = None,
     n_draws: int = 20,
-    random_state: Any = 0,
+    random_state: Any = None,
     progress: bool | None = None,
 ) -> pd.DataFrame:
     """Purchases, revenue and CLV of the whole base over ``horizon``, with the interval of each total.

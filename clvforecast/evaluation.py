@@ -661,7 +661,7 @@ def evaluate_holdout(
     tracking: bool = True,
     interval: float | None = None,
     n_draws: int = 20,
-    random_state: Any = 0,
+    random_state: Any = None,
     past_cutoffs: int | Sequence[Any] | None = None,
     progress: bool | None = None,
     **read_options: Any,

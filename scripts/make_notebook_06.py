@@ -43,7 +43,7 @@ actually do with 90% probability. Counts are whole numbers, so the bounds are to
 customers: even an active customer may well buy nothing in a given half-year.
 """),
     code("""
-fc = cf.predictive_clv(bg, gg, cal, horizon="39W", interval=0.9, step="39W")
+fc = cf.predictive_clv(bg, gg, cal, horizon="39W", interval=0.9, step="39W", random_state=0)
 print(fc.attrs["interval"]["includes"], fc.attrs["interval"]["n_draws"], "parameter draws")
 fc.sort_values("clv", ascending=False).head(10).round(2)
 """),
@@ -55,7 +55,7 @@ and a little more: with whole-number bounds an equal-tailed interval holds more 
 """),
     code("""
 ev = cf.evaluate_holdout(tx, calibration_end="1997-09-30", observation_end="1998-06-30", time_unit="W",
-                         interval=0.9, past_cutoffs=4)
+                         interval=0.9, past_cutoffs=4, random_state=0)
 print("coverage of purchases:", ev.metric("coverage", "purchases").round(3).to_dict())
 print("coverage of spend:    ", ev.metric("coverage", "spend").round(3).to_dict())
 ev.metrics_table().loc[(slice(None), ["mae", "coverage", "interval_width"]), :].round(3)
@@ -124,7 +124,8 @@ rfm = cf.rfm_summary(tx, observation_end="1998-06-30", time_unit="W")
 bg_all, gg_all = cf.BetaGeo().fit(rfm), cf.GammaGamma().fit(rfm)
 bt = cf.backtest(tx, cutoffs=["1997-09-30", "1997-10-31", "1997-11-30", "1997-12-30"], horizon="26W",
                  progress=False)
-totals = cf.forecast_totals(bg_all, gg_all, rfm, horizon="52W", discount_rate=0.10, margin=0.30, past_errors=bt)
+totals = cf.forecast_totals(bg_all, gg_all, rfm, horizon="52W", discount_rate=0.10, margin=0.30, past_errors=bt,
+                            random_state=0)
 display(cf.evaluation.total_errors(bt).round({"predicted": 1, "actual": 1, "pct_error": 2, "log_error": 3}))
 totals.round(0)
 """),

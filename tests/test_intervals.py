@@ -208,8 +208,9 @@ def test_clv_bounds_agree_with_a_simulation_of_the_spend(cdnow_cal, models, rng)
 
 def test_discounting_scales_the_bounds_by_the_expected_discount_factor(cdnow_cal, models):  # noqa: ANN001
     bg, gg = models
-    plain = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", interval=0.9)
-    disc = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", interval=0.9, discount_rate=0.1, margin=0.3)
+    plain = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", interval=0.9, random_state=0)
+    disc = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", interval=0.9, discount_rate=0.1, margin=0.3,
+                             random_state=0)
     factor = disc["clv"] / plain["clv"]  # margin x the customer's expected discount factor per purchase
     pos = plain["clv_upper"] > 0
     np.testing.assert_allclose(disc["clv_upper"][pos] / plain["clv_upper"][pos], factor[pos], rtol=1e-9)
@@ -307,10 +308,11 @@ def test_spend_total_variance_against_a_simulation(cdnow_cal, models, rng):  # n
 
 def test_forecast_totals_api_and_past_errors(cdnow_cal, models):  # noqa: ANN001
     bg, gg = models
-    tot = cf.forecast_totals(bg, gg, cdnow_cal, horizon="52W", discount_rate=0.1, margin=0.3)
+    tot = cf.forecast_totals(bg, gg, cdnow_cal, horizon="52W", discount_rate=0.1, margin=0.3, random_state=0)
     assert list(tot.index) == ["purchases", "revenue", "clv"] and tot.index.name == "quantity"
     assert list(tot.columns) == ["expected", "lower", "upper"]
-    clv = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", discount_rate=0.1, margin=0.3, interval=0.9)
+    clv = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", discount_rate=0.1, margin=0.3, interval=0.9,
+                            random_state=0)
     assert tot.loc["clv", "expected"] == pytest.approx(clv["clv"].sum())
     assert tot.loc["revenue", "expected"] == pytest.approx((clv["expected_purchases"] * clv["expected_spend"]).sum())
     assert clv.attrs["totals"]["clv"]["lower"] == pytest.approx(tot.loc["clv", "lower"])
@@ -395,7 +397,8 @@ def test_pit_is_uniform_and_coverage_as_expected_on_simulated_customers():
 
 def test_interval_columns_attrs_and_reproducibility(cdnow_cal, models):  # noqa: ANN001
     bg, gg = models
-    out = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", discount_rate=0.1, margin=0.3, interval=0.9)
+    out = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", discount_rate=0.1, margin=0.3, interval=0.9,
+                            random_state=0)
     assert list(out.columns) == ["expected_purchases", "probability_alive", "expected_spend", "clv",
                                  "clv_if_alive", *C.INTERVAL_COLUMNS]
     point = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", discount_rate=0.1, margin=0.3)
@@ -411,12 +414,13 @@ def test_interval_columns_attrs_and_reproducibility(cdnow_cal, models):  # noqa:
     iv = out.attrs["interval"]
     assert iv["level"] == 0.9 and iv["includes"] == ["process", "parameter", "spend"]
     json.dumps(out.attrs)
-    again = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", discount_rate=0.1, margin=0.3, interval=0.9)
+    again = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", discount_rate=0.1, margin=0.3, interval=0.9,
+                              random_state=0)
     pd.testing.assert_frame_equal(out, again)
     other = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", discount_rate=0.1, margin=0.3, interval=0.9,
                               random_state=1)
     assert (other["clv_upper"] - out["clv_upper"]).abs().max() < 0.2 * out["clv_upper"].max()
-    wider = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", interval=0.98)
+    wider = cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W", interval=0.98, random_state=0)
     assert (wider["expected_purchases_upper"] >= c["expected_purchases_upper"]).all()
 
 
