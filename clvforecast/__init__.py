@@ -4,7 +4,7 @@ Transactions -> RFM table (:func:`rfm_summary`, :func:`calibration_holdout`) -> 
 -> predictive CLV, compared with the historical CLV formula and validated on a holdout period.
 """
 
-from .clv import predictive_clv
+from .clv import forecast_totals, predictive_clv
 from .compare import CLVComparison, compare_clv, rfm_scores, silent_customers
 from .datasets import load_cdnow
 from .evaluation import HoldoutEvaluation, backtest, evaluate_holdout, forecast_metrics
@@ -43,6 +43,7 @@ __all__ = [
     "GammaGamma",
     "load_model",
     "predictive_clv",
+    "forecast_totals",
     "CLVComparison",
     "HistoricalCLV",
     "ImpliedLifetime",
