@@ -4,8 +4,8 @@ Transactions -> RFM table (:func:`rfm_summary`, :func:`calibration_holdout`) -> 
 -> predictive CLV, compared with the historical CLV formula and validated on a holdout period.
 """
 
-from .clv import predictive_clv
-from .compare import CLVComparison, compare_clv, rfm_scores
+from .clv import forecast_totals, predictive_clv
+from .compare import CLVComparison, compare_clv, rfm_scores, silent_customers
 from .datasets import load_cdnow
 from .evaluation import HoldoutEvaluation, backtest, evaluate_holdout, forecast_metrics
 from .exceptions import (
@@ -43,6 +43,7 @@ __all__ = [
     "GammaGamma",
     "load_model",
     "predictive_clv",
+    "forecast_totals",
     "CLVComparison",
     "HistoricalCLV",
     "ImpliedLifetime",
@@ -53,6 +54,7 @@ __all__ = [
     "historical_forecast",
     "implied_lifetime",
     "rfm_scores",
+    "silent_customers",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataQualityWarning",

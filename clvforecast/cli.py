@@ -8,8 +8,11 @@ Every subcommand reads transactions with the same column flags (``--customer-col
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +20,66 @@ from typing import Annotated, Any
 
 import pandas as pd
 import typer
+import typer.core
+
+# Click's UsageError (vendored by recent Typer, so reached through a public subclass).
+_USAGE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+class _Group(typer.core.TyperGroup):
+    """The command group: every error is one line on stderr, warnings too, and global flags go anywhere.
+
+    Usage errors (a missing ``--out``, ``--discount-rate abc``) print ``error: ...`` and exit 2 instead of
+    Typer's boxed usage; warnings print ``warning: ...`` (no Python source lines); ``--quiet``/``-q`` and
+    ``--debug`` are accepted before or after the subcommand.
+    """
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,  # type: ignore[override]
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            try:
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except _USAGE_ERROR as exc:
+                ctx = getattr(exc, "ctx", None)
+                if type(exc).__name__ == "NoArgsIsHelpError":  # a bare 'clvforecast': the help, as asked
+                    typer.echo(ctx.get_help() if ctx else "")
+                    return 0 if not standalone_mode else sys.exit(0)
+                where = f" (see '{ctx.command_path} --help')" if ctx else ""
+                typer.echo(f"error: {_one_line(exc.format_message())}{where}", err=True)  # type: ignore[attr-defined]
+                code = 2
+            except typer.Abort:
+                typer.echo("error: aborted", err=True)
+                code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                  line: Any = None) -> None:
+    typer.echo(f"warning: {_cli_words(_one_line(str(message)))}", err=True)
+
+
+def _set_flag(ctx: Any, param: Any, value: bool) -> bool:
+    if value:
+        setattr(STATE, param.name, True)
+    return value
+
+
+# --quiet and --debug are accepted after the subcommand too: every subcommand declares them (they set STATE).
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.", callback=_set_flag,
+                                     is_eager=True)]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.", callback=_set_flag,
+                                     is_eager=True)]
+
 
 app = typer.Typer(
+    cls=_Group,
     help="Customer-lifetime-value forecasting: RFM tables, BG/NBD + Gamma-Gamma, holdout validation, reports.",
     no_args_is_help=True,
     add_completion=False,
@@ -35,12 +96,6 @@ class _State:
 STATE = _State()
 
 # Shared options -------------------------------------------------------------------------------------------------
-CustomerCol = Annotated[str, typer.Option("--customer-col", help="Column holding the customer id.")]
-DateCol = Annotated[str, typer.Option("--date-col", help="Column holding the purchase date.")]
-AmountCol = Annotated[str, typer.Option("--amount-col", help="Column holding the purchase value.")]
-DateFormat = Annotated[
-    str | None, typer.Option("--date-format", help="strftime pattern for non-ISO dates, e.g. '%Y%m%d'.")
-]
 TimeUnit = Annotated[
     str, typer.Option("--time-unit", help="D, W, M or Y: the unit of recency, T and horizons.")
 ]
@@ -51,21 +106,65 @@ Horizon = Annotated[
 ]
 Discount = Annotated[float, typer.Option("--discount-rate", help="Annual discount rate (0.1 for 10%).")]
 Margin = Annotated[float, typer.Option("--margin", help="Profit margin applied to spend (1.0 = revenue).")]
-OnInvalid = Annotated[
-    str, typer.Option("--on-invalid", help="raise (default) or drop invalid rows (counted).")
+Currency = Annotated[
+    str | None,
+    typer.Option("--currency", help="Currency of the amounts in the report: a symbol ($, £) or an ISO code (GBP)."),
 ]
 
 
-def _read_kwargs(
-    customer_col: str, date_col: str, amount_col: str, date_format: str | None, on_invalid: str
-) -> dict:
-    return dict(
-        customer_id=customer_col,
-        date=date_col,
-        amount=amount_col,
-        date_format=date_format,
-        on_invalid=on_invalid,
-    )
+@dataclass(frozen=True)
+class _ReadFlag:
+    """A command-line flag for one read option of the library (the same name in every subcommand)."""
+
+    option: str  # the read option (keyword of clvforecast.read_transactions)
+    flag: str
+    help: str
+    default: Any = None
+    kind: Any = str  # str, bool (a switch), or str | None
+
+
+# The flags of every subcommand that reads transactions, defined once: each maps to one read option of the
+# library, so the CLI and the Python API name the same things.
+READ_FLAGS: tuple[_ReadFlag, ...] = (
+    _ReadFlag("customer_id", "--customer-col", "Column holding the customer id.", "customer_id"),
+    _ReadFlag("date", "--date-col", "Column holding the purchase date (or timestamp).", "date"),
+    _ReadFlag("amount", "--amount-col", "Column holding the purchase value.", "amount"),
+    _ReadFlag("date_format", "--date-format", "strftime pattern for non-ISO dates, e.g. '%d/%m/%Y'.",
+              None, str | None),
+    _ReadFlag("on_invalid", "--on-invalid", "raise (default) or drop invalid rows (counted).", "raise"),
+)
+
+
+def _read_options(values: dict[str, Any]) -> dict[str, Any]:
+    """The library's read options from the flags' values (only those that differ from the defaults)."""
+    return {f.option: values[f.option] for f in READ_FLAGS if values[f.option] != f.default}
+
+
+def _reads_transactions(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a subcommand the read flags of READ_FLAGS; it receives them as one dict ``read`` (read options)."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "read"]
+    added = [
+        inspect.Parameter(
+            f"read_{f.option}", inspect.Parameter.KEYWORD_ONLY, default=f.default,
+            annotation=Annotated[f.kind, typer.Option(f.flag, help=f.help)],
+        )
+        for f in READ_FLAGS
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {f.option: kwargs.pop(f"read_{f.option}") for f in READ_FLAGS}
+        return fn(*args, read=_read_options(values), **kwargs)
+
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind == p.POSITIONAL_OR_KEYWORD and
+              p.default is not p.empty else p for p in own]
+    wrapper.__signature__ = sig.replace(parameters=params + added)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params + added}
+    return wrapper
 
 
 @contextlib.contextmanager
@@ -101,13 +200,40 @@ def _say(message: str) -> None:
 _TABLE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".txt": "csv", ".json": "json"}
 
 
-def _check_out(out: Path, suffixes: tuple[str, ...] | None = None) -> None:
+def _blocking_file(path: Path) -> Path | None:
+    """The first existing file among the folders above ``path`` (a folder could not be created there)."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _refuse_inputs(outputs: list[Path], inputs: list[Path]) -> None:
+    """Refuse outputs that are, or would overwrite, one of the inputs (checked before any work)."""
+    for out in outputs:
+        for given in inputs:
+            if _same_file(out, given) or out.resolve() == given.resolve():
+                raise ValueError(f"--out {out} would overwrite the input {given}; write to another file")
+
+
+def _check_out(out: Path, suffixes: tuple[str, ...] | None = None, inputs: tuple[Path, ...] = ()) -> None:
     """Refuse an unusable --out before any work is done."""
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give a file name")
     allowed = suffixes or tuple(_TABLE_FORMATS)
     if out.suffix.lower() not in allowed:
         raise ValueError(f"--out {out}: give a file name ending in {', '.join(allowed)}")
+    blocker = _blocking_file(out)
+    if blocker is not None:
+        raise ValueError(f"--out {out}: {blocker} is a file, so no folder can be made there; choose another path")
+    _refuse_inputs([out], list(inputs))
 
 
 def _write_table(df: pd.DataFrame, out: Path) -> None:
@@ -122,23 +248,46 @@ def _write_table(df: pd.DataFrame, out: Path) -> None:
         out.write_text(df.reset_index().to_json(orient="records", indent=1))
 
 
-def _check_out_dir(out: Path) -> None:
-    """Refuse an --out folder that is an existing file, before any work is done."""
+def _check_out_dir(out: Path, writes: tuple[str, ...] = (), inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse an --out folder that is an existing file, or whose files would overwrite an input."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder (it is created if needed)")
+    blocker = _blocking_file(out)
+    if blocker is not None:
+        raise ValueError(f"--out {out}: {blocker} is a file, so no folder can be made there; choose another path")
+    _refuse_inputs([out / name for name in writes] + [out], list(inputs))
+
+
+_RFM_NEEDS = ("frequency", "recency", "T")
 
 
 def _read_table(path: Path) -> pd.DataFrame:
     """An RFM table written by ``clvforecast summarize`` (CSV or Parquet), indexed by customer_id."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the RFM table file written by 'clvforecast summarize'")
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     kind = _TABLE_FORMATS.get(path.suffix.lower())
     if kind not in ("csv", "parquet"):
         raise ValueError(f"{path}: an RFM table must be a .csv or .parquet file (as written by summarize)")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes); write the RFM table with 'clvforecast summarize'")
     df = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path)
-    if "customer_id" in df.columns:
-        df = df.set_index("customer_id")
-    return df
+    if df.index.name == "customer_id":  # Parquet keeps the index
+        df = df.reset_index()
+    if not set(_RFM_NEEDS) <= set(df.columns):
+        dates = [c for c in df.columns if "date" in str(c).lower() or "time" in str(c).lower()]
+        what = "a transaction log" if dates else "not an RFM table"
+        raise ValueError(
+            f"{path} is {what} (it has no {', '.join(c for c in _RFM_NEEDS if c not in df.columns)} column); "
+            "build the RFM table first with 'clvforecast summarize <transactions> --out rfm.parquet'"
+        )
+    if "customer_id" not in df.columns:
+        raise ValueError(
+            f"{path} has no customer_id column, so the results could not be joined back to customers; write "
+            "the table with 'clvforecast summarize' or name its id column customer_id"
+        )
+    return df.set_index("customer_id")
 
 
 # The library's messages name Python arguments; on the command line the same fixes are flags. Only a name
@@ -202,23 +351,23 @@ def _root(
 
 @app.command()
 @_guarded
+@_reads_transactions
 def summarize(
     transactions: Annotated[Path, typer.Argument(help="Transaction log: CSV or Parquet.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output RFM table (.csv or .parquet).")],
     observation_end: ObsEnd = None,
     calibration_end: CalEnd = None,
     time_unit: TimeUnit = "W",
-    customer_col: CustomerCol = "customer_id",
-    date_col: DateCol = "date",
-    amount_col: AmountCol = "amount",
-    date_format: DateFormat = None,
-    on_invalid: OnInvalid = "raise",
+    quiet: Quiet = False,
+    debug: Debug = False,
+    read: dict[str, Any] | None = None,
 ) -> None:
     """Transactions -> RFM table (with holdout columns when --calibration-end is given)."""
     import clvforecast as cf
 
-    _check_out(out, (".parquet", ".pq", ".csv", ".txt"))  # the formats fit and predict read back
-    kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
+    # the formats fit and predict read back
+    _check_out(out, (".parquet", ".pq", ".csv", ".txt"), inputs=(transactions,))
+    kw = read or {}
     with _step("summarising transactions"):
         if calibration_end:
             if not observation_end:
@@ -236,6 +385,21 @@ def summarize(
             )
     _write_table(table, out)
     _say(f"wrote {len(table):,} customers to {out} (time unit {table.attrs['time_unit']})")
+
+
+_VALIDATE_FILES = (
+    "metrics.csv", "metrics.json", "customers.csv", "conditional_expectations.csv", "tracking.csv",
+    "conditional_expectations.png", "period_transactions.png", "gains_spend.png", "tracking_cumulative.png",
+    "tracking_incremental.png",
+)
+
+
+def _check_horizon(horizon: str) -> None:
+    """A forecast over no time says nothing: refuse a zero horizon (and an unreadable one) up front."""
+    from .units import parse_horizon
+
+    if parse_horizon(horizon, "D") <= 0:
+        raise ValueError(f"--horizon {horizon} is zero; give a positive duration such as 52W, 12M or 365D")
 
 
 def _table_unit(table: pd.DataFrame, time_unit: str | None, path: Path) -> pd.DataFrame:
@@ -271,11 +435,13 @@ def fit(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for bgnbd.json and gamma_gamma.json.")],
     time_unit: OptTimeUnit = None,
     penalizer: Annotated[float, typer.Option("--penalizer", help="L2 penalty on the parameters.")] = 0.0,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """RFM table -> fitted BG/NBD and Gamma-Gamma models (JSON, readable with clvforecast.load_model)."""
     import clvforecast as cf
 
-    _check_out_dir(out)
+    _check_out_dir(out, ("bgnbd.json", "gamma_gamma.json"), inputs=(rfm,))
     table = _table_unit(_read_table(rfm), time_unit, rfm)
     with _step("fitting BG/NBD"):
         bg = cf.BetaGeo(penalizer=penalizer).fit(table)
@@ -287,6 +453,21 @@ def fit(
     _say(bg.summary.round(4).to_string())
     _say(gg.summary.round(4).to_string())
     _say(f"wrote {out / 'bgnbd.json'} and {out / 'gamma_gamma.json'}")
+
+
+def _load_models(models: Path) -> tuple[Any, Any]:
+    """The purchase and spend models written by 'clvforecast fit' into the folder ``models``."""
+    import clvforecast as cf
+
+    if not models.is_dir():
+        raise ValueError(f"{models} is not a folder; give the folder written by 'clvforecast fit --out'")
+    bg, gg = cf.load_model(models / "bgnbd.json"), cf.load_model(models / "gamma_gamma.json")
+    if not isinstance(bg, cf.BetaGeo) or not isinstance(gg, cf.GammaGamma):
+        raise ValueError(
+            f"{models} does not hold a BG/NBD model in bgnbd.json and a Gamma-Gamma model in "
+            "gamma_gamma.json; write them with 'clvforecast fit'"
+        )
+    return bg, gg
 
 
 @app.command()
@@ -301,19 +482,16 @@ def predict(
     discount_rate: Discount = 0.10,
     margin: Margin = 1.0,
     time_unit: OptTimeUnit = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """Models + RFM table -> per-customer forecast: expected purchases, P(alive), expected spend, CLV."""
     import clvforecast as cf
 
-    _check_out(out)
-    bg, gg = cf.load_model(models / "bgnbd.json"), cf.load_model(models / "gamma_gamma.json")
-    if not isinstance(bg, cf.BetaGeo) or not isinstance(gg, cf.GammaGamma):
-        raise ValueError(
-            f"{models} does not hold a BG/NBD model in bgnbd.json and a Gamma-Gamma model in "
-            "gamma_gamma.json; write them with 'clvforecast fit'"
-        )
-    table = _read_table(rfm)
-    table = _table_unit(table, time_unit or (None if table.attrs.get("time_unit") else bg.time_unit_), rfm)
+    _check_out(out, inputs=(rfm, models / "bgnbd.json", models / "gamma_gamma.json"))
+    _check_horizon(horizon)
+    bg, gg = _load_models(models)
+    table = _table_unit(_read_table(rfm), time_unit, rfm)
     with _step("scoring customers"):
         forecast = cf.predictive_clv(
             bg, gg, table, horizon=horizon, discount_rate=discount_rate, margin=margin
@@ -327,6 +505,44 @@ def predict(
 
 @app.command()
 @_guarded
+def silent(
+    models: ModelDir,
+    rfm: Annotated[Path, typer.Argument(help="RFM table (CSV or Parquet) of the customers to look at.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The silent customers (.csv, .parquet or .json).")],
+    horizon: Horizon = "52W",
+    discount_rate: Discount = 0.10,
+    margin: Margin = 1.0,
+    time_unit: OptTimeUnit = None,
+    top_share: Annotated[float, typer.Option("--top-share", help="Share of customers, by past spend, that "
+                                             "counts as valuable.")] = 0.2,
+    max_probability_alive: Annotated[float, typer.Option("--max-probability-alive", help="P(alive) below "
+                                                         "which a customer is probably gone.")] = 0.5,
+    min_silence: Annotated[float, typer.Option("--min-silence", help="Time since the last purchase, in usual "
+                                               "gaps between purchases.")] = 2.0,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Valuable customers who are probably slipping away, with their value if retained (as in the report)."""
+    import clvforecast as cf
+
+    _check_out(out, inputs=(rfm, models / "bgnbd.json", models / "gamma_gamma.json"))
+    _check_horizon(horizon)
+    bg, gg = _load_models(models)
+    table = _table_unit(_read_table(rfm), time_unit, rfm)
+    with _step("scoring customers"):
+        forecast = cf.predictive_clv(bg, gg, table, horizon=horizon, discount_rate=discount_rate, margin=margin)
+        found = cf.silent_customers(forecast, table, top_share=top_share,
+                                    max_probability_alive=max_probability_alive, min_silence=min_silence)
+    _write_table(found, out)
+    a = found.attrs
+    _say(f"{a['rule']}" if "rule" in a else "")
+    _say(f"wrote {len(found):,} silent customers ({a.get('share_of_top', 0):.0%} of the {a.get('n_top', 0):,} "
+         f"most valuable) to {out}: worth {found['clv_if_alive'].sum():,.2f} over {horizon} if retained")
+
+
+@app.command()
+@_guarded
+@_reads_transactions
 def validate(
     transactions: Annotated[Path, typer.Argument(help="Transaction log: CSV or Parquet.")],
     calibration_end: Annotated[
@@ -337,11 +553,9 @@ def validate(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.csv/json, tables and plots.")],
     time_unit: TimeUnit = "W",
-    customer_col: CustomerCol = "customer_id",
-    date_col: DateCol = "date",
-    amount_col: AmountCol = "amount",
-    date_format: DateFormat = None,
-    on_invalid: OnInvalid = "raise",
+    quiet: Quiet = False,
+    debug: Debug = False,
+    read: dict[str, Any] | None = None,
 ) -> None:
     """Holdout evaluation: fit on the calibration period, score the holdout against the historical baselines."""
     import matplotlib
@@ -352,8 +566,8 @@ def validate(
     import clvforecast as cf
     from clvforecast import plotting
 
-    _check_out_dir(out)
-    kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
+    _check_out_dir(out, _VALIDATE_FILES, inputs=(transactions,))
+    kw = read or {}
     with _step("fitting on the calibration period and scoring the holdout"):
         ev = cf.evaluate_holdout(
             str(transactions),
@@ -391,7 +605,6 @@ def validate(
 
 
 def _write_report(report: Any, out: Path) -> None:
-    _check_out(out, (".html", ".htm"))
     with _step("fitting models and computing the forecast"):
         report.summary  # noqa: B018 (computes once)
     with _step("drawing figures and writing the report"):
@@ -401,6 +614,7 @@ def _write_report(report: Any, out: Path) -> None:
 
 @app.command()
 @_guarded
+@_reads_transactions
 def report(
     transactions: Annotated[Path, typer.Argument(help="Transaction log: CSV or Parquet.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("clv_report.html"),
@@ -411,16 +625,17 @@ def report(
     discount_rate: Discount = 0.10,
     margin: Margin = 1.0,
     title: Annotated[str, typer.Option("--title", help="Report title.")] = "Customer lifetime value forecast",
-    customer_col: CustomerCol = "customer_id",
-    date_col: DateCol = "date",
-    amount_col: AmountCol = "amount",
-    date_format: DateFormat = None,
-    on_invalid: OnInvalid = "raise",
+    currency: Currency = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+    read: dict[str, Any] | None = None,
 ) -> None:
     """Transactions -> self-contained HTML forecast report (with holdout validation when --calibration-end is set)."""
     from .report import ForecastReport
 
-    kw = _read_kwargs(customer_col, date_col, amount_col, date_format, on_invalid)
+    _check_out(out, (".html", ".htm"), inputs=(transactions,))
+    _check_horizon(horizon)
+    kw = read or {}
     rep = ForecastReport(
         str(transactions),
         calibration_end=calibration_end,
@@ -430,6 +645,7 @@ def report(
         discount_rate=discount_rate,
         margin=margin,
         title=title,
+        currency=currency,
         **kw,
     )
     _write_report(rep, out)
@@ -441,6 +657,8 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the report.")] = Path(
         "reports/cdnow_report.html"
     ),
+    quiet: Quiet = False,
+    debug: Debug = False,
 ) -> None:
     """The main job on the bundled CDNOW sample: validate on the 1997-10..1998-06 holdout, forecast a year."""
     import clvforecast as cf
@@ -452,6 +670,7 @@ def demo(
         f"CDNOW sample: {len(tx):,} transactions of {tx['customer_id'].nunique():,} customers, "
         f"{tx['date'].min():%Y-%m-%d} to {tx['date'].max():%Y-%m-%d}"
     )
+    _check_out(out, (".html", ".htm"))
     rep = ForecastReport(
         tx,
         calibration_end="1997-09-30",
@@ -460,6 +679,7 @@ def demo(
         horizon="52W",
         discount_rate=0.10,
         title="CDNOW: customer lifetime value forecast",
+        currency="$",  # CDNOW sold in US dollars
     )
     _write_report(rep, out)
     typer.echo(rep.summary["validation"]["text"])

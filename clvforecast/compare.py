@@ -38,7 +38,7 @@ from ._checks import check_number as _check_number
 from .exceptions import DataValidationError
 from .units import days_per
 
-__all__ = ["CLVComparison", "compare_clv", "rfm_scores"]
+__all__ = ["CLVComparison", "compare_clv", "rfm_scores", "silent_customers", "tier_labels"]
 
 PREDICTIVE = "predictive"
 TIER_SCHEMES: dict[str, tuple[list[str], list[float]]] = {
@@ -109,6 +109,25 @@ def _score(better: pd.Series) -> pd.Series:
     """Quintile score 1-5, 5 for the largest ``better``; ties share the lowest score of their group."""
     rank = better.rank(method="min", ascending=True).to_numpy()
     return pd.Series(1 + np.floor(5 * (rank - 1) / len(better)).astype("int64"), index=better.index)
+
+
+def tier_labels(values: pd.Series, scheme: str = "quartiles") -> pd.Series:
+    """Each customer's tier by ``values`` (highest first, ties by position in the index; sort it by
+    customer_id for the order of the module docstring), as an ordered categorical Series.
+
+    ``scheme`` is ``"quartiles"`` (``Q1`` = top 25% .. ``Q4``) or ``"top/mid/low"`` (20% / 30% / 50%); tier
+    ``j`` holds positions ``ceil(c_{j-1} n) + 1 .. ceil(c_j n)`` for the cumulative shares ``c``.
+    """
+    if scheme not in TIER_SCHEMES:
+        raise ValueError(f"tiers must be one of {', '.join(map(repr, TIER_SCHEMES))}; got {scheme!r}")
+    labels, cum = TIER_SCHEMES[scheme]
+    n = len(values)
+    bounds = [math.ceil(c * n) for c in cum]
+    position = np.empty(n, dtype=np.int64)
+    position[_order(values)] = np.arange(n)
+    tier_idx = np.searchsorted(np.asarray(bounds), position, side="right")
+    return pd.Series(pd.Categorical.from_codes(tier_idx, categories=labels, ordered=True), index=values.index,
+                     name="tier")
 
 
 def rfm_scores(rfm: pd.DataFrame) -> pd.DataFrame:
@@ -280,12 +299,8 @@ def compare_clv(
     table = values.add_prefix("clv_")
     for v in names:
         table[f"rank_{v}"] = values[v].rank(method="min", ascending=False).astype("int64")
-    labels, cum = TIER_SCHEMES[tiers]
-    bounds = [math.ceil(c * n) for c in cum]
-    position = np.empty(n, dtype=np.int64)
-    position[_order(values[PREDICTIVE])] = np.arange(n)
-    tier_idx = np.searchsorted(np.asarray(bounds), position, side="right")
-    table["tier"] = pd.Categorical.from_codes(tier_idx, categories=labels, ordered=True)
+    labels = TIER_SCHEMES[tiers][0]
+    table["tier"] = tier_labels(values[PREDICTIVE], tiers)
 
     rfm_summary_df = None
     if rfm is not None:
@@ -352,3 +367,120 @@ def compare_clv(
         "margin": float(margin),
     }
     return CLVComparison(table=table, summary=summary)
+
+
+#: The defaults of :func:`silent_customers`, quoted by the report.
+SILENT_DEFAULTS: dict[str, float] = {"top_share": 0.2, "max_probability_alive": 0.5, "min_silence": 2.0}
+
+
+def _check_share(value: Any, name: str, *, low_open: bool = True) -> float:
+    v = _check_number(value, name)
+    if not (0 < v <= 1 if low_open else 0 <= v <= 1):
+        raise ValueError(f"{name} must be a share between 0 and 1 (0.2 for 20%); got {value!r}")
+    return v
+
+
+def silent_customers(
+    forecast: pd.DataFrame,
+    rfm: pd.DataFrame,
+    *,
+    top_share: float = SILENT_DEFAULTS["top_share"],
+    max_probability_alive: float = SILENT_DEFAULTS["max_probability_alive"],
+    min_silence: float = SILENT_DEFAULTS["min_silence"],
+) -> pd.DataFrame:
+    """Valuable customers who are probably slipping away: the "silent customers" a business loses without a
+    complaint.
+
+    A customer is silent when all three hold:
+
+    1. **valuable in the past**: among the top ``top_share`` (default 20%) of all customers by past repeat
+       spend, ``frequency x monetary_value`` (the currency spent on repeat purchases: an RFM table does not
+       hold the first purchase), ordered as :func:`compare_clv` orders (highest first, ties by customer_id),
+       and with a past repeat spend above 0;
+    2. **probably gone**: P(alive) below ``max_probability_alive`` (default 0.5: more likely inactive than
+       active);
+    3. **long silent**: the time since the last purchase, ``T - recency``, is at least ``min_silence``
+       (default 2) times the customer's usual gap between purchases, ``recency / frequency``: they have missed
+       about two purchases they would have made.
+
+    Parameters
+    ----------
+    forecast:
+        The table of :func:`~clvforecast.predictive_clv` (``probability_alive``, ``clv``, ``clv_if_alive``),
+        indexed by customer_id.
+    rfm:
+        The RFM table the forecast was made from (``frequency``, ``recency``, ``T``, ``monetary_value``),
+        covering the same customers.
+    top_share, max_probability_alive, min_silence:
+        The three thresholds above.
+
+    Returns
+    -------
+    DataFrame indexed by customer_id, most valuable if retained first (ties by customer_id):
+    ``past_spend`` (currency), ``frequency``, ``recency``, ``T``, ``silence`` (``T - recency``) and
+    ``usual_gap`` (``recency / frequency``), all in the RFM table's time unit, ``probability_alive``,
+    ``clv`` (the expected value over the forecast's horizon) and ``clv_if_alive`` (the value if retained: the
+    same CLV for a customer known to be active). ``attrs``: the thresholds, ``rule`` (the rule in words),
+    ``n_customers``, ``n_top`` (customers in the top tier by past spend), ``n_silent``, ``share_of_top``
+    (``n_silent / n_top``), ``value_if_retained`` (total ``clv_if_alive``), ``expected_value`` (total
+    ``clv``) and ``time_unit``.
+    """
+    top_share = _check_share(top_share, "top_share")
+    max_probability_alive = _check_share(max_probability_alive, "max_probability_alive")
+    min_silence = _check_number(min_silence, "min_silence", example=" (2 for twice the usual gap)")
+    table = _silent_inputs(forecast, rfm)
+    past = table["frequency"] * table["monetary_value"]
+    n = len(table)
+    top = past.index[_order(past)[: math.ceil(top_share * n)]]
+    top = top[past[top].to_numpy() > 0]
+    silence = table["T"] - table["recency"]
+    gap = table["recency"] / table["frequency"].where(table["frequency"] > 0)
+    chosen = (
+        past.index.isin(top)
+        & (table["probability_alive"] < max_probability_alive).to_numpy()
+        & (silence >= min_silence * gap).fillna(False).to_numpy()
+    )
+    out = table.loc[chosen, ["frequency", "recency", "T", "probability_alive", "clv", "clv_if_alive"]]
+    out.insert(0, "past_spend", past[chosen])
+    out.insert(4, "silence", silence[chosen])
+    out.insert(5, "usual_gap", gap[chosen])
+    out = out.iloc[_order(out["clv_if_alive"])] if len(out) else out
+    out.index.name = "customer_id"
+    out.attrs = {
+        "top_share": top_share,
+        "max_probability_alive": max_probability_alive,
+        "min_silence": min_silence,
+        "rule": (
+            f"in the top {top_share:.0%} by past repeat spend, P(alive) below {max_probability_alive:.0%}, and "
+            f"silent for at least {min_silence:g} times their usual gap between purchases"
+        ),
+        "n_customers": n,
+        "n_top": len(top),
+        "n_silent": len(out),
+        "share_of_top": len(out) / len(top) if len(top) else math.nan,
+        "value_if_retained": float(out["clv_if_alive"].sum()),
+        "expected_value": float(out["clv"].sum()),
+        "time_unit": rfm.attrs.get("time_unit"),
+    }
+    return out
+
+
+def _silent_inputs(forecast: pd.DataFrame, rfm: pd.DataFrame) -> pd.DataFrame:
+    """The forecast and the RFM table joined, sorted by customer_id, after checking both."""
+    for obj, name, cols, fix in (
+        (forecast, "forecast", ("probability_alive", "clv", "clv_if_alive"),
+         "pass the table of clvforecast.predictive_clv (with a spend model)"),
+        (rfm, "rfm", ("frequency", "recency", "T", "monetary_value"),
+         "pass the RFM table of clvforecast.rfm_summary (with amounts)"),
+    ):
+        if not isinstance(obj, pd.DataFrame):
+            raise TypeError(f"{name} must be a DataFrame indexed by customer_id; got {type(obj).__name__}")
+        missing = [c for c in cols if c not in obj.columns]
+        if missing:
+            raise DataValidationError(f"{name} lacks column(s) {', '.join(map(repr, missing))}; {fix}")
+    _check_same_customers(forecast.index, rfm.index, "forecast", "rfm")
+    table = rfm[["frequency", "recency", "T", "monetary_value"]].join(
+        forecast[["probability_alive", "clv", "clv_if_alive"]]
+    ).sort_index()
+    _check_values(table, "silent_customers")
+    return table

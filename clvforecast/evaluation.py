@@ -55,6 +55,7 @@ any order) and raise ``ValueError`` for empty, mismatched or non-finite input.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -65,15 +66,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import _interim_models as _interim  # INTERIM: delete when the models branch lands
+from .clv import _check_interval, _forecast, _totals_with_errors
+from .exceptions import DataValidationError
 from .historical import historical_forecast
 from .io import Source, _to_date, read_transactions
-from .models import BetaGeo, GammaGamma
+from .models import GammaGamma
 from .models._base import check_same_unit
-from .models.beta_geo import probability_of_purchases
 from .rfm import calibration_holdout, cohort_days
 from .units import UNIT_NAMES, check_time_unit, days_per, parse_horizon
 
 __all__ = [
+    "BASELINES",
+    "INTERVAL_METRICS",
     "METHODS",
     "METRICS",
     "TARGETS",
@@ -91,6 +96,7 @@ __all__ = [
     "root_mean_squared_error",
     "spearman_correlation",
     "top_decile_capture",
+    "total_errors",
 ]
 
 #: The metrics of :func:`forecast_metrics`, in order (see the module docstring for definitions).
@@ -159,7 +165,8 @@ def percent_total_error(actual: Any, predicted: Any) -> float:
     """
     y, p = _pair(actual, predicted)
     total = y.sum()
-    return float(100.0 * (p.sum() - total) / total) if total != 0 else math.nan
+    with np.errstate(over="ignore"):  # a total near the smallest float: the error is (correctly) huge
+        return float(100.0 * (p.sum() - total) / total) if total != 0 else math.nan
 
 
 def spearman_correlation(actual: Any, predicted: Any) -> float:
@@ -324,7 +331,7 @@ def conditional_expectations(
 
 
 def period_transactions(rfm: pd.DataFrame, model: Any = None, *, max_frequency: int = 7) -> pd.DataFrame:
-    """Histogram of calibration frequency, actual vs expected under the BG/NBD (period-transactions check).
+    """Histogram of calibration frequency, actual vs expected under the purchase model (period transactions).
 
     ``expected`` for a bucket ``x < max_frequency`` is ``sum_i P(X(T_i) = x)``: the expected number of
     customers with ``x`` repeat purchases within their own calibration time ``T_i``, computed exactly (Fader,
@@ -336,7 +343,9 @@ def period_transactions(rfm: pd.DataFrame, model: Any = None, *, max_frequency: 
     rfm:
         The calibration RFM table (``frequency``, ``T``), one row per customer.
     model:
-        A fitted :class:`~clvforecast.BetaGeo`; without one only ``actual`` is returned.
+        A fitted purchase model (:class:`~clvforecast.BetaGeo`, ...); without one only ``actual`` is returned.
+        The expected count uses the model's exact ``P(X(t) = n)`` for a new customer at each distinct
+        exposure ``T`` (``n_periods`` for BG/BB).
 
     Returns
     -------
@@ -348,13 +357,15 @@ def period_transactions(rfm: pd.DataFrame, model: Any = None, *, max_frequency: 
     out = pd.DataFrame({"actual": pd.Series(bucket).value_counts(sort=False).astype("int64")})
     out.index = pd.CategoricalIndex(out.index, name="frequency", ordered=True)
     if model is not None:
-        check_same_unit(rfm, model.time_unit_, "period_transactions")
-        params = tuple(float(v) for v in model.params_[["r", "alpha", "a", "b"]])
-        T, weight = np.unique(np.asarray(rfm["T"], dtype=float), return_counts=True)
-        zero = np.zeros_like(T)
-        ages: Any = T  # the closed form broadcasts over an array of horizons t (here the T_i)
-        head = np.array([weight @ probability_of_purchases(params, ages, n, zero, zero, zero)
-                         for n in range(max_frequency)])
+        api = _interim.purchase_api(model)
+        check_same_unit(rfm, api.time_unit_, "period_transactions")
+        theta = api.params_.to_numpy(dtype="float64")
+        # a new customer's exposure: T (continuous time) or the number of opportunities (BG/BB)
+        exposure, weight = np.unique(np.asarray(rfm[api.HISTORY[2]], dtype=float), return_counts=True)
+        zero = np.zeros(1)
+        head = np.zeros(max_frequency)
+        for e, w in zip(exposure, weight, strict=True):
+            head += w * np.asarray(api._pmf(theta, float(e), max_frequency - 1, zero, zero, zero))[0]
         out["expected"] = np.r_[head, len(rfm) - head.sum()]
     return out
 
@@ -473,37 +484,59 @@ def repeat_transaction_tracking(
 # Holdout evaluation
 # ---------------------------------------------------------------------------------------------------------
 METHODS: tuple[str, ...] = ("bgnbd", "avg_formula", "run_rate")
+BASELINES: tuple[str, ...] = ("avg_formula", "run_rate")
 TARGETS: tuple[str, ...] = ("purchases", "spend")
+#: Metrics of the predictive intervals (``evaluate_holdout(..., interval=level)``), for the model's method only.
+INTERVAL_METRICS: tuple[str, ...] = ("coverage", "interval_width")
 
 
 @dataclass(repr=False)
 class HoldoutEvaluation:
     """What :func:`evaluate_holdout` measured. All tables are pandas objects; ``str(result)`` is the summary.
 
-    Methods: ``bgnbd`` (BG/NBD conditional expectation over the holdout; for spend times the Gamma-Gamma
-    expected spend per transaction), ``avg_formula`` and ``run_rate`` (the historical baselines of
-    :func:`~clvforecast.historical.historical_forecast`). Targets: ``purchases`` (repeat transaction days in
-    the holdout) and ``spend`` (currency in the holdout).
+    Methods: the purchase model's name (``bgnbd`` for BG/NBD; ``pnbd``, ``mbgnbd``, ``bgbb`` for the others: its
+    conditional expectation over the holdout; for spend times the Gamma-Gamma expected spend per transaction),
+    ``avg_formula`` and ``run_rate`` (the historical baselines of
+    :func:`~clvforecast.historical.historical_forecast`). Targets: ``purchases`` (repeat transaction days in the
+    holdout) and ``spend`` (currency in the holdout).
 
     Attributes
     ----------
     customers:
         One row per calibration customer, indexed by ``customer_id``: the calibration ``frequency``,
         ``recency``, ``T``, ``monetary_value``; ``actual_purchases``, ``actual_spend``; ``<method>_purchases``
-        and ``<method>_spend`` for each method; ``probability_alive`` (BG/NBD, at the calibration end).
+        and ``<method>_spend`` for each method; ``probability_alive`` (at the calibration end). With an
+        ``interval``: ``<model>_purchases_lower``/``_upper`` (whole numbers) and ``<model>_spend_lower``/``_upper``
+        (currency), the equal-tailed predictive bounds of the holdout purchases and spend, and ``pit_purchases``,
+        the randomised probability integral transform of the actual count, ``F(y - 1) + U (F(y) - F(y - 1))``
+        with ``U`` uniform (uniform on [0, 1] when the predictive distributions are right).
     metrics:
-        Tidy table, one row per ``method`` x ``target`` x ``metric`` (see :data:`METRICS`), column ``value``.
+        Tidy table, one row per ``method`` x ``target`` x ``metric`` (see :data:`METRICS`), column ``value``;
+        with an ``interval`` also, for the model's method, ``coverage`` (the share of customers whose actual
+        value lies within their bounds, inclusive) and ``interval_width`` (mean ``upper - lower``).
     conditional_expectations:
         :func:`conditional_expectations` of the holdout purchases (every method).
     tracking:
-        :func:`repeat_transaction_tracking` with the BG/NBD curve, or ``None`` when no transaction log was
+        :func:`repeat_transaction_tracking` with the model's curve, or ``None`` when no transaction log was
         given.
     period_transactions:
-        :func:`period_transactions` under the fitted BG/NBD.
-    bgnbd, gamma_gamma:
-        The fitted models (``gamma_gamma`` is ``None`` without amounts).
+        :func:`period_transactions` under the fitted purchase model.
+    model, gamma_gamma:
+        The fitted purchase model and Gamma-Gamma (``gamma_gamma`` is ``None`` without amounts); ``bgnbd`` is
+        the purchase model too (the name the report has used).
+    method:
+        The purchase model's method name in the tables (``"bgnbd"``, ...).
     calibration_end, observation_end:
         ISO dates; ``time_unit`` and ``holdout_duration`` (in that unit) complete the set-up.
+    interval:
+        The level of the predictive intervals (``None`` when not asked).
+    totals:
+        With an ``interval``: DataFrame indexed by ``target`` (``purchases``, ``spend``) with ``actual`` (the
+        holdout total), ``expected``, ``lower``, ``upper`` (model-only interval of the total, see
+        :func:`~clvforecast.forecast_totals`) and ``covered`` (bool: the actual total lies within); with
+        ``past_cutoffs`` also ``calibrated_lower``, ``calibrated_upper``, ``calibrated_covered`` (the
+        backtest-calibrated interval). ``attrs`` as :func:`~clvforecast.forecast_totals`, plus ``past_totals``
+        (the earlier cutoffs' totals, records of :func:`total_errors`).
     """
 
     customers: pd.DataFrame
@@ -511,34 +544,48 @@ class HoldoutEvaluation:
     conditional_expectations: pd.DataFrame
     tracking: pd.DataFrame | None
     period_transactions: pd.DataFrame
-    bgnbd: Any
+    model: Any
     gamma_gamma: Any
     calibration_end: str
     observation_end: str
     time_unit: str
     holdout_duration: float
+    method: str = "bgnbd"
+    interval: float | None = None
+    totals: pd.DataFrame | None = None
+
+    @property
+    def bgnbd(self) -> Any:
+        """The fitted purchase model (kept under the name of the first model the toolkit had)."""
+        return self.model
 
     def metric(self, metric: str, target: str = "spend") -> pd.Series:
-        """One metric for one target, indexed by method (e.g. ``result.metric("mae", "spend")``)."""
+        """One metric for one target, indexed by method (e.g. ``result.metric("mae", "spend")``,
+        ``result.metric("coverage", "purchases")``)."""
         m = self.metrics
         sel = m[(m["metric"] == metric) & (m["target"] == target)]
         if sel.empty:
             raise KeyError(
                 f"no metric {metric!r} for target {target!r}; metrics: {sorted(m['metric'].unique())}, "
                 f"targets: {sorted(m['target'].unique())}"
+                + ("" if metric not in INTERVAL_METRICS or self.interval is not None else
+                   "; coverage needs evaluate_holdout(..., interval=0.9)")
             )
         return sel.set_index("method")["value"].rename(f"{metric}_{target}")
 
     def metrics_table(self) -> pd.DataFrame:
-        """The metrics as a wide table: rows ``(target, metric)``, one column per method."""
+        """The metrics as a wide table: rows ``(target, metric)``, one column per method (NaN where a method has
+        no such metric, e.g. the coverage of a baseline)."""
         wide = self.metrics.pivot(index=["target", "metric"], columns="method", values="value")
-        methods = [m for m in METHODS if m in wide.columns]
-        order = pd.MultiIndex.from_tuples([(t, k) for t in TARGETS for k in METRICS if (t, k) in wide.index])
+        methods = [self.method, *[m for m in BASELINES if m in wide.columns]]
+        order = pd.MultiIndex.from_tuples([(t, k) for t in TARGETS for k in (*METRICS, *INTERVAL_METRICS)
+                                           if (t, k) in wide.index])
         return wide.loc[order, methods].rename_axis(columns=None)
 
     @property
     def summary(self) -> str:
-        """A short text report: set-up, totals with % error, MAE per method and the winner for each target."""
+        """A short text report: set-up, totals with % error, MAE per method and the winner for each target;
+        with intervals, their coverage and whether the actual total fell inside the total's interval."""
         unit = UNIT_NAMES[self.time_unit]
         n = len(self.customers)
         lines = [
@@ -561,6 +608,22 @@ class HoldoutEvaluation:
                     f"top-decile capture {_num(top[method], '.1%')}"
                 )
             lines.append(f"  lowest MAE: {mae.idxmin()}")
+            if self.interval is not None:
+                cov = float(self.metric("coverage", target)[self.method])
+                lines.append(f"  {self.interval:.0%} predictive intervals ({self.method}) contain the actual "
+                             f"{target} of {cov:.1%} of customers")
+                if self.totals is not None and target in self.totals.index:
+                    t = self.totals.loc[target]
+                    lines.append(
+                        f"  {self.interval:.0%} interval of the total, model-only: {fmt.format(t['lower'])} to "
+                        f"{fmt.format(t['upper'])} ({'contains' if t['covered'] else 'misses'} the actual)"
+                    )
+                    if "calibrated_lower" in t.index:
+                        lines.append(
+                            f"  {self.interval:.0%} interval of the total, backtest-calibrated: "
+                            f"{fmt.format(t['calibrated_lower'])} to {fmt.format(t['calibrated_upper'])} "
+                            f"({'contains' if t['calibrated_covered'] else 'misses'} the actual)"
+                        )
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -569,7 +632,7 @@ class HoldoutEvaluation:
     def __repr__(self) -> str:
         return (
             f"HoldoutEvaluation({len(self.customers):,} customers, calibration_end={self.calibration_end!r}, "
-            f"observation_end={self.observation_end!r}, time_unit={self.time_unit!r})"
+            f"observation_end={self.observation_end!r}, time_unit={self.time_unit!r}, method={self.method!r})"
         )
 
 
@@ -579,8 +642,9 @@ def _num(value: float, spec: str) -> str:
 
 
 def _is_calibration_table(obj: Any) -> bool:
-    needed = {"frequency", "recency", "T", "holdout_frequency"}
-    return isinstance(obj, pd.DataFrame) and needed <= set(obj.columns)
+    needed = {"frequency", "recency", "holdout_frequency"}
+    return isinstance(obj, pd.DataFrame) and needed <= set(obj.columns) and (
+        "T" in obj.columns or "n_periods" in obj.columns)
 
 
 def evaluate_holdout(
@@ -590,25 +654,27 @@ def evaluate_holdout(
     observation_end: Any = None,
     time_unit: str = "W",
     table: pd.DataFrame | None = None,
+    model: Any = "bgnbd",
     penalizer: float = 0.0,
     gg_penalizer: float = 0.0,
     max_frequency: int = 7,
     tracking: bool = True,
-    customer_id: str = "customer_id",
-    date: str = "date",
-    amount: str | None = "amount",
-    date_format: str | None = None,
-    on_invalid: str = "raise",
-    zero_amounts: str = "keep",
-    negative_amounts: str | None = None,
+    interval: float | None = None,
+    n_draws: int = 20,
+    random_state: Any = None,
+    past_cutoffs: int | Sequence[Any] | None = None,
+    progress: bool | None = None,
+    **read_options: Any,
 ) -> HoldoutEvaluation:
-    """Fit on the calibration period, predict the holdout, and score BG/NBD (+ Gamma-Gamma) against baselines.
+    """Fit on the calibration period, predict the holdout, and score a purchase model (+ Gamma-Gamma) against
+    the historical baselines; with ``interval``, check the calibration of its predictive intervals.
 
     Parameters
     ----------
     transactions:
-        The transaction log (DataFrame or CSV/Parquet path, read as :func:`~clvforecast.read_transactions`
-        reads it, with the same column arguments), or a table from :func:`~clvforecast.calibration_holdout`.
+        The transaction log (DataFrame, CSV/Parquet path or a source description, read as
+        :func:`~clvforecast.read_transactions` reads it with ``read_options``), or a table from
+        :func:`~clvforecast.calibration_holdout`.
     calibration_end, observation_end:
         Last day of the calibration period and of the holdout (inclusive). Taken from the table's ``attrs``
         when a calibration table is given.
@@ -618,36 +684,57 @@ def evaluate_holdout(
     table:
         A :func:`~clvforecast.calibration_holdout` table to use instead of computing one from ``transactions``
         (passing it as ``transactions`` does the same).
+    model:
+        The purchase model: a name (``"bgnbd"``; with the models of the models branch ``"pnbd"``, ``"mbgnbd"``,
+        ``"bgbb"``), a class or an instance (refitted on the calibration period).
     penalizer, gg_penalizer:
-        L2 penalties of :class:`~clvforecast.BetaGeo` and :class:`~clvforecast.GammaGamma` (0: maximum
-        likelihood).
+        L2 penalties of the purchase model (when given by name or class) and of
+        :class:`~clvforecast.GammaGamma` (0: maximum likelihood).
     max_frequency:
         Last bucket of the conditional-expectation and period-transactions tables (7: the paper's 0..6, 7+).
     tracking:
         Compute the tracking table (needs the transaction log).
+    interval:
+        A level such as 0.9 to add predictive intervals of each customer's holdout purchases and spend, their
+        coverage, the randomised PIT of the counts and the interval of the totals (see
+        :func:`~clvforecast.predictive_clv` and :func:`~clvforecast.forecast_totals`); ``None`` skips them.
+    n_draws, random_state, progress:
+        As :func:`~clvforecast.predictive_clv` (``random_state`` also seeds the PIT's uniforms).
+    past_cutoffs:
+        With ``interval`` and a transaction log: also a backtest-calibrated interval of the totals, from the
+        model's errors at earlier cutoffs whose holdouts end by ``calibration_end`` (nothing after it is used).
+        A list of dates, or a number K of cutoffs evenly spaced from half-way into the calibration
+        period (or one holdout length before its end, if later) to a quarter of a holdout length before its
+        end; each holdout runs to ``min(cutoff + holdout length, calibration_end)``.
+    read_options:
+        How to read the log (``customer_id=...``, ``amount=None`` for frequency-only data, ``on_invalid=...``,
+        ...): the options of :func:`~clvforecast.read_transactions`.
 
     Given only a calibration table, the result has no tracking table and no historical baselines (only the
-    ``bgnbd`` method): the average formula counts every calibration purchase including the first, with its
+    model's method): the average formula counts every calibration purchase including the first, with its
     spend, which the table does not hold. Pass the log too (``evaluate_holdout(log, table=table)``) to get
     both; the models are then fitted on the table as given. Frequency-only data (``amount=None``) gives the
-    ``purchases`` target only (the baselines predict purchases without amounts).
+    ``purchases`` target only (the baselines predict purchases without amounts). A holdout without any
+    transaction is refused.
 
     Returns
     -------
     :class:`HoldoutEvaluation`.
     """
-    read_kwargs: dict[str, Any] = dict(
-        customer_id=customer_id, date=date, amount=amount, date_format=date_format, on_invalid=on_invalid,
-        zero_amounts=zero_amounts, negative_amounts=negative_amounts,
-    )
+    level = _check_interval(interval)
     if table is None and _is_calibration_table(transactions):
         table, transactions = transactions, None  # type: ignore[assignment]
     log: pd.DataFrame | None = None
     if transactions is not None:
         # Read and validate once (the user's rules apply, dropped rows are reported once); every later pass
         # (RFM table, baselines, tracking) scans this tidy frame with the canonical column names.
-        log = read_transactions(transactions, **read_kwargs)
-        read_kwargs = dict(amount="amount" if amount is not None else None)
+        log = read_transactions(transactions, **read_options)
+    elif read_options:
+        raise TypeError(
+            f"evaluate_holdout: {', '.join(sorted(read_options))} describe how to read a transaction log, but "
+            "none was given (only a calibration table)"
+        )
+    tidy: dict[str, Any] = {"amount": "amount" if log is not None and "amount" in log.columns else None}
     if table is not None:
         cal_table = _check_table(table, calibration_end, observation_end)
         unit = check_time_unit(cal_table.attrs["time_unit"])
@@ -656,19 +743,29 @@ def evaluate_holdout(
             raise TypeError("evaluate_holdout needs transactions (a log) or table=calibration_holdout(...)")
         unit = check_time_unit(time_unit)
         cal_table = calibration_holdout(
-            log, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit,
-            **read_kwargs,
+            log, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit, **tidy,
         )
-        cal_table.attrs.update({k: log.attrs[k] for k in ("dropped", "n_rows_read")})
+        cal_table.attrs.update({k: log.attrs[k] for k in ("dropped", "n_rows_read") if k in log.attrs})
     cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
     horizon = float(cal_table.attrs["holdout_duration"])
+    _check_holdout(cal_table, cal, obs, horizon)
     has_spend = "monetary_value" in cal_table.columns
 
-    bg = BetaGeo(penalizer=penalizer).fit(cal_table)
-    rfm_cols = [c for c in ("frequency", "recency", "T", "monetary_value") if c in cal_table.columns]
+    pm = _interim.purchase_model(model)
+    if pm is model:  # an instance: fit a copy, never the caller's model
+        pm = copy.deepcopy(pm)
+    if penalizer and not isinstance(model, str | type):
+        raise ValueError("penalizer applies to a model given by name or class; set it on the instance instead")
+    if penalizer:
+        pm.penalizer = penalizer
+    pm.fit(cal_table)
+    api = _interim.purchase_api(pm)
+    method = str(getattr(api, "NAME", "model"))
+    history_cols = list(api.HISTORY)
+    rfm_cols = [c for c in (*history_cols, "monetary_value") if c in cal_table.columns]
     customers = cal_table[rfm_cols].copy()
     customers["actual_purchases"] = cal_table["holdout_frequency"].astype(float)
-    customers["bgnbd_purchases"] = bg.expected_purchases(cal_table, horizon)
+    customers[f"{method}_purchases"] = pm.expected_purchases(cal_table, horizon)
     gg = None
     if has_spend:
         # Gamma-Gamma leaves repeat buyers with zero spend out of its fit (counted, with a warning) and scores
@@ -676,8 +773,8 @@ def evaluate_holdout(
         gg = GammaGamma(penalizer=gg_penalizer).fit(cal_table)
         spend = gg.expected_spend(cal_table)
         customers["actual_spend"] = cal_table["holdout_spend"]
-        customers["bgnbd_spend"] = customers["bgnbd_purchases"] * spend
-    methods = ["bgnbd"]
+        customers[f"{method}_spend"] = customers[f"{method}_purchases"] * spend
+    methods = [method]
     targets = list(TARGETS if has_spend else TARGETS[:1])
     if log is not None:
         hist = historical_forecast(log, calibration_end=cal, horizon=horizon, time_unit=unit,
@@ -689,28 +786,97 @@ def evaluate_holdout(
                 f"customers (e.g. {list(missing[:3])}); check that the log and the table hold the same "
                 "customers"
             )
-        methods += ["avg_formula", "run_rate"]
-        for method in methods[1:]:
+        methods += list(BASELINES)
+        for base in BASELINES:
             for target in targets:
-                customers[f"{method}_{target}"] = hist[f"{method}_{target}"].reindex(customers.index)
-    customers["probability_alive"] = bg.probability_alive(cal_table)
+                customers[f"{base}_{target}"] = hist[f"{base}_{target}"].reindex(customers.index)
+    customers["probability_alive"] = pm.probability_alive(cal_table)
     predictions = [f"{m}_{t}" for t in targets for m in ("actual", *methods)]
-    customers = customers[[*rfm_cols, *predictions, "probability_alive"]]
+    columns = [*rfm_cols, *predictions, "probability_alive"]
 
-    metrics = _metrics_table(customers, methods, targets)
+    totals = None
+    if level is not None:
+        fc = _forecast(pm, gg, cal_table, horizon=horizon, discount_rate=0.0, margin=1.0,
+                       step=horizon if horizon > 0 else "D", interval=level, n_draws=n_draws,
+                       random_state=random_state, progress=progress, what="evaluate_holdout",
+                       n_min=customers["actual_purchases"].to_numpy())
+        assert fc.count_bounds is not None and fc.counts is not None
+        codes = fc.codes
+        y = customers["actual_purchases"].to_numpy().astype(np.int64)
+        customers[f"{method}_purchases_lower"] = fc.count_bounds[codes, 0]
+        customers[f"{method}_purchases_upper"] = fc.count_bounds[codes, 1]
+        below = fc.counts.cdf_at(codes, y - 1)
+        at = fc.counts.cdf_at(codes, y)
+        u = np.random.default_rng(np.random.SeedSequence(random_state).spawn(4)[3]).random(len(y))
+        customers["pit_purchases"] = np.clip(below + u * (at - below), 0.0, 1.0)
+        columns += [f"{method}_purchases_lower", f"{method}_purchases_upper"]
+        if gg is not None and fc.ratio_bounds is not None and fc.scale is not None:
+            customers[f"{method}_spend_lower"] = fc.scale * fc.ratio_bounds[codes, 0]
+            customers[f"{method}_spend_upper"] = fc.scale * fc.ratio_bounds[codes, 1]
+            columns += [f"{method}_spend_lower", f"{method}_spend_upper"]
+        columns.append("pit_purchases")
+        per_customer = pd.DataFrame({"expected_purchases": customers[f"{method}_purchases"]})
+        if gg is not None:
+            per_customer["expected_spend"] = fc.spend
+            per_customer["clv"] = customers[f"{method}_spend"]
+        past = None
+        if past_cutoffs is not None:
+            if log is None:
+                raise TypeError(
+                    "evaluate_holdout: past_cutoffs needs the transaction log (the earlier cutoffs are refitted "
+                    "on it); pass the log, e.g. evaluate_holdout(log, table=table, ...)"
+                )
+            past = _past_totals(log, cal, horizon, unit, past_cutoffs, model=model, penalizer=penalizer,
+                                gg_penalizer=gg_penalizer)
+        tot = _totals_with_errors(fc, per_customer, past, random_state)
+        tot = tot.loc[[q for q in ("purchases", "revenue") if q in tot.index]].rename(index={"revenue": "spend"})
+        tot.index.name = "target"
+        actual = {"purchases": float(customers["actual_purchases"].sum())}
+        if gg is not None:
+            actual["spend"] = float(customers["actual_spend"].sum())
+        tot.insert(0, "actual", [actual[t] for t in tot.index])
+        tot["covered"] = (tot["lower"] <= tot["actual"]) & (tot["actual"] <= tot["upper"])
+        if "calibrated_lower" in tot.columns:
+            tot["calibrated_covered"] = ((tot["calibrated_lower"] <= tot["actual"])
+                                         & (tot["actual"] <= tot["calibrated_upper"]))
+        tot.attrs = {**tot.attrs, "past_totals": None if past is None else _records(past)}
+        totals = tot
+    customers = customers[columns]
+
+    metrics = _metrics_table(customers, methods, targets, method if level is not None else None)
     ce = conditional_expectations(customers, max_frequency=max_frequency,
                                   predicted=[f"{m}_purchases" for m in methods])
-    pt = period_transactions(cal_table, bg, max_frequency=max_frequency)
+    pt = period_transactions(cal_table, pm, max_frequency=max_frequency)
     track = None
     if tracking and log is not None:
         track = repeat_transaction_tracking(
-            log, calibration_end=cal, observation_end=obs, time_unit=unit, model=bg, **read_kwargs
+            log, calibration_end=cal, observation_end=obs, time_unit=unit, model=pm, **tidy
         )
     return HoldoutEvaluation(
         customers=customers, metrics=metrics, conditional_expectations=ce, tracking=track,
-        period_transactions=pt, bgnbd=bg, gamma_gamma=gg, calibration_end=cal, observation_end=obs,
-        time_unit=unit, holdout_duration=horizon,
+        period_transactions=pt, model=pm, gamma_gamma=gg, calibration_end=cal, observation_end=obs,
+        time_unit=unit, holdout_duration=horizon, method=method, interval=level, totals=totals,
     )
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Plain JSON-able records (dates as ISO strings)."""
+    out = []
+    for rec in frame.to_dict("records"):
+        out.append({k: (v.date().isoformat() if isinstance(v, pd.Timestamp) else
+                        float(v) if isinstance(v, np.floating) else v) for k, v in rec.items()})
+    return out
+
+
+def _check_holdout(table: pd.DataFrame, cal: str, obs: str, horizon: float) -> None:
+    """Refuse a holdout without transactions: every metric of it would be undefined or meaningless."""
+    if horizon <= 0 or float(table["holdout_frequency"].sum()) == 0:
+        why = (f"observation_end ({obs}) is not after calibration_end ({cal})" if horizon <= 0 else
+               f"none of the {len(table):,} customers bought between {cal} and {obs}")
+        raise DataValidationError(
+            f"evaluate_holdout: the holdout holds no transactions ({why}); choose an observation_end after "
+            "calibration_end that the transactions reach, e.g. the last transaction date"
+        )
 
 
 def _check_table(table: pd.DataFrame, calibration_end: Any, observation_end: Any) -> pd.DataFrame:
@@ -750,16 +916,114 @@ def _check_table(table: pd.DataFrame, calibration_end: Any, observation_end: Any
     return out
 
 
-def _metrics_table(customers: pd.DataFrame, methods: Sequence[str], targets: Sequence[str]) -> pd.DataFrame:
+def _coverage(actual: pd.Series, lower: pd.Series, upper: pd.Series) -> float:
+    """Share of customers with ``lower <= actual <= upper`` (a relative 1e-9 slack for currency rounding)."""
+    y, lo, hi = (np.asarray(v, dtype="float64") for v in (actual, lower, upper))
+    slack = 1e-9 * np.maximum(np.abs(y), 1.0)
+    return float(np.mean((lo - slack <= y) & (y <= hi + slack)))
+
+
+def _metrics_table(customers: pd.DataFrame, methods: Sequence[str], targets: Sequence[str],
+                   interval_method: str | None = None) -> pd.DataFrame:
     rows = []
     for target in targets:
         actual = customers[f"actual_{target}"]
         for method in methods:
             m = forecast_metrics(actual, customers[f"{method}_{target}"])
+            if method == interval_method and f"{method}_{target}_lower" in customers.columns:
+                lo, hi = customers[f"{method}_{target}_lower"], customers[f"{method}_{target}_upper"]
+                extra = pd.Series({"coverage": _coverage(actual, lo, hi),
+                                   "interval_width": float(np.mean(hi - lo))})
+                m = pd.concat([m, extra])
             rows.append(
                 pd.DataFrame({"method": method, "target": target, "metric": m.index, "value": m.values})
             )
     return pd.concat(rows, ignore_index=True)
+
+
+def total_errors(backtest_table: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
+    """The model's errors on the totals at each cutoff of a :func:`backtest` table.
+
+    Returns
+    -------
+    DataFrame with one row per cutoff and target: ``cutoff``, ``observation_end``, ``target``, ``predicted``
+    and ``actual`` (holdout totals), ``pct_error`` (``100 (predicted - actual) / actual``) and ``log_error``
+    (``log(actual / predicted)``, what :func:`~clvforecast.forecast_totals` calibrates on). ``method`` defaults
+    to the purchase model of the table (the method that is not a baseline).
+    """
+    t = backtest_table
+    need = {"cutoff", "method", "target", "metric", "value"}
+    if not isinstance(t, pd.DataFrame) or not need <= set(t.columns):
+        raise ValueError(f"total_errors needs a backtest(...) table with columns {sorted(need)}")
+    if method is None:
+        models = [m for m in t["method"].unique() if m not in BASELINES]
+        if len(models) != 1:
+            raise ValueError(f"the table holds methods {sorted(t['method'].unique())}; pass method=...")
+        method = str(models[0])
+    sel = t[(t["method"] == method) & t["metric"].isin(["total_predicted", "total_actual"])]
+    index = ["cutoff", "observation_end", "target"] if "observation_end" in t.columns else ["cutoff", "target"]
+    wide = sel.pivot_table(index=index, columns="metric", values="value").reset_index()
+    wide = wide.rename(columns={"total_predicted": "predicted", "total_actual": "actual"})
+    wide.columns.name = None
+    ok = (wide["predicted"] > 0) & (wide["actual"] > 0)
+    wide["pct_error"] = np.where(wide["actual"] > 0, 100 * (wide["predicted"] - wide["actual"])
+                                 / wide["actual"].where(wide["actual"] > 0, 1.0), np.nan)
+    wide["log_error"] = np.where(ok, np.log(wide["actual"].where(ok, 1.0) / wide["predicted"].where(ok, 1.0)),
+                                 np.nan)
+    return wide[[*index, "predicted", "actual", "pct_error", "log_error"]]
+
+
+def _past_cutoff_dates(first: pd.Timestamp, cal: pd.Timestamp, h_days: int,
+                       past_cutoffs: int | Sequence[Any]) -> list[pd.Timestamp]:
+    if isinstance(past_cutoffs, bool):
+        raise TypeError("past_cutoffs must be a number of earlier cutoffs (e.g. 4) or a list of dates")
+    if isinstance(past_cutoffs, (int, np.integer)):
+        k = int(past_cutoffs)
+        if k < 2:
+            raise ValueError(f"past_cutoffs must be 2 or more earlier cutoffs (or a list of dates); got {k}")
+        start = max(first + pd.Timedelta(days=(cal - first).days // 2), cal - pd.Timedelta(days=h_days))
+        end = cal - pd.Timedelta(days=max(1, h_days // 4))
+        if end <= start:
+            raise ValueError(
+                f"the calibration period ({first.date()} to {cal.date()}) is too short for earlier cutoffs; "
+                "pass past_cutoffs as a list of dates"
+            )
+        days = np.linspace(0, (end - start).days, k).round().astype(int)
+        return [start + pd.Timedelta(days=int(d)) for d in days]
+    if isinstance(past_cutoffs, (str, dt.date)):
+        past_cutoffs = [past_cutoffs]
+    dates = [pd.Timestamp(_to_date(c, "past_cutoffs")) for c in past_cutoffs]
+    late = [d for d in dates if d >= cal]
+    if late:
+        raise ValueError(
+            f"past_cutoffs must be before calibration_end ({cal.date()}); got {late[0].date()} (their holdouts "
+            "must end by calibration_end so that nothing after it is used)"
+        )
+    return dates
+
+
+def _past_totals(log: pd.DataFrame, cal: str, horizon: float, unit: str, past_cutoffs: int | Sequence[Any], *,
+                 model: Any, penalizer: float, gg_penalizer: float) -> pd.DataFrame:
+    """Totals predicted and actual at earlier cutoffs (holdouts ending by ``cal``), as :func:`total_errors`."""
+    cal_ts = pd.Timestamp(cal)
+    h_days = round(horizon * days_per(unit))
+    first = pd.Timestamp(log["date"].min())
+    rows = []
+    amount = "amount" if "amount" in log.columns else None
+    for c in _past_cutoff_dates(first, cal_ts, h_days, past_cutoffs):
+        obs = min(c + pd.Timedelta(days=h_days), cal_ts)
+        try:
+            res = evaluate_holdout(log, calibration_end=c.date(), observation_end=obs.date(), time_unit=unit,
+                                   model=model, penalizer=penalizer, gg_penalizer=gg_penalizer, tracking=False,
+                                   amount=amount)
+        except Exception as exc:
+            exc.add_note(f"evaluate_holdout: while refitting at the earlier cutoff {c.date()} (holdout to "
+                         f"{obs.date()}) for past_cutoffs")
+            raise
+        m = res.metrics
+        m = m[m["method"] == res.method].assign(cutoff=c, observation_end=obs)
+        rows.append(m)
+    return total_errors(pd.concat(rows, ignore_index=True))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -772,16 +1036,11 @@ def backtest(
     horizon: float | str,
     time_unit: str = "W",
     data_end: Any = None,
+    model: Any = "bgnbd",
     progress: bool = True,
     penalizer: float = 0.0,
     gg_penalizer: float = 0.0,
-    customer_id: str = "customer_id",
-    date: str = "date",
-    amount: str | None = "amount",
-    date_format: str | None = None,
-    on_invalid: str = "raise",
-    zero_amounts: str = "keep",
-    negative_amounts: str | None = None,
+    **read_options: Any,
 ) -> pd.DataFrame:
     """:func:`evaluate_holdout` at several calibration cutoffs (rolling origin), as one tidy metrics table.
 
@@ -793,8 +1052,8 @@ def backtest(
     Parameters
     ----------
     transactions:
-        The transaction log (DataFrame or CSV/Parquet path), read once with the column arguments as
-        :func:`~clvforecast.read_transactions` reads it.
+        The transaction log (DataFrame, CSV/Parquet path or source description), read once with
+        ``read_options`` as :func:`~clvforecast.read_transactions` reads it.
     cutoffs:
         Calibration end dates (anything :class:`pandas.Timestamp` understands), evaluated in the order given.
         Every ``cutoff + horizon`` must fall on or before ``data_end``, so that no holdout is cut short.
@@ -803,6 +1062,8 @@ def backtest(
     data_end:
         Last day the log covers (default: the last transaction date). Give it when the log runs past its last
         transaction, e.g. a shop without sales on the final days of the extract.
+    model:
+        The purchase model (a name such as ``"bgnbd"``, a class or an instance), as in :func:`evaluate_holdout`.
     progress:
         Show a progress bar (on stderr) when there is more than one cutoff; ``False`` silences it.
 
@@ -810,7 +1071,8 @@ def backtest(
     -------
     DataFrame with columns ``cutoff`` (calibration end, Timestamp), ``observation_end``, ``customers``,
     ``method``, ``target``, ``metric`` and ``value``: the rows of :attr:`HoldoutEvaluation.metrics` for each
-    cutoff.
+    cutoff. :func:`total_errors` turns it into the model's errors on the totals, which
+    :func:`~clvforecast.forecast_totals` (``past_errors=``) uses to calibrate the interval of a total.
     """
     unit = check_time_unit(time_unit)
     h_days = round(parse_horizon(horizon, unit) * days_per(unit))
@@ -823,11 +1085,7 @@ def backtest(
     ends = [pd.Timestamp(_to_date(c, "cutoff")) for c in cutoffs]
     if len(set(ends)) != len(ends):
         raise ValueError(f"cutoffs must be distinct; got {[str(c.date()) for c in ends]}")
-    read_kwargs: dict[str, Any] = dict(
-        customer_id=customer_id, date=date, amount=amount, date_format=date_format, on_invalid=on_invalid,
-        zero_amounts=zero_amounts, negative_amounts=negative_amounts,
-    )
-    tx = read_transactions(transactions, **read_kwargs)
+    tx = read_transactions(transactions, **read_options)
     last = tx["date"].max() if data_end is None else pd.Timestamp(_to_date(data_end, "data_end"))
     late = [c for c in ends if c + pd.Timedelta(days=h_days) > last]
     if late:
@@ -839,14 +1097,14 @@ def backtest(
             + ("" if data_end is not None else "; or pass data_end= if the log covers later days")
         )
     tables = []
+    amount = "amount" if "amount" in tx.columns else None
     with _progress(len(ends) > 1 and progress, len(ends)) as advance:
         for c in ends:
             obs = c + pd.Timedelta(days=h_days)
             try:
                 res = evaluate_holdout(
-                    tx, calibration_end=c.date(), observation_end=obs.date(), time_unit=unit,
-                    penalizer=penalizer, gg_penalizer=gg_penalizer, tracking=False,
-                    amount="amount" if amount is not None else None,
+                    tx, calibration_end=c.date(), observation_end=obs.date(), time_unit=unit, model=model,
+                    penalizer=penalizer, gg_penalizer=gg_penalizer, tracking=False, amount=amount,
                 )
             except Exception as exc:
                 exc.add_note(f"backtest: while evaluating the cutoff {c.date()} (holdout to {obs.date()})")

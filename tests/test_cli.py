@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -217,3 +218,122 @@ def test_folders_and_formats_checked_before_fitting(tmp_path: Path) -> None:
     assert "is a file; give a folder" in one_line_error(run("fit", rfm, "--time-unit", "W", "--out", existing))
     # JSON cannot carry an RFM table back into fit/predict, so summarize does not offer it
     assert "ending in .parquet" in one_line_error(run("summarize", SAMPLE, "--out", tmp_path / "rfm.json"))
+
+
+# --- issue 13 and issue 9 (CLI): every error one line, global flags anywhere, inputs never overwritten ------
+
+
+def test_usage_errors_are_one_line_exit_2(tmp_path: Path) -> None:
+    msg = one_line_error(run("summarize", SAMPLE))
+    assert "--out" in msg and "Usage" not in msg
+    msg = one_line_error(run("predict", tmp_path, SAMPLE, "--out", tmp_path / "f.csv", "--discount-rate", "abc"))
+    assert "--discount-rate" in msg and "number" in msg
+    msg = one_line_error(run("summarize", SAMPLE, "--out", tmp_path / "x.csv", "--no-such-flag"))
+    assert "--no-such-flag" in msg
+
+
+def test_quiet_and_debug_after_the_subcommand(tmp_path: Path) -> None:
+    out = tmp_path / "rfm.csv"
+    r = run("summarize", SAMPLE, "--observation-end", "1997-09-30", "--out", out, "--quiet")
+    assert r.exit_code == 0 and out.exists() and r.stderr.strip() == ""
+    r = run("summarize", tmp_path / "missing.csv", "--out", tmp_path / "x.csv", "--debug")
+    assert r.exit_code == 2 and "Traceback" in r.stderr
+
+
+def test_warnings_are_one_line_without_source(tmp_path: Path) -> None:
+    src = tmp_path / "tx.csv"
+    src.write_text("customer_id,date,amount\n1,2024-01-01,10\n1,2024-01-05,5\n2,bad,3\n2,2024-01-02,4\n")
+    r = run("summarize", src, "--on-invalid", "drop", "--out", tmp_path / "rfm.csv")
+    assert r.exit_code == 0, r.stderr
+    warning_lines = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
+    assert warning_lines and "dropped 1 of 4 rows" in warning_lines[0]
+    assert "warnings.warn" not in r.stderr and ".py:" not in r.stderr
+
+
+def test_out_that_is_an_input_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "tx.csv"
+    shutil.copy(SAMPLE, src)
+    before = src.read_bytes()
+    assert "would overwrite the input" in one_line_error(run("summarize", src, "--out", src))
+    assert src.read_bytes() == before
+    assert "would overwrite the input" in one_line_error(
+        run("summarize", src, "--out", tmp_path / "." / "tx.csv")
+    )
+    rfm = tmp_path / "rfm.parquet"
+    assert run("summarize", src, "--observation-end", "1997-09-30", "--out", rfm).exit_code == 0
+    assert "would overwrite the input" in one_line_error(run("predict", tmp_path, rfm, "--out", rfm))
+    html = tmp_path / "r.html"
+    html.write_text("customer_id,date,amount\n")
+    assert "would overwrite the input" in one_line_error(run("report", html, "--out", html))
+
+
+def test_out_below_a_file_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    msg = one_line_error(run("summarize", SAMPLE, "--out", blocker / "r.csv"))
+    assert "blocker is a file" in msg and "Errno" not in msg
+    msg = one_line_error(run("validate", SAMPLE, *DATES, "--out", blocker / "v"))
+    assert "blocker is a file" in msg
+
+
+def test_predict_refuses_tables_it_cannot_key_or_time(tmp_path: Path) -> None:
+    rfm, models = tmp_path / "rfm.parquet", tmp_path / "models"
+    assert run("summarize", SAMPLE, "--observation-end", "1997-09-30", "--out", rfm).exit_code == 0
+    assert run("fit", rfm, "--out", models).exit_code == 0
+    table = pd.read_parquet(rfm).reset_index().rename(columns={"customer_id": "cust"})
+    no_id = tmp_path / "no_id.csv"
+    table.to_csv(no_id, index=False)
+    msg = one_line_error(run("predict", models, no_id, "--time-unit", "W", "--out", tmp_path / "f.csv"))
+    assert "no customer_id column" in msg
+    # a CSV does not record its unit: a daily table must not be read as weeks (the models are weekly)
+    daily = tmp_path / "daily.csv"
+    assert run("summarize", SAMPLE, "--observation-end", "1997-09-30", "--time-unit", "D",
+               "--out", daily).exit_code == 0
+    msg = one_line_error(run("predict", models, daily, "--out", tmp_path / "f.csv"))
+    assert "does not record its time unit" in msg and "--time-unit" in msg
+    msg = one_line_error(run("predict", models, daily, "--time-unit", "D", "--out", tmp_path / "f.csv"))
+    assert "'D'" in msg and "'W'" in msg  # the model refuses a table in another unit
+    assert run("predict", models, rfm, "--out", tmp_path / "ok.csv").exit_code == 0
+
+
+def test_fit_on_a_transaction_log_says_so(tmp_path: Path) -> None:
+    msg = one_line_error(run("fit", SAMPLE, "--out", tmp_path / "m"))
+    assert "transaction log" in msg and "summarize" in msg and "--time-unit" not in msg
+
+
+def test_folders_and_empty_files_as_rfm_tables(tmp_path: Path) -> None:
+    folder = tmp_path / "rfm.csv"
+    folder.mkdir()
+    assert "is a folder" in one_line_error(run("fit", folder, "--time-unit", "W", "--out", tmp_path / "m"))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert "is empty" in one_line_error(run("fit", empty, "--time-unit", "W", "--out", tmp_path / "m"))
+
+
+def test_zero_horizon_is_refused(tmp_path: Path) -> None:
+    msg = one_line_error(run("report", SAMPLE, "--horizon", "0W", "--out", tmp_path / "r.html"))
+    assert "--horizon 0W is zero" in msg
+
+
+def test_silent_customers_from_the_cli_equal_the_api(tmp_path: Path) -> None:
+    rfm, models, out = tmp_path / "rfm.parquet", tmp_path / "models", tmp_path / "silent.csv"
+    assert run("summarize", SAMPLE, "--observation-end", "1998-06-30", "--out", rfm).exit_code == 0
+    assert run("fit", rfm, "--out", models).exit_code == 0
+    r = run("silent", models, rfm, "--horizon", "52W", "--discount-rate", "0.1", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    table = pd.read_parquet(rfm)
+    bg, gg = cf.load_model(models / "bgnbd.json"), cf.load_model(models / "gamma_gamma.json")
+    forecast = cf.predictive_clv(bg, gg, table, horizon="52W", discount_rate=0.1)
+    expected = cf.silent_customers(forecast, table)
+    got = pd.read_csv(out, index_col="customer_id")
+    assert len(got) == len(expected) > 0
+    assert got.index.tolist() == expected.index.tolist()
+    np.testing.assert_allclose(got["clv_if_alive"], expected["clv_if_alive"], rtol=1e-9)
+    assert "silent customers" in r.stderr and "if retained" in r.stderr
+
+
+def test_report_currency_flag(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    r = run("report", SAMPLE, *DATES, "--currency", "$", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    assert "$" in out.read_text()

@@ -269,3 +269,78 @@ def test_comparison_invariants(values, noise):
         for col in ("top10_overlap", "top20_overlap"):
             assert np.isnan(v.loc[name, col]) or 0 <= v.loc[name, col] <= 1
     assert (res.table["rank_predictive"] >= 1).all() and (res.table["rank_predictive"] <= n).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# silent_customers: valuable in the past, probably gone, long silent
+# ---------------------------------------------------------------------------------------------------------------
+def silent_inputs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ten customers, T = 40 weeks. Past repeat spend = frequency x monetary_value:
+    2: 150, 1: 100, 4: 100 (tie: 1 first), 3: 80, 5: 70, 9: 60, 7: 30, 10: 30, 8: 20, 6: 0."""
+    idx = pd.Index(range(1, 11), name="customer_id")
+    rfm = pd.DataFrame(
+        {
+            "frequency": [10, 5, 2, 4, 1, 0, 3, 1, 2, 6],
+            "recency": [10.0, 30.0, 10.0, 8.0, 5.0, 0.0, 20.0, 39.0, 4.0, 12.0],
+            "T": 40.0,
+            "monetary_value": [10.0, 30.0, 40.0, 25.0, 70.0, 0.0, 10.0, 20.0, 30.0, 5.0],
+        },
+        index=idx,
+    )
+    rfm.attrs["time_unit"] = "W"
+    p = np.array([0.1, 0.2, 0.6, 0.3, 0.05, 1.0, 0.4, 0.9, 0.01, 0.45])
+    value = np.array([50.0, 90.0, 70.0, 80.0, 50.0, 5.0, 20.0, 10.0, 40.0, 30.0])
+    forecast = pd.DataFrame({"probability_alive": p, "clv": p * value, "clv_if_alive": value}, index=idx)
+    return forecast.iloc[::-1].copy(), rfm
+
+
+def test_silent_customers_by_hand():
+    forecast, rfm = silent_inputs()
+    out = cf.silent_customers(forecast, rfm, top_share=0.5)
+    # Top 5 by past spend: 2, 1, 4, 3, 5. Customer 2 bought 10 weeks ago with a usual gap of 30/5 = 6 weeks
+    # (10 < 2 x 6: not silent); customer 3 has P(alive) 0.6. Customers 1 (silent 30 >= 2 x 1), 4 (32 >= 2 x 2)
+    # and 5 (35 >= 2 x 5) are silent; 9 would be, but is not in the top half by past spend.
+    assert list(out.index) == [4, 1, 5]  # by value if retained: 80, then 50 and 50 (ties by id)
+    assert out["past_spend"].tolist() == [100.0, 100.0, 70.0]
+    assert out["silence"].tolist() == [32.0, 30.0, 35.0] and out["usual_gap"].tolist() == [2.0, 1.0, 5.0]
+    assert out["clv_if_alive"].tolist() == [80.0, 50.0, 50.0]
+    a = out.attrs
+    assert (a["n_customers"], a["n_top"], a["n_silent"]) == (10, 5, 3) and a["share_of_top"] == pytest.approx(0.6)
+    assert a["value_if_retained"] == pytest.approx(180.0)
+    assert a["expected_value"] == pytest.approx(0.3 * 80 + 0.1 * 50 + 0.05 * 50)
+    assert "top 50% by past repeat spend" in a["rule"] and a["time_unit"] == "W"
+
+
+def test_silent_customers_defaults_and_thresholds():
+    forecast, rfm = silent_inputs()
+    assert list(cf.silent_customers(forecast, rfm).index) == [1]  # top 20% = {2, 1}; 2 is not silent
+    # with no silence condition, every top-half customer with P(alive) < 0.5
+    assert sorted(cf.silent_customers(forecast, rfm, top_share=0.5, min_silence=0).index) == [1, 2, 4, 5]
+    assert list(cf.silent_customers(forecast, rfm, top_share=0.5, max_probability_alive=0.08).index) == [5]
+    empty = cf.silent_customers(forecast, rfm, max_probability_alive=0.01)
+    assert empty.empty and empty.attrs["n_silent"] == 0 and empty.attrs["value_if_retained"] == 0.0
+
+
+def test_silent_customers_bad_input():
+    forecast, rfm = silent_inputs()
+    with pytest.raises(DataValidationError, match=r"forecast lacks column\(s\) 'clv_if_alive'.*predictive_clv"):
+        cf.silent_customers(forecast.drop(columns="clv_if_alive"), rfm)
+    with pytest.raises(DataValidationError, match=r"rfm lacks column\(s\) 'monetary_value'"):
+        cf.silent_customers(forecast, rfm.drop(columns="monetary_value"))
+    with pytest.raises(DataValidationError, match="1 only in forecast"):
+        cf.silent_customers(forecast, rfm.iloc[1:])
+    with pytest.raises(ValueError, match="top_share must be a share between 0 and 1"):
+        cf.silent_customers(forecast, rfm, top_share=20)
+    with pytest.raises(ValueError, match=r"min_silence must be a finite number >= 0 \(2 for twice the usual gap\)"):
+        cf.silent_customers(forecast, rfm, min_silence=-1)
+    before = (forecast.copy(), rfm.copy())
+    cf.silent_customers(forecast, rfm)
+    pd.testing.assert_frame_equal(forecast, before[0])
+    pd.testing.assert_frame_equal(rfm, before[1])
+
+
+def test_tier_labels_match_compare_clv():
+    pred, hist, _ = hand_inputs()
+    res = cf.compare_clv(pred, hist)
+    labels = cf.compare.tier_labels(pred["clv"].sort_index())
+    assert labels.tolist() == res.table["tier"].tolist()

@@ -100,7 +100,7 @@ def test_wheel_carries_the_cdnow_files(installed_wheel: tuple[Path, Path]) -> No
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         assert {"clvforecast/data/cdnow_sample.csv", "clvforecast/data/cdnow_master.csv"} <= names
-        assert "clvforecast/templates/report.html.j2" in names  # the report template is package data too
+        assert "clvforecast/report/templates/report.html.j2" in names  # the report template is package data too
         assert (
             zf.read("clvforecast/data/cdnow_sample.csv") == (ROOT / "data" / "cdnow_sample.csv").read_bytes()
         )

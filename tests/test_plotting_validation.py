@@ -46,9 +46,9 @@ def test_exported():
 
 
 @pytest.mark.parametrize("cumulative", [True, False])
-def test_plot_tracking(result, cumulative):
+def test_plot_tracking_in_period_numbers(result, cumulative):
     fig, ax = plt.subplots()
-    out = plot_tracking(result.tracking, cumulative=cumulative, ax=ax, linewidth=3)
+    out = plot_tracking(result.tracking, cumulative=cumulative, dates=False, ax=ax, linewidth=3)
     assert out is ax
     col = "_cumulative" if cumulative else ""
     actual, expected = _line(ax, "actual"), _line(ax, "BG/NBD")
@@ -60,6 +60,27 @@ def test_plot_tracking(result, cumulative):
     # The calibration end: week 39 (cumulative values at period ends) or between 39 and 40 (per period).
     vlines = [ln for ln in ax.get_lines() if ln.get_label().startswith("_") and len(set(ln.get_xdata())) == 1]
     assert vlines and vlines[0].get_xdata()[0] == (39 if cumulative else 39.5)
+
+
+@pytest.mark.parametrize("cumulative", [True, False])
+def test_plot_tracking_in_dates(result, cumulative):
+    """By default the x axis is in calendar dates: week 1 of CDNOW is 1997-01-01..01-07, week 78 ends 1998-06-30."""
+    import matplotlib.dates as mdates
+
+    ax = plot_tracking(result.tracking, cumulative=cumulative)
+    x = np.asarray(_line(ax, "actual").get_xdata()).astype("datetime64[h]")
+    if cumulative:  # each period's last day
+        assert x[0] == np.datetime64("1997-01-07T00") and x[-1] == np.datetime64("1998-06-30T00")
+    else:  # the middle of each week: 3.5 days after its first day
+        assert x[0] == np.datetime64("1997-01-04T12") and x[-1] == np.datetime64("1998-06-27T12")
+    assert isinstance(ax.xaxis.get_major_formatter(), mdates.ConciseDateFormatter)
+    # the calibration ends on 1997-09-30 (the last day of week 39)
+    vline = next(ln for ln in ax.get_lines() if ln.get_label().startswith("_") and len(set(ln.get_xdata())) == 1)
+    boundary = np.asarray(vline.get_xdata()).astype("datetime64[h]")[0]
+    assert boundary == (np.datetime64("1997-09-30T00") if cumulative else np.datetime64("1997-09-30T12"))
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert any("1997" in t or "1998" in t for t in labels + [ax.xaxis.get_offset_text().get_text()])
 
 
 def test_plot_tracking_accepts_the_evaluation_and_makes_its_own_axes(result):

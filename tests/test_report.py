@@ -1,30 +1,35 @@
-"""The HTML forecast report, checked as a user would read it: sections, tables, embedded figures, no assets."""
+"""The forecast report, checked as a business reader would read it: the summary first, money in the currency,
+plain headers, horizons in words, the silent customers, and the numbers equal to an independent computation."""
 
 from __future__ import annotations
 
+import ast
 import json
-import shutil
-import subprocess
+import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from _browser import NO_BROWSER, colour_count, find_browser, screenshot
 from bs4 import BeautifulSoup
 
 import clvforecast as cf
+from clvforecast.report import summary as summary_module
+from clvforecast.report.compute import Results
+from clvforecast.report.summary import SECTIONS, build_summary
 
 CAL_END, OBS_END = "1997-09-30", "1998-06-30"
+SECTION_IDS = ["executive", "overview", "data_preparation", "forecast", "top_customers", "silent_customers",
+               "tiers", "validation", "models", "methods", "glossary"]
+PACKAGE = Path(cf.__file__).parent / "report"
 
 
 @pytest.fixture(scope="module")
 def report(cdnow_tx):
     return cf.ForecastReport(
-        cdnow_tx,
-        calibration_end=CAL_END,
-        observation_end=OBS_END,
-        time_unit="W",
-        horizon="52W",
-        discount_rate=0.10,
-        title="CDNOW test report",
+        cdnow_tx, calibration_end=CAL_END, observation_end=OBS_END, time_unit="W", horizon="52W",
+        discount_rate=0.10, title="CDNOW test report", currency="$",
     )
 
 
@@ -33,89 +38,209 @@ def soup(report) -> BeautifulSoup:
     return BeautifulSoup(report.to_html(), "html.parser")
 
 
-def test_sections_present(soup: BeautifulSoup) -> None:
+@pytest.fixture(scope="module")
+def api(cdnow_tx):
+    """The forecast computed directly with the public API, as the report should compute it."""
+    rfm = cf.rfm_summary(cdnow_tx, observation_end=OBS_END, time_unit="W")
+    bg, gg = cf.BetaGeo().fit(rfm), cf.GammaGamma().fit(rfm)
+    clv = cf.predictive_clv(bg, gg, rfm, horizon="52W", discount_rate=0.10)
+    return rfm, clv
+
+
+def _text(soup: BeautifulSoup, section: str) -> str:
+    return soup.find("section", id=section).get_text(" ", strip=True)
+
+
+def _money(value: float) -> str:
+    """Independent formatting: dollars, thousands separators, 0 decimals from 1,000 up and 2 below."""
+    return f"${value:,.0f}" if abs(value) >= 1000 else f"${value:,.2f}"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Structure
+# ------------------------------------------------------------------------------------------------------------
+def test_summary_section_comes_first_and_sections_are_in_order(soup: BeautifulSoup) -> None:
     ids = [s["id"] for s in soup.find_all("section")]
-    assert ids == ["overview", "forecast", "top", "tiers", "validation", "models", "methods"]
+    assert ids == SECTION_IDS
+    assert soup.find("section").find("h2").get_text() == "Summary"
     assert soup.title.string == "CDNOW test report"
+    assert [a["href"] for a in soup.find("nav").find_all("a")] == [f"#{i}" for i in SECTION_IDS]
+
+
+def test_one_template_per_section() -> None:
+    templates = {p.stem for p in (PACKAGE / "templates" / "sections").glob("*.j2")}
+    assert templates == {spec.id for spec in SECTIONS}
+
+
+def test_no_function_in_the_report_package_is_over_80_lines() -> None:
+    lengths = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lengths[f"{path.name}:{node.name}"] = node.end_lineno - node.lineno + 1
+    assert lengths and max(lengths.values()) <= 80, sorted(lengths.items(), key=lambda kv: -kv[1])[:3]
 
 
 def test_self_contained(soup: BeautifulSoup) -> None:
     images = soup.find_all("img")
-    assert len(images) >= 6  # the issue asks for at least six figures
+    assert len(images) >= 6
     assert all(img["src"].startswith("data:image/png;base64,") for img in images)
     assert not soup.find_all("script", src=True)
-    assert not soup.find_all("link", href=True)  # no external stylesheets or fonts
+    assert not soup.find_all("link", href=True)
     assert "http://" not in str(soup.find("style")) and "https://" not in str(soup.find("style"))
 
 
+# ------------------------------------------------------------------------------------------------------------
+# Numbers as a reader expects them
+# ------------------------------------------------------------------------------------------------------------
+def test_no_snake_case_header_in_any_table(soup: BeautifulSoup) -> None:
+    headers = [th.get_text(" ", strip=True) for th in soup.find_all("th")]
+    assert len(headers) > 50
+    snake = [h for h in headers if re.search(r"[A-Za-z0-9]_[A-Za-z0-9]", h)]
+    assert not snake
+
+
+def test_money_shows_the_currency_with_0_or_2_decimals(soup: BeautifulSoup) -> None:
+    cells = [td.get_text(strip=True) for td in soup.find_all("td") if td["class"][0].startswith("money")]
+    assert len(cells) > 100
+    pattern = re.compile(r"^-?\$\d{1,3}(,\d{3})*(\.\d{2})?$")
+    assert all(pattern.match(c) or c == "n/a" for c in cells), [c for c in cells if not pattern.match(c)][:5]
+    # a column is rounded as one: all 0 decimals or all 2
+    for table in soup.find_all("table"):
+        for j, th in enumerate(table.find("thead").find_all("th")):
+            if th["class"][0] == "money0":
+                assert all("." not in r.find_all("td")[j].get_text() for r in table.tbody.find_all("tr"))
+    cards = [c.get_text(strip=True) for c in soup.select("#forecast .card .value")]
+    assert sum(c.startswith("$") for c in cards) == 3  # revenue, lifetime value, average CLV
+
+
+def test_horizons_and_durations_in_words(soup: BeautifulSoup) -> None:
+    text = soup.get_text(" ", strip=True)
+    assert "Forecast for the next 52 weeks" in text and "39-week holdout" in text
+    # no "23.1429 weeks" (the methods' "a year is 365.25 days" is a definition, not a duration)
+    assert not re.search(r"\d\.\d{2,} (weeks|days|months)", text.replace("365.25 days", ""))
+
+
+def test_one_number_per_concept(report, soup: BeautifulSoup, api) -> None:
+    """The cards' lifetime value is the discounted CLV and equals the tier table's total; every CLV header
+    says whether it is discounted."""
+    _, clv = api
+    cards = {c.select_one(".label").get_text(strip=True): c.select_one(".value").get_text(strip=True)
+             for c in soup.select("#forecast .card")}
+    assert cards["Lifetime value (discounted)"] == _money(clv["clv"].sum())
+    tiers = report.summary["tiers"]["table"]
+    col = [c["key"] for c in tiers["columns"]].index("clv_total")
+    assert sum(row[col] for row in tiers["rows"]) == pytest.approx(clv["clv"].sum())
+    money_headers = [th.get_text(" ", strip=True) for th in soup.find_all("th") if th["class"][0].startswith("money")]
+    clv_headers = [h for h in money_headers if "CLV" in h or "Value" in h]
+    assert len(clv_headers) >= 8 and all("discounted" in h for h in clv_headers), clv_headers
+
+
+def test_glossary_at_the_end(soup: BeautifulSoup) -> None:
+    terms = [dt.get_text(strip=True) for dt in soup.select("#glossary dt")]
+    for term in ("P(alive)", "Holdout", "Calibration period", "Value if retained"):
+        assert term in terms
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The executive summary and the sections, against independent computations
+# ------------------------------------------------------------------------------------------------------------
+def test_executive_summary_is_worded_from_the_numbers(report, soup: BeautifulSoup, api, cdnow_tx) -> None:
+    sentences = report.summary["executive"]["sentences"]
+    assert 4 <= len(sentences) <= 6
+    text = _text(soup, "executive")
+    rfm, clv = api
+    assert _money(clv["clv"].sum()) in text  # the value of the base
+    ordered = np.sort(clv["clv"].to_numpy())[::-1]
+    assert f"top 20% of customers hold {ordered[:472].sum() / ordered.sum():.0%}" in text  # 472 = ceil(0.2 x 2,357)
+    # The holdout: spend in (1997-09-30, 1998-06-30] summed directly from the log.
+    holdout = cdnow_tx.loc[(cdnow_tx["date"] > CAL_END) & (cdnow_tx["date"] <= OBS_END), "amount"].sum()
+    ev = report.results.evaluation
+    predicted = ev.metric("total_predicted", "spend")
+    err = (predicted - holdout) / holdout
+    assert f"{abs(err['bgnbd']):.1%} {'below' if err['bgnbd'] < 0 else 'above'} actual" in text
+    assert f"{abs(err['avg_formula']):.1%} {'below' if err['avg_formula'] < 0 else 'above'}" in text
+    assert _money(holdout) in _text(soup, "validation")
+    # ranking: on CDNOW the run rate orders customers a little better than the model; the text says so
+    gini = ev.metric("gini", "spend")
+    assert gini.idxmax() == "run_rate" and 0.01 <= gini["run_rate"] - gini["bgnbd"] < 0.05
+    assert (f"the run rate did slightly better (Gini {gini['run_rate']:.2f} against {gini['bgnbd']:.2f})"
+            in _text(soup, "validation"))
+    # no fixed claim that the data contradict
+    assert "by design" not in soup.get_text()
+
+
+def test_silent_customers_listed_with_their_value_if_retained(report, soup: BeautifulSoup, api) -> None:
+    rfm, clv = api
+    # independently: top 20% by past repeat spend (ties by id), P(alive) < 0.5, silent >= 2 usual gaps
+    past = (rfm["frequency"] * rfm["monetary_value"]).sort_index()
+    top = past.sort_values(ascending=False, kind="stable").index[:472]
+    silence, gap = rfm["T"] - rfm["recency"], rfm["recency"] / rfm["frequency"]
+    chosen = [c for c in top if past[c] > 0 and clv.loc[c, "probability_alive"] < 0.5 and silence[c] >= 2 * gap[c]]
+    text = _text(soup, "silent_customers")
+    assert f"{len(chosen):,} of the 472 customers who spent most in the past" in text
+    assert _money(clv.loc[chosen, "clv_if_alive"].sum()) in text
+    table = soup.find("section", id="silent_customers").find("table")
+    headers = [th.get_text(strip=True) for th in table.find_all("th")]
+    assert "Value if retained (discounted)" in headers
+    rows = table.tbody.find_all("tr")
+    best = clv.loc[chosen, "clv_if_alive"].sort_values(ascending=False).iloc[:20]
+    assert [r.td.get_text() for r in rows] == [str(c) for c in best.index]
+    values = [r.find_all("td")[headers.index("Value if retained (discounted)")].get_text() for r in rows]
+    assert values == [f"${v:,.0f}" for v in best]  # the column reaches $1,000, so whole dollars
+
+
 def test_overview_numbers(soup: BeautifulSoup) -> None:
-    text = soup.find("section", id="overview").get_text(" ", strip=True)
-    # CDNOW sample: 2,357 customers, 6,919 transactions, 4,339 repeat transactions over the 78 weeks
-    # (published-numbers.md: "4,339 actual" cumulative repeat transactions at week 78)
-    # 6,919 transaction rows are 6,696 purchase days (2,357 first + 4,339 repeat)
+    text = _text(soup, "overview")
+    # CDNOW sample: 2,357 customers, 6,919 transaction rows = 6,696 purchase days (2,357 first + 4,339 repeat)
     for number in ("2,357", "6,919", "6,696 purchase days", "4,339", "1997-01-01", "1998-06-30"):
         assert number in text
-    assert "No rows were dropped" in text
+    assert "no row was removed" in _text(soup, "data_preparation")
 
 
 def test_validation_section_has_metrics_and_paper_diagnostics(soup: BeautifulSoup) -> None:
     sec = soup.find("section", id="validation")
-    tables = sec.find_all("table")
-    assert len(tables) == 4  # metrics, conditional expectations, BG/NBD and Gamma-Gamma on the calibration period
+    titles = [h.get_text() for h in sec.find_all("h3")]
+    tables = dict(zip(titles, sec.find_all("table"), strict=True))
     # the calibration fit is the paper's: r = 0.243, alpha = 4.414, a = 0.793, b = 2.426; p = 6.25, q = 3.74, v = 15.44
-    bg_cells = [td.get_text(strip=True) for td in tables[2].select("tbody tr td:nth-of-type(1)")]
-    assert [round(float(c), 3) for c in bg_cells] == [0.243, 4.414, 0.793, 2.426]
-    gg_cells = [td.get_text(strip=True) for td in tables[3].select("tbody tr td:nth-of-type(1)")]
-    assert [round(float(c), 2) for c in gg_cells] == [6.25, 3.74, 15.44]
-    metrics = tables[0].get_text(" ", strip=True)
-    for word in ("bgnbd", "avg_formula", "run_rate", "mae", "top_decile_capture", "gini", "1,882.000"):
-        assert word in metrics
-    cond = tables[1]
-    # the paper's customer counts by calibration frequency 0..6, 7+
-    counts = [td.get_text(strip=True) for td in cond.select("tbody tr td:nth-of-type(1)")]
-    assert counts == ["1,411", "439", "214", "100", "62", "38", "29", "64"]
+    bg = tables["Purchase model fitted on the calibration period"]
+    assert [round(float(td.get_text()), 3) for td in bg.select("tbody tr td:nth-of-type(2)")] == [
+        0.243, 4.414, 0.793, 2.426]
+    gg = tables["Spend model fitted on the calibration period"]
+    assert [round(float(td.get_text()), 2) for td in gg.select("tbody tr td:nth-of-type(2)")] == [6.25, 3.74, 15.44]
+    purchases = tables["Holdout purchases: actual total 1,882"]  # the paper's holdout repeat transactions
+    assert [td.get_text() for td in purchases.select("tbody tr td:nth-of-type(1)")] == [
+        "Model (BG/NBD)", "Historical formula", "Run rate"]
+    cond = tables["Average holdout purchases per customer, by repeat purchases in the calibration period"]
+    counts = [td.get_text(strip=True) for td in cond.select("tbody tr td:nth-of-type(2)")]
+    assert counts == ["1,411", "439", "214", "100", "62", "38", "29", "64"]  # the paper's, x = 0..6, 7+
     captions = [c.get_text() for c in sec.find_all("figcaption")]
-    assert any("Tracking" in c for c in captions) and any("Conditional expectations" in c for c in captions)
+    assert any("Repeat purchases to date" in c for c in captions)
 
 
-def test_models_section_parameters(soup: BeautifulSoup) -> None:
-    text = soup.find("section", id="models").get_text(" ", strip=True)
-    for word in ("BG/NBD", "Gamma-Gamma", "alpha", "coef", "lower", "upper"):
-        assert word in text
-    methods = soup.find("section", id="methods").get_text(" ", strip=True)
-    for word in ("weeks", "Discount rate: 10.0%", "margin", "Day resolution"):
-        assert word in methods
-
-
-def test_summary_matches_the_public_api(report, cdnow_tx) -> None:
-    """The report is a view of the public API: its totals equal what the API computes directly."""
-    rfm = cf.rfm_summary(cdnow_tx, observation_end=OBS_END, time_unit="W")
-    bg, gg = cf.BetaGeo().fit(rfm), cf.GammaGamma().fit(rfm)
-    clv = cf.predictive_clv(bg, gg, rfm, horizon="52W", discount_rate=0.10)
-    fc = report.summary["forecast"]
+def test_summary_matches_the_public_api(report, api) -> None:
+    _, clv = api
+    fc = report.summary["forecast"]["numbers"]
     assert fc["clv_total"] == pytest.approx(clv["clv"].sum(), rel=1e-9)
     assert fc["expected_purchases"] == pytest.approx(clv["expected_purchases"].sum(), rel=1e-9)
-    top = report.summary["top_customers"]
-    assert list(top.index) == list(clv["clv"].nlargest(20).index)
+    rows = report.summary["top_customers"]["table"]["rows"]
+    assert [r[0] for r in rows] == list(clv["clv"].nlargest(20).index)
 
 
-def test_markdown_and_json(report) -> None:
+def test_summary_is_plain_json(report) -> None:
+    data = json.loads(json.dumps(report.summary, allow_nan=False))
+    assert list(data)[:3] == ["settings", "sections", "executive"]
+    assert data["settings"]["currency"] == "$" and data["settings"]["horizon_words"] == "52 weeks"
+    assert json.loads(report.to_json()) == data
+
+
+def test_markdown_reads_the_same_summary(report) -> None:
     md = report.to_markdown()
     assert md.startswith("# CDNOW test report")
-    for heading in (
-        "## Data overview",
-        "## Holdout validation",
-        "## Fitted models",
-        "## Methods and assumptions",
-    ):
-        assert heading in md
+    assert md.index("## Summary") < md.index("## The data") < md.index("## Holdout validation")
+    assert report.summary["executive"]["sentences"][0] in md
+    assert "| Customer | CLV (discounted) |" in md and "|---|--:|" in md
     assert "data:image/png" not in md and "data:image/png" in report.to_markdown(figures=True)
-    data = json.loads(report.to_json())
-    assert data["overview"]["customers"] == 2357
-    assert data["settings"]["time_unit"] == "W" and data["settings"]["horizon_units"] == 52
-    rows = {(m["target"], m["metric"]): m for m in data["validation"]["metrics"]}
-    assert rows[("purchases", "total_actual")]["bgnbd"] == 1882  # published holdout repeat transactions
-    assert "NaN" not in report.to_json()
 
 
 def test_write_html_and_repr_html(report, tmp_path: Path) -> None:
@@ -124,14 +249,32 @@ def test_write_html_and_repr_html(report, tmp_path: Path) -> None:
     assert '<section id="validation">' in report._repr_html_()
 
 
+# ------------------------------------------------------------------------------------------------------------
+# Other inputs
+# ------------------------------------------------------------------------------------------------------------
 def test_forecast_only_report_from_rfm_table(cdnow_cal) -> None:
     rfm = cdnow_cal[["frequency", "recency", "T", "monetary_value"]].copy()
     rfm.attrs = {"time_unit": "W", "observation_end": CAL_END}
-    rep = cf.ForecastReport(rfm=rfm, time_unit="W", horizon="39W", discount_rate=0.0)
+    rep = cf.ForecastReport(rfm=rfm, time_unit="W", horizon="12M", discount_rate=0.0, currency="GBP")
     soup = BeautifulSoup(rep.to_html(), "html.parser")
     ids = [s["id"] for s in soup.find_all("section")]
-    assert "validation" not in ids and "tiers" not in ids and "forecast" in ids
-    assert len(soup.find_all("img")) >= 4
+    assert "validation" not in ids and "data_preparation" not in ids and ids[0] == "executive"
+    assert "Forecast for the next 12 months" in soup.get_text()
+    assert "Lifetime value (undiscounted)" in soup.get_text()
+    assert re.search(r"GBP\xa0\d", soup.get_text())
+    assert len(soup.find_all("img")) >= 3
+
+
+def test_report_on_a_table_without_attrs_uses_its_time_unit(cdnow_cal) -> None:
+    rfm = cdnow_cal[["frequency", "recency", "T", "monetary_value"]].copy()
+    rfm.attrs = {}
+    bare = cf.ForecastReport(rfm=rfm, time_unit="W", horizon="39W")
+    rfm_w = rfm.copy()
+    rfm_w.attrs = {"time_unit": "W", "observation_end": CAL_END}
+    reference = cf.ForecastReport(rfm=rfm_w, time_unit="W", horizon="39W")
+    assert bare.summary["forecast"]["numbers"]["clv_total"] == pytest.approx(
+        reference.summary["forecast"]["numbers"]["clv_total"])
+    assert bare.results.purchase_model.time_unit_ == "W"
 
 
 def test_report_rejects_bad_arguments(cdnow_tx) -> None:
@@ -141,51 +284,8 @@ def test_report_rejects_bad_arguments(cdnow_tx) -> None:
         cf.ForecastReport(cdnow_tx, horizon="ten weeks")
     with pytest.raises(ValueError, match="margin"):
         cf.ForecastReport(cdnow_tx, margin=0)
-
-
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium is not installed here")
-def test_renders_in_headless_chromium(report, tmp_path: Path) -> None:
-    html = report.write_html(tmp_path / "r.html")
-    png = tmp_path / "r.png"
-    subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1200,3000",
-            f"--screenshot={png}",
-            html.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert png.exists()
-    from PIL import Image  # pillow comes with matplotlib
-
-    with Image.open(png) as image:
-        colours = image.convert("RGB").getcolors(maxcolors=1_000_000) or []
-    # text, tables and embedded plots give thousands of colours; a blank or error page a handful
-    assert len(colours) > 1000
-
-
-def test_report_on_a_table_without_attrs_uses_its_time_unit(cdnow_cal) -> None:
-    """The report's time_unit reaches the models: no fit in days of a weekly table that lost its attrs."""
-    rfm = cdnow_cal[["frequency", "recency", "T", "monetary_value"]].copy()
-    rfm.attrs = {}
-    bare = cf.ForecastReport(rfm=rfm, time_unit="W", horizon="39W")
-    rfm_w = rfm.copy()
-    rfm_w.attrs = {"time_unit": "W", "observation_end": CAL_END}
-    reference = cf.ForecastReport(rfm=rfm_w, time_unit="W", horizon="39W")
-    assert bare.summary["forecast"]["clv_total"] == pytest.approx(reference.summary["forecast"]["clv_total"])
-    assert bare._results["bg"].time_unit_ == "W"
+    with pytest.raises(ValueError, match=r"currency must be a symbol such as '\$'.*ISO code such as 'USD'"):
+        cf.ForecastReport(cdnow_tx, currency="US dollars")
 
 
 def test_a_margin_above_one_is_refused(cdnow_tx) -> None:
@@ -193,3 +293,131 @@ def test_a_margin_above_one_is_refused(cdnow_tx) -> None:
         cf.ForecastReport(cdnow_tx, margin=30)
     with pytest.raises(ValueError, match=r"1,000% a year.*pass discount_rate=0\.1"):
         cf.ForecastReport(cdnow_tx, discount_rate=10)
+
+
+def test_dropped_rows_are_shown_step_by_step(cdnow_tx) -> None:
+    """Without a ledger (today's io), the section is built from attrs["dropped"] and the rows after the end."""
+    tx = cdnow_tx[cdnow_tx["customer_id"] <= 300].copy()
+    bad = tx.iloc[:3].assign(customer_id=None)
+    late = tx.iloc[:2].assign(date=pd.Timestamp("1998-07-15"))
+    log = pd.concat([tx, bad, late], ignore_index=True)
+    rep = cf.ForecastReport(log, observation_end=OBS_END, on_invalid="drop", currency="$")
+    with pytest.warns(cf.DataQualityWarning):
+        prep = rep.summary["data_preparation"]
+    assert prep["rows_read"] == len(log) and prep["rows_removed"] == 5
+    assert prep["rows_used"] == len(tx) and prep["identity_holds"]
+    steps = {row[0]: row[1] for row in prep["table"]["rows"]}
+    assert steps["After the observation end"] == 2 and sum(steps.values()) == 5
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The later phases plug in: a ledger, a model comparison, intervals
+# ------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small(cdnow_cal) -> cf.ForecastReport:
+    rfm = cdnow_cal[["frequency", "recency", "T", "monetary_value"]].copy()
+    rfm.attrs = {"time_unit": "W", "observation_end": CAL_END}
+    return cf.ForecastReport(rfm=rfm, time_unit="W", horizon="52W", currency="$")
+
+
+def test_a_ledger_becomes_the_data_preparation_section(small) -> None:
+    res = small.results
+    rfm = res.rfm.copy()
+    rfm.attrs["ledger"] = {
+        "rows_read": 1000, "rows_used": 880, "identity_holds": True,
+        "entries": [
+            {"key": "null_customer_id", "label": "Rows without a customer id", "rows": 20, "value": 310.5,
+             "customers": None, "note": None},
+            {"key": "returns_netted", "label": "Returns netted against their purchases", "rows": 100,
+             "value": 2500.0, "customers": 40, "note": "matched by invoice"},
+        ],
+    }
+    s = build_summary(Results(**{**vars(res), "rfm": rfm}), small.settings)
+    prep = s["data_preparation"]
+    assert prep["rows_removed"] == 120 and "880 reached the analysis" in prep["text"] and "12.0%" in prep["text"]
+    assert [c["label"] for c in prep["table"]["columns"]] == ["Step", "Rows removed", "Amount", "Customers", "Note"]
+    caveat = next(c for c in s["executive"]["caveats"] if c["key"] == "heavy_cleaning")
+    assert "12.0% of the rows read were removed" in caveat["text"] and "returns netted" in caveat["text"]
+
+
+def test_a_model_comparison_and_intervals_plug_in(small) -> None:
+    res = small.results
+    mc = pd.DataFrame({"n_params": [4, 4], "log_likelihood": [-9582.43, -9595.0], "aic": [19172.9, 19198.0],
+                       "bic": [19196.0, 19221.1], "holdout_mae": [0.785, 0.79]}, index=["BG/NBD", "Pareto/NBD"])
+    mc.attrs["chosen"] = "BG/NBD"
+    clv = res.clv.assign(clv_lower=res.clv["clv"] * 0.5, clv_upper=res.clv["clv"] * 2)
+    totals = {"level": 0.9, "includes": "process and parameter",
+              "clv": {"value": clv["clv"].sum(), "lower": 1000.0, "upper": 2_000_000.0}}
+    s = build_summary(Results(**{**vars(res), "clv": clv, "model_comparison": mc, "totals": totals}), small.settings)
+    assert [x["id"] for x in s["sections"]].index("model_comparison") == len(s["sections"]) - 4
+    assert s["model_comparison"]["chosen"] == "BG/NBD"
+    headers = [c["label"] for c in s["model_comparison"]["table"]["columns"]]
+    assert headers == ["Model", "Parameters", "Log-likelihood", "AIC", "BIC", "Holdout mae"]
+    assert "90% range $1,000 to $2,000,000" in s["executive"]["sentences"][0]
+    top = [c["key"] for c in s["top_customers"]["table"]["columns"]]
+    assert top[:4] == ["customer_id", "clv", "clv_lower", "clv_upper"]
+    html = cf.report.render.to_html(s, {})
+    assert "Model comparison" in html and "CLV, low end of 90% range" in html
+
+
+def test_the_fit_check_reads_diagnostics_when_the_model_has_them(small) -> None:
+    model = small.results.purchase_model
+    assert summary_module.fit_problem(model) is None  # CDNOW's calibration fit is sound
+    class Diagnosed:
+        LABEL = "Pareto/NBD"
+        diagnostics_ = {"converged": True, "identified": False, "at_bound": ["beta"], "gradient_norm": 1e-3,
+                        "hessian_condition": 1e12, "message": "beta is not identified"}
+    problem = summary_module.fit_problem(Diagnosed())
+    assert problem == {"short": "a degenerate purchase-model fit",
+                       "text": "The Pareto/NBD fit is degenerate: beta is not identified."}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Read as a reader: headless Chromium
+# ------------------------------------------------------------------------------------------------------------
+@pytest.mark.skipif(find_browser() is None, reason=NO_BROWSER)
+def test_renders_in_headless_chromium(report, tmp_path: Path) -> None:
+    html = report.write_html(tmp_path / "r.html")
+    page = screenshot(find_browser(), html, tmp_path / "r.png")
+    assert page.shape[0] > 5000  # a long page, not an error page
+    assert colour_count(page) > 1000  # text, tables and plots give thousands of colours; a blank page a handful
+    top = page[:400]
+    assert (top.min(axis=2) < 100).mean() > 0.005  # the title and the summary are drawn at the top
+
+
+def test_the_templates_are_package_data(tmp_path: Path) -> None:
+    """A wheel built from this checkout carries every template, and the installed copy renders a report."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    root = PACKAGE.parents[1]
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    build = subprocess.run([*pip, "wheel", str(root), "--no-deps", "--no-build-isolation", "-w", str(tmp_path)],
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("clvforecast-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    expected = {f"clvforecast/report/{p.relative_to(PACKAGE).as_posix()}" for p in (PACKAGE / "templates").rglob("*.j2")}
+    assert len(expected) >= 15 and expected <= names
+    target = tmp_path / "site"
+    install = subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr
+    code = (
+        "import clvforecast as cf, pandas as pd\n"
+        "rfm = pd.DataFrame({'frequency': [0, 2, 5, 1] * 60, 'recency': [0.0, 20.0, 30.0, 5.0] * 60,\n"
+        "                    'T': 40.0, 'monetary_value': [0.0, 20.0, 35.0, 12.0] * 60})\n"
+        "rfm.index = pd.RangeIndex(1, 241, name='customer_id'); rfm.attrs['time_unit'] = 'W'\n"
+        "html = cf.ForecastReport(rfm=rfm, currency='$').to_html()\n"
+        "print(cf.__file__, html.count('<section'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(target),
+                                                                          "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    module, sections = proc.stdout.split()[-2:]
+    assert module.startswith(str(target)) and int(sections) >= 8

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..compare import PREDICTIVE, CLVComparison, _order
+from ._robust import curves_problem, no_offset, say
 
 __all__ = ["plot_clv_scatter", "plot_lorenz", "plot_predictive_vs_historical", "plot_tiers"]
 
@@ -88,6 +89,13 @@ def plot_predictive_vs_historical(
         raise ValueError(f"variant {variant!r} is not in the comparison; choose one of {', '.join(others)}")
     x, y = values[variant].to_numpy(float), values[PREDICTIVE].to_numpy(float)
     ax = _axes(ax)
+    title = f"Predictive vs historical CLV ({len(x):,} customers)"
+    problem = curves_problem(y, "scatter")
+    if problem is None and not (x > 0).any():
+        problem = (f"Every customer's historical {variant.replace('_', ' ')} value is 0 (nobody bought twice "
+                   "before the cut-off), so there is nothing to compare with.")
+    if problem:
+        return say(ax, problem, title=title)
     n_zero = int((x == 0).sum())
     label = f"customers ({n_zero:,} with historical CLV 0, at x = 0)" if n_zero else "customers"
     style = {"s": 10, "alpha": 0.5, "linewidths": 0, "color": "C0", "label": label} | kwargs
@@ -101,7 +109,7 @@ def plot_predictive_vs_historical(
     ax.set_ylim(bottom=0)
     ax.set_xlabel(f"historical CLV: {variant.replace('_', ' ')}")
     ax.set_ylabel("predictive CLV")
-    ax.set_title(f"Predictive vs historical CLV ({len(x):,} customers)")
+    ax.set_title(title)
     ax.legend(loc="upper left")
     return ax
 
@@ -151,6 +159,9 @@ def plot_lorenz(
     if n == 0:
         raise ValueError("no customers to plot")
     ax = _axes(ax)
+    problem = curves_problem(values[variants].to_numpy(float), "Pareto curve")
+    if problem:
+        return say(ax, problem, title=f"Pareto curve of CLV ({n:,} customers)")
     x = np.arange(0, n + 1) / n
     k = math.ceil(top * n)
     for i, v in enumerate(variants):
@@ -170,7 +181,7 @@ def plot_lorenz(
     ax.set_ylabel("cumulative share of CLV")
     ax.set_title(f"Pareto curve of CLV ({n:,} customers)")
     ax.legend(loc="lower right")
-    return ax
+    return no_offset(ax)
 
 
 def plot_tiers(comparison: CLVComparison, *, ax: Any = None, **kwargs: Any) -> Any:
@@ -194,6 +205,10 @@ def plot_tiers(comparison: CLVComparison, *, ax: Any = None, **kwargs: Any) -> A
     tiers = comparison.summary["tiers"]
     variants = [c[len("share_"):] for c in tiers.columns if c.startswith("share_")]
     ax = _axes(ax)
+    shares_all = tiers[[f"share_{v}" for v in variants]].to_numpy(float)
+    if not np.isfinite(tiers[f"share_{PREDICTIVE}"].to_numpy(float)).any():
+        return say(ax, "Every customer's predicted value is zero: no tier holds a share of it.",
+                   title="Value by CLV tier")
     pos = np.arange(len(tiers))
     width = 0.8 / max(len(variants), 1)
     for i, v in enumerate(variants):
@@ -204,9 +219,9 @@ def plot_tiers(comparison: CLVComparison, *, ax: Any = None, **kwargs: Any) -> A
             ax.bar_label(bars, labels=[f"{s:.0%}" for s in shares], fontsize=8, padding=2)
     labels = [f"{t}\n({c:,})" for t, c in zip(tiers.index, tiers["customers"], strict=True)]
     ax.set_xticks(pos, labels)
-    ax.set_ylim(0, min(1.0, float(np.nanmax(tiers[[f"share_{v}" for v in variants]].to_numpy()))) * 1.15)
+    ax.set_ylim(0, min(1.0, float(np.nanmax(shares_all))) * 1.15)
     ax.set_xlabel(f"tier by predictive CLV ({comparison.summary['tier_scheme']}; customers)")
     ax.set_ylabel("share of total value")
     ax.set_title("Value by CLV tier")
     ax.legend()
-    return ax
+    return no_offset(ax)

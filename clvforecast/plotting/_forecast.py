@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._robust import distribution_problem, no_offset, say
+
 __all__ = ["plot_forecast_distribution"]
 
 _LABELS = {
@@ -42,6 +44,10 @@ def plot_forecast_distribution(
     Returns
     -------
     matplotlib.axes.Axes
+
+    P(alive) is drawn on its whole range, 0 to 1. When the histogram would say nothing (no customer, one
+    customer, or every value the same for a reader, e.g. every P(alive) within 0.1 point of 1), the Axes holds
+    a sentence saying so instead (:func:`clvforecast.plotting._robust.distribution_problem`).
     """
     import matplotlib.pyplot as plt
 
@@ -51,8 +57,14 @@ def plot_forecast_distribution(
     v = v[np.isfinite(v)]
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.6))
+    label = _LABELS.get(str(name), str(name))
+    problem = distribution_problem(v, str(name))
+    if problem:
+        return say(ax, problem, title=f"Distribution of {label.split(' (')[0]}")
     kwargs.setdefault("color", "#2f6f9f")
     kwargs.setdefault("edgecolor", "white")
+    if name == "probability_alive":
+        kwargs.setdefault("range", (0.0, 1.0))
     ax.hist(v, bins=bins, **kwargs)
     if log is None:
         log = name in ("clv", "expected_purchases")
@@ -62,7 +74,7 @@ def plot_forecast_distribution(
         ax.axvline(v.mean(), color="#c0392b", lw=1.5, label=f"mean {v.mean():,.3g}")
         ax.axvline(np.median(v), color="#333333", lw=1.2, ls="--", label=f"median {np.median(v):,.3g}")
         ax.legend(frameon=False, fontsize=9)
-    ax.set_xlabel(_LABELS.get(str(name), str(name)))
+    ax.set_xlabel(label)
     ax.set_ylabel("customers" + (" (log scale)" if log else ""))
-    ax.set_title(f"Distribution of {_LABELS.get(str(name), str(name)).split(' (')[0]}")
-    return ax
+    ax.set_title(f"Distribution of {label.split(' (')[0]}")
+    return no_offset(ax)

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from ._robust import no_offset, no_repeat_problem, say, surface_problem
+
 __all__ = [
     "plot_conditional_expectations",
     "plot_frequency_recency_heatmap",
@@ -65,7 +67,9 @@ def _methods(columns: Any, suffix: str, methods: Any) -> list[str]:
     return methods
 
 
-def plot_tracking(tracking: Any, *, cumulative: bool = True, ax: Axes | None = None, **kwargs: Any) -> Axes:
+def plot_tracking(
+    tracking: Any, *, cumulative: bool = True, dates: bool | None = None, ax: Axes | None = None, **kwargs: Any
+) -> Axes:
     """Repeat transactions per period, actual vs the BG/NBD cohort expectation (Fader, Hardie & Lee, fig. 3).
 
     Parameters
@@ -76,33 +80,65 @@ def plot_tracking(tracking: Any, *, cumulative: bool = True, ax: Axes | None = N
     cumulative:
         ``True``: cumulative repeat transactions at the end of each period; ``False``: transactions per
         period.
+    dates:
+        ``True`` (default when the table has its ``start`` and ``end`` dates): calendar dates on the x axis,
+        cumulative values at each period's last day and per-period values at its middle. ``False``: period
+        numbers (week 1, 2, ...).
 
     A vertical line marks the end of the calibration period.
     """
     table = _table(tracking, "tracking")
     suffix = "_cumulative" if cumulative else ""
     _require(table, ["period", "actual" + suffix], "plot_tracking")
+    if dates is None:
+        dates = {"start", "end"} <= set(table.columns)
     ax = _axes(ax)
-    x = table.index.to_numpy()
+    x, boundary = _tracking_axis(table, cumulative, bool(dates))
     for name, label in (("actual", "actual"), ("expected", "BG/NBD expected")):
         col = name + suffix
         if col in table.columns:
             style = _STYLE["actual" if name == "actual" else "bgnbd"]
             ax.plot(x, table[col].to_numpy(), **{"label": label, **style, **kwargs})
-    cal = x[(table["period"] == "calibration").to_numpy()]
-    if len(cal) and len(cal) < len(x):
-        # Cumulative values sit at period ends, so the calibration ends at the last calibration period;
-        # incremental values are per period, so the boundary lies half-way to the next one.
-        boundary = cal.max() + (0 if cumulative else 0.5)
+    if boundary is not None:
         ax.axvline(boundary, color="grey", linestyle=":", linewidth=1)
         ax.annotate(" holdout", (boundary, 1), xycoords=("data", "axes fraction"),
                     va="top", ha="left", color="grey", fontsize="small")
     period = table.index.name or "period"
-    ax.set_xlabel(period)
+    if dates:
+        import matplotlib.dates as mdates
+
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.set_xlabel("date" if cumulative else f"date (middle of each {period})")
+    else:
+        ax.set_xlabel(period)
     ax.set_ylabel("cumulative repeat transactions" if cumulative else f"repeat transactions per {period}")
     ax.set_title("Tracking repeat transactions" + (" (cumulative)" if cumulative else ""))
     ax.legend()
+    no_offset(ax)
     return ax
+
+
+def _tracking_axis(table: pd.DataFrame, cumulative: bool, dates: bool) -> tuple[Any, Any]:
+    """The x values of the tracking plot and the position of the calibration end (None without a holdout).
+
+    Cumulative values sit at period ends, so the calibration ends at the last calibration period; per-period
+    values sit mid-period, so the boundary lies half-way to the next one.
+    """
+    is_cal = (table["period"] == "calibration").to_numpy()
+    if dates:
+        start, end = pd.to_datetime(table["start"]), pd.to_datetime(table["end"])
+        x = end if cumulative else start + (end + pd.Timedelta(days=1) - start) / 2
+        x = x.to_numpy()
+        last_end = end[is_cal].max() if is_cal.any() else None
+        boundary = None if last_end is None else (last_end if cumulative else last_end + pd.Timedelta(hours=12))
+    else:
+        x = table.index.to_numpy()
+        boundary = x[is_cal].max() + (0 if cumulative else 0.5) if is_cal.any() else None
+    if not is_cal.any() or is_cal.all():
+        boundary = None
+    return x, boundary
 
 
 def plot_conditional_expectations(
@@ -116,6 +152,9 @@ def plot_conditional_expectations(
     table = _table(conditional_expectations, "conditional_expectations")
     _require(table, ["actual_purchases"], "plot_conditional_expectations")
     ax = _axes(ax)
+    problem = _one_bucket(table["customers"] if "customers" in table.columns else table["actual_purchases"])
+    if problem:
+        return say(ax, problem, title="Conditional expectations")
     x = np.arange(len(table))
     ax.plot(x, table["actual_purchases"].to_numpy(), **{"label": "actual", "marker": "o", **_STYLE["actual"],
                                                         **kwargs})
@@ -128,7 +167,18 @@ def plot_conditional_expectations(
     ax.set_ylabel("mean holdout transactions per customer")
     ax.set_title("Conditional expectations")
     ax.legend()
-    return ax
+    return no_offset(ax)
+
+
+def _one_bucket(counts: pd.Series) -> str | None:
+    """A sentence when every customer falls in one calibration-frequency bucket (a one-point plot)."""
+    filled = counts[counts.fillna(0) > 0]
+    if len(filled) >= 2:
+        return None
+    if len(filled) == 0:
+        return "No customer to show by calibration frequency."
+    return (f"Every customer made {filled.index[0]} repeat purchase(s) in the calibration period: there is "
+            "one group, so there is no pattern by frequency to show.")
 
 
 def plot_period_transactions(period_transactions: Any, *, ax: Axes | None = None, **kwargs: Any) -> Axes:
@@ -139,6 +189,9 @@ def plot_period_transactions(period_transactions: Any, *, ax: Axes | None = None
     table = _table(period_transactions, "period_transactions")
     _require(table, ["actual"], "plot_period_transactions")
     ax = _axes(ax)
+    problem = _one_bucket(table["actual"])
+    if problem:
+        return say(ax, problem, title="Frequency of repeat transactions")
     x = np.arange(len(table))
     cols = [c for c in ("actual", "expected") if c in table.columns]
     width = 0.8 / len(cols)
@@ -152,7 +205,7 @@ def plot_period_transactions(period_transactions: Any, *, ax: Axes | None = None
     ax.set_ylabel("customers")
     ax.set_title("Frequency of repeat transactions")
     ax.legend()
-    return ax
+    return no_offset(ax)
 
 
 def plot_gains(
@@ -171,6 +224,13 @@ def plot_gains(
     _require(table, [f"actual_{target}"], "plot_gains")
     actual = table[f"actual_{target}"]
     ax = _axes(ax)
+    sentence = None
+    if len(actual) < 2:
+        sentence = f"There {'is one customer' if len(actual) == 1 else 'are no customers'}: a gains curve needs several."
+    elif not (actual.to_numpy(dtype=float) > 0).any():
+        sentence = f"No customer has any holdout {target}: there is nothing to capture."
+    if sentence:
+        return say(ax, sentence, title=f"Gains curve ({target})")
     best = gains_curve(actual, actual)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="random")
     ax.plot(best["share_customers"], best["share_actual"], color="grey", linewidth=1,
@@ -188,7 +248,7 @@ def plot_gains(
     ax.set_ylabel(f"share of actual holdout {target}")
     ax.set_title(f"Gains curve ({target})")
     ax.legend(loc="lower right")
-    return ax
+    return no_offset(ax)
 
 
 _QUANTITIES = {"expected_purchases": "expected purchases", "probability_alive": "P(alive)"}
@@ -240,6 +300,9 @@ def plot_frequency_recency_heatmap(
     if T is None or max_frequency is None:
         if rfm is None:
             raise ValueError("give T and max_frequency, or rfm= (a calibration table) to take them from")
+        if max_frequency is None and no_repeat_problem(rfm["frequency"]):
+            return say(_axes(ax), str(no_repeat_problem(rfm["frequency"])),
+                       title=f"{_QUANTITIES[quantity]} by frequency and recency")
         T = float(rfm["T"].max()) if T is None else T
         max_frequency = int(rfm["frequency"].max()) if max_frequency is None else max_frequency
     if not (math.isfinite(float(T)) and float(T) > 0):
@@ -263,13 +326,20 @@ def plot_frequency_recency_heatmap(
         label = f"expected purchases in the next {t if isinstance(t, str) else f'{t:g} {unit}'}"
     z = np.asarray(z, dtype=float).reshape(f_grid.shape)
     ax = _axes(ax)
+    problem = surface_problem(z, _QUANTITIES[quantity])
+    if problem:
+        return say(ax, problem, title=f"{_QUANTITIES[quantity]} by frequency and recency")
     step = rec[1] - rec[0]
     edges_r = np.r_[rec - step / 2, rec[-1] + step / 2].clip(0, T)
     edges_f = np.arange(max_frequency + 2) - 0.5
-    mesh = ax.pcolormesh(edges_r, edges_f, z, **{"cmap": "viridis", "shading": "flat", **kwargs})
-    ax.figure.colorbar(mesh, ax=ax, label=label)
+    style: dict[str, Any] = {"cmap": "viridis", "shading": "flat"}
+    if quantity == "probability_alive":
+        style.update(vmin=0.0, vmax=1.0)  # a probability keeps its whole scale
+    mesh = ax.pcolormesh(edges_r, edges_f, z, **{**style, **kwargs})
+    bar = ax.figure.colorbar(mesh, ax=ax, label=label)
+    no_offset(bar.ax)
     unit = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}.get(model.time_unit_, "")
     ax.set_xlabel(f"recency ({unit}; T = {T:.4g})")
     ax.set_ylabel("frequency (repeat transactions)")
     ax.set_title(f"{_QUANTITIES[quantity]} by frequency and recency")
-    return ax
+    return no_offset(ax)

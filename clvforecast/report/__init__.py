@@ -1,0 +1,157 @@
+"""The forecast report, in four layers (each a module here):
+
+1. :mod:`.compute`: run the public API once (read, fit, forecast, validate, compare) -> ``Results``;
+2. :mod:`.summary`: every number and sentence the report shows -> one plain, JSON-able dict, one entry per
+   section (:mod:`.format` holds the number formats, the column headers and the glossary);
+3. :mod:`.figures`: one function per figure, from the summary and :mod:`clvforecast.plotting`;
+4. :mod:`.render`: HTML and Markdown from Jinja templates (``templates/sections/<id>.j2``, one per section,
+   built from shared macros), JSON from the summary itself.
+
+Adding a section is one builder in :mod:`.summary` and one template in ``templates/sections/``.
+:class:`ForecastReport` ties the layers together and computes each once.
+"""
+
+from __future__ import annotations
+
+import html
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .._checks import check_discount_rate, check_margin
+from ..units import check_time_unit, parse_horizon
+from . import render
+from .compute import Results, Settings, compute
+from .figures import Figure, draw_figures
+from .format import check_currency
+from .summary import build_summary
+
+__all__ = ["ForecastReport"]
+
+
+class ForecastReport:
+    """A CLV forecast report for a transaction log (or an RFM table), with optional holdout validation.
+
+    Parameters
+    ----------
+    transactions:
+        A DataFrame or a CSV/Parquet path, read as :func:`~clvforecast.read_transactions` reads it. Either this
+        or ``rfm`` is required; with only an RFM table there is no historical-formula comparison, no tracking
+        plot and no data-preparation section.
+    rfm:
+        An RFM table from :func:`~clvforecast.rfm_summary` (forecast only) or
+        :func:`~clvforecast.calibration_holdout` (forecast from the calibration end, plus validation).
+    calibration_end, observation_end:
+        Dates. With ``calibration_end`` the report validates on the holdout ``(calibration_end, observation_end]``
+        and forecasts after ``observation_end`` from a second fit on all data. ``observation_end`` defaults to the
+        last transaction date.
+    time_unit:
+        ``"D"``, ``"W"`` (default), ``"M"`` or ``"Y"``: the unit of recency, T and the model's rates.
+    horizon:
+        Forecast horizon with its unit (``"52W"`` default, ``"12M"``, ``"365D"``) or a number in ``time_unit``.
+    discount_rate:
+        Annual discount rate for the CLV (0.10 = 10% a year), converted to monthly steps.
+    margin:
+        Profit margin applied to spend (1.0 = revenue).
+    title:
+        Report title.
+    top_n:
+        Number of customers in the top-customers and silent-customers tables.
+    currency:
+        How money is shown: a symbol (``"$"``, ``"£"``, ``"€"``) or an ISO code (``"GBP"``); ``None`` (default)
+        shows amounts without a unit.
+    customer_id, date, amount, date_format, on_invalid, **read_options:
+        How to read ``transactions`` (see :func:`~clvforecast.read_transactions`).
+
+    ``report.summary`` (the JSON-able dict every renderer reads), ``report.results`` (the pandas objects and
+    fitted models) and ``report.figures`` are computed on first use, once.
+    """
+
+    def __init__(
+        self,
+        transactions: Any = None,
+        *,
+        rfm: pd.DataFrame | None = None,
+        calibration_end: Any = None,
+        observation_end: Any = None,
+        time_unit: str = "W",
+        horizon: float | str = "52W",
+        discount_rate: float = 0.10,
+        margin: float = 1.0,
+        title: str = "Customer lifetime value forecast",
+        top_n: int = 20,
+        currency: str | None = None,
+        customer_id: str = "customer_id",
+        date: str = "date",
+        amount: str = "amount",
+        date_format: str | None = None,
+        on_invalid: str = "raise",
+        **read_options: Any,
+    ) -> None:
+        if (transactions is None) == (rfm is None):
+            raise ValueError("give either transactions or rfm (an RFM table), not both and not neither")
+        unit = check_time_unit(time_unit)
+        self.transactions, self.rfm = transactions, rfm
+        self.settings = Settings(
+            time_unit=unit,
+            horizon=horizon,
+            horizon_units=parse_horizon(horizon, unit),
+            # A report of zero value says nothing: the margin must be positive; above 1 it is refused.
+            margin=check_margin(margin, positive=True),
+            discount_rate=check_discount_rate(discount_rate),
+            title=title,
+            top_n=int(top_n),
+            currency=check_currency(currency),
+            calibration_end=None if calibration_end is None else str(pd.Timestamp(calibration_end).date()),
+            observation_end=None if observation_end is None else str(pd.Timestamp(observation_end).date()),
+            read_options=dict(customer_id=customer_id, date=date, amount=amount, date_format=date_format,
+                              on_invalid=on_invalid, **read_options),
+        )
+
+    # -- the layers, each computed once ---------------------------------------------------------------------
+    @cached_property
+    def results(self) -> Results:
+        """The fitted models and per-customer tables (see :class:`.compute.Results`)."""
+        return compute(self.settings, self.transactions, self.rfm)
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """Every number and sentence the report shows, as one plain JSON-able dict (see :mod:`.summary`)."""
+        return build_summary(self.results, self.settings)
+
+    @cached_property
+    def figures(self) -> dict[str, Figure]:
+        """The figures the summary's sections list, drawn once (PNG, or a sentence when nothing to plot)."""
+        return draw_figures(self.summary, self.results)
+
+    # -- renderers ----------------------------------------------------------------------------------------------
+    def to_html(self) -> str:
+        """The report as one self-contained HTML document (figures embedded, no external assets)."""
+        return render.to_html(self.summary, self.figures)
+
+    def write_html(self, path: str | Path) -> Path:
+        """Write :meth:`to_html` to ``path`` (parent folders are created) and return the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_html(), encoding="utf-8")
+        return path
+
+    def to_markdown(self, *, figures: bool = False) -> str:
+        """The report as Markdown; with ``figures=True`` the figures are embedded as PNG data URIs."""
+        return render.to_markdown(self.summary, self.figures, embed_figures=figures)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The summary (numbers, sentences and tables, no figures) as JSON; undefined numbers are null."""
+        return render.to_json(self.summary, indent=indent)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def __repr__(self) -> str:
+        st = self.settings
+        text = f"time_unit={st.time_unit!r}, horizon={st.horizon!r}"
+        if st.calibration_end is not None:
+            text += f", calibration_end={st.calibration_end!r}"
+        return f"ForecastReport({html.escape(st.title)!r}, {text})"
