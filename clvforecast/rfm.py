@@ -347,8 +347,8 @@ def _summarise(
             fence = None  # no purchase day above it: nothing to list
         if holdout and holdout_days == 0:
             raise DataValidationError(
-                f"the holdout ({cal + dt.timedelta(days=1)} to {obs}) holds no transactions (the last one is "
-                f"dated {prep.last_date}); pass an earlier calibration_end or a later observation_end"
+                f"the holdout holds no transactions ({cal + dt.timedelta(days=1)} to {obs}; the last transaction "
+                f"is dated {prep.last_date}); pass an earlier calibration_end or a later observation_end"
             )
         selected = ", ".join(columns)
         table = con.execute(f"SELECT {selected} FROM rfm WHERE first_day <= $cal ORDER BY 1", {"cal": cal}).df()
@@ -604,8 +604,8 @@ def discrete_summary(
         rows_within, rows_used, holdout_freq = int(row[2] or 0), int(row[3] or 0), int(row[4] or 0)
         if cal_given is not None and holdout_freq == 0:
             raise DataValidationError(
-                f"the holdout (periods after {_period_end(cal_period, unit)} to {end_day}) holds no transactions; "
-                "pass an earlier calibration_end or a later observation_end"
+                f"the holdout holds no transactions (the periods after {_period_end(cal_period, unit)} to "
+                f"{end_day}); pass an earlier calibration_end or a later observation_end"
             )
         columns = ["customer_id", *DISCRETE_COLUMNS]
         if cal_given is not None:

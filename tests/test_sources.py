@@ -243,7 +243,7 @@ def test_an_observation_end_after_the_last_transaction_warns_with_the_gap(cdnow_
 
 @pytest.mark.parametrize(("cal_end", "obs_end"), [("1998-06-30", "1998-06-30"), ("1998-06-30", "1998-12-31")])
 def test_an_empty_holdout_is_refused(cdnow_tx: pd.DataFrame, cal_end: str, obs_end: str) -> None:
-    with pytest.raises(DataValidationError, match="the holdout .*holds no transactions") as err:
+    with pytest.raises(DataValidationError, match="the holdout holds no transactions") as err:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataQualityWarning)
             cf.calibration_holdout(cdnow_tx, calibration_end=cal_end, observation_end=obs_end)
