@@ -1383,17 +1383,23 @@ def open_transactions(
                         f"{_plural(n_future, 'row is', 'rows are')} dated after today ({today}), e.g. "
                         f"{', '.join(str(r[0]) for r in ex)}"
                     )
-                end = (
-                    f"the default observation end is {prep.default_end}, the last date before them (they are "
-                    "then counted as rows after the observation end); pass observation_end= to choose another "
-                    "or fix the dates"
-                    if last_regular is not None
-                    else "every row is affected; check the dates"
-                )
+                if last_regular is None:
+                    end = "every row is affected; check the dates"
+                elif where in (None, "read_transactions"):
+                    end = (
+                        "they are kept here; the tables (rfm_summary, calibration_holdout, discrete_summary) end "
+                        f"by default on {prep.default_end}, the last date before them; fix the dates, or give "
+                        "those functions an observation_end"
+                    )
+                else:
+                    end = (
+                        f"the default observation end is {prep.default_end}, the last date before them (they are "
+                        "counted as rows after the observation end); fix the dates, or pass observation_end= to "
+                        "choose another"
+                    )
                 text = f"column {log.date!r}: {'; '.join(parts)}; {end}"
                 messages.append(text)
-                entries_ = prep.entries
-                entries_.append(_entry("suspicious_dates", 0, None, None, text))
+                prep.entries.append(_entry("suspicious_dates", 0, None, None, text))
         prep.dropped = _dropped(prep.entries)
         if warn:
             for message in messages:
@@ -1625,7 +1631,7 @@ def read_transactions(source: Any, **read_options: Any) -> pd.DataFrame:
     {'unparseable_date': 1}
     """
     log = as_log(source, where="read_transactions", **read_options)
-    with open_transactions(log, stacklevel=2) as prep:
+    with open_transactions(log, stacklevel=2, where="read_transactions") as prep:
         columns = ["customer_id", "date", *["amount"] * prep.has_amount, *map(_quote_ident, prep.passthrough)]
         order = f" ORDER BY {prep.order_column}" if prep.order_column else ""
         out = prep.con.execute(f"SELECT {', '.join(columns)} FROM tx{order}").df()
