@@ -115,9 +115,7 @@ def _read(log: TransactionLog, *, segment: Any = None) -> pd.DataFrame:
     try:
         # The segment column is carried through the reader unchanged, so it is read from a DataFrame, a CSV or
         # a Parquet file alike and the validated rows keep their segment.
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            tx = read_transactions(dataclasses.replace(log, extra_columns=extra))
+        tx = read_transactions(dataclasses.replace(log, extra_columns=extra))
     except DataValidationError as exc:
         if column is not None and str(exc).startswith(f"column {column!r} not found"):
             raise DataValidationError(
