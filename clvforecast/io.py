@@ -98,7 +98,8 @@ Dates. Rows dated after today, or far beyond the rest (after a gap of more than 
 holding less than 1% of the rows: one typo ``2204`` in a 2024 log), are counted and reported in a warning
 naming the column, the count and examples; the *default* observation end of :mod:`clvforecast.rfm` is then the
 last date before them (they are counted as rows after the observation end) instead of silently moving with
-them.
+them. (Dates far beyond the rest are looked for when no observation end is given, as in
+:func:`read_transactions`; with an observation end they are after it anyway, and counted as such.)
 
 The ledger. Every row read is accounted for: ``result.attrs["ledger"]`` is a JSON-able dict
 ``{"rows_read", "rows_used", "entries": [{"key", "label", "rows", "value", "customers", "note"}, ...],
@@ -1171,9 +1172,9 @@ class _Counts:
 
 def _count(
     con: duckdb.DuckDBPyConnection, log: TransactionLog, fields: dict[str, str], id_integer_test: str | None,
-    obs: dt.date | None, today: dt.date,
+    obs: dt.date | None, today: dt.date, by_month: bool,
 ) -> _Counts:
-    """One scan of ``parsed``, grouped by month of the date: the rows, the reasons, and the dates' spread.
+    """One scan of ``parsed``: the rows, the reasons, and (``by_month``) the dates' spread by month.
 
     Only counts (a month number is a cheap integer key); the value of the rows a reason drops is summed by a
     second query, run only when rows are dropped.
@@ -1185,15 +1186,18 @@ def _count(
         f"bool_and(quantity = round(quantity) AND abs(quantity) < 1e15) FILTER (WHERE {valid})"
         if "quantity_raw" in fields else "false"
     )
+    # By month only when the spread of the dates matters (no observation end given: the default one must leave
+    # out dates far beyond the rest); grouping costs about 5% of an RFM table, so it is skipped otherwise.
+    month = "year(date) * 12 + month(date) - 1" if by_month else "NULL"
     rows = con.execute(
-        f"""SELECT year(date) * 12 + month(date) - 1 AS month, count(*), {by_reason},
+        f"""SELECT {month} AS month, count(*), {by_reason},
                    count(*) FILTER (WHERE {valid} AND date > $obs),
                    sum(amount) FILTER (WHERE {valid} AND date > $obs),
                    min(date) FILTER (WHERE {valid}), max(date) FILTER (WHERE {valid}),
                    count(*) FILTER (WHERE {valid}),
                    count(*) FILTER (WHERE {valid} AND date > $today),
                    {integer_ids}, {whole_q}
-            FROM parsed GROUP BY 1""",
+            FROM parsed{" GROUP BY 1" if by_month else ""}""",
         {"obs": obs, "today": today},
     ).fetchall()
     n_rows = sum(int(r[1]) for r in rows)
@@ -1216,6 +1220,7 @@ def _count(
     has = [r for r in rows if int(r[base + 4])]  # months holding valid rows
     after_values = [r[base + 1] for r in rows if r[base + 1] is not None]
     months = sorted((int(r[0]), int(r[base + 4]), r[base + 2], r[base + 3]) for r in has if r[0] is not None)
+    # (without by_month there is one row, month NULL: no spread, only the future dates are checked)
     return _Counts(
         n_rows=n_rows,
         dropped=dropped,
@@ -1290,7 +1295,7 @@ def open_transactions(
             else:
                 con.execute("CREATE VIEW parsed AS SELECT * FROM parsed_view")
             today = dt.date.today()
-            counts = _count(con, log, fields, id_test, obs, today)
+            counts = _count(con, log, fields, id_test, obs, today, by_month=obs is None)
         except duckdb.Error as exc:
             if scan is not None:
                 raise _file_error(exc, scan.path, scan.kind, log.encoding) from None

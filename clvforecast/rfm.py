@@ -16,13 +16,16 @@ Y=365.25); the unit is kept in ``attrs["time_unit"]``. Every function accepts a 
 a :class:`~clvforecast.TransactionLog` and the read options of :func:`~clvforecast.read_transactions` as
 keywords, and gives identical tables for a DataFrame, a CSV or a Parquet file holding the same data.
 
-Extreme purchase days. With ``Q1`` and ``Q3`` the quartiles of the values of all positive purchase days up to
-the calibration end, a purchase day is *extreme* when its value exceeds ``Q3 x (Q3 / Q1) ** 3``, that is when
-its logarithm lies more than three interquartile ranges above the upper quartile on the log scale (Tukey's
-"far out" fence where spend is roughly symmetric); the fence is at least ``10 x Q3``, and none is set with
-fewer than 20 positive purchase days. The quartiles are exact (linear interpolation) in every engine. On the Online Retail II log (2009-2010, returns
-netted, calibration to 2010-06-30) the fence is 11,535 GBP, 23 times the upper quartile of a purchase day
-(506 GBP): 29 purchase days of 13 customers lie above it. Extreme days are counted in the ledger and listed in
+Extreme purchase days. The reference is the base's typical purchase day: each customer's mean purchase-day
+value up to the calibration end (one value per customer, so that heavy buyers do not outweigh the rest of the
+base). With ``Q1`` and ``Q3`` the quartiles of these values across the customers of the table, a purchase day
+is *extreme* when its value exceeds ``Q3 x (Q3 / Q1) ** 3``, that is when its logarithm lies more than three
+interquartile ranges above the upper quartile on the log scale (Tukey's "far out" fence, on the scale where
+spend is roughly symmetric); the fence is at least ``10 x Q3``, and none is set with fewer than 20 customers.
+The quartiles are exact (linear interpolation) in every engine, and cost one pass over the table, not over the
+transactions. On the Online Retail II log (2009-2010, returns
+netted, calibration to 2010-06-30) the quartiles are 180 and 447 GBP and the fence 6,849 GBP: 56 purchase days
+of 15 customers lie above it (33 of them in the calibration period). Extreme days are counted in the ledger and listed in
 ``attrs["extreme_orders"]`` (see :func:`extreme_orders`); with ``extreme="cap"`` their value is capped at the
 fence in ``monetary_value`` (the spend the spend model sees), while the holdout's actual spend is left as it
 was.
@@ -37,11 +40,16 @@ the rows after the observation end, the rows of customers new in the holdout, an
 ``rows_used`` are the rows that reached the table.
 
 The SQL. Each table is defined once, below, in SQL that DuckDB and Spark SQL both run: the only differences
-(a day difference, exact quartiles, the parameter marker) are written as ``DAYS_BETWEEN(a, b)``,
-``QUARTILES(x)`` and ``$name`` and rendered per engine by :func:`render_sql` (the dialect map
-:data:`DIALECTS`). A Spark engine registers its clean transactions as the view ``tx`` (columns
-``customer_id, date, amount``), then runs ``render_sql(DAYS_SQL, "spark")`` into a cached view ``days``,
-``FENCE_SQL``, ``RFM_SQL`` etc. with the same parameters, and gets the same tables and ledger counts.
+(a day difference, exact quartiles and their elements, the parameter marker) are written as
+``DAYS_BETWEEN(a, b)``, ``QUARTILES(x)``, ``Q1(q)``/``Q3(q)`` and ``$name`` and rendered per engine by
+:func:`render_sql` (the dialect map :data:`DIALECTS`). A Spark engine registers its clean transactions as the
+view ``tx`` (columns ``customer_id, date DATE, amount``), runs ``spark.sql(render_sql(RFM_SQL, "spark"),
+args={"cal": ..., "obs": ..., "unit": ..., "cap": ...})`` registers the result as ``rfm``, derives the ledger from its
+``n_rows`` and ``spend`` columns exactly as :func:`calibration_holdout` does, and runs :data:`FENCE_SQL` and
+(when a customer's ``max_spend`` is above the fence) :data:`EXTREME_SQL` the same way; likewise
+:data:`COHORT_SQL`, :data:`PERIODS_SQL` and :data:`DISCRETE_SQL`. The whole table is one pass over the
+transactions (the purchase days are not materialised); the fence reads the table, and only customers with an
+extreme day are read again.
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ from typing import Any
 import pandas as pd
 
 from .exceptions import DataQualityWarning, DataValidationError
-from .io import Prepared, _entry, _to_date, as_log, open_transactions
+from .io import Prepared, _entry, _plural, _to_date, as_log, open_transactions
 from .units import check_time_unit, days_per
 
 __all__ = [
@@ -75,12 +83,12 @@ _MONEY_COLUMNS = {"monetary_value", "holdout_spend", "holdout_monetary_value"}
 
 # --- The definitions, once ----------------------------------------------------------------------------------
 
-#: Per engine: how the three non-portable constructs are written.
+#: Per engine: how the non-portable constructs are written.
 DIALECTS: dict[str, dict[str, str]] = {
     "duckdb": {"days_between": "date_diff('day', {0}, {1})", "quartiles": "quantile_cont({0}, [0.25, 0.75])",
-               "param": "$"},
+               "q1": "{0}[1]", "q3": "{0}[2]", "param": "$"},
     "spark": {"days_between": "datediff({1}, {0})", "quartiles": "percentile({0}, array(0.25, 0.75))",
-              "param": ":"},
+              "q1": "{0}[0]", "q3": "{0}[1]", "param": ":"},
 }
 
 #: Purchase days up to $obs: one row per customer and calendar day, spend summed exactly as DECIMAL(38, 10)
@@ -92,32 +100,25 @@ FROM tx WHERE date <= $obs
 GROUP BY customer_id, date
 """
 
-#: The extreme-day fence's inputs: the number of positive purchase days up to $cal and their value's quartiles
-#: (a list [Q1, Q3]).
-FENCE_SQL = """
-SELECT count(*) AS n, QUARTILES(spend) AS q
-FROM days WHERE day <= $cal AND spend > 0
-"""
-
-#: The RFM table over ``days``. Parameters: $cal (calibration end; = $obs for a plain summary), $obs, both
-#: inclusive DATEs, $unit (days per time unit), $fence (extreme-day fence, or a value no day reaches) and $cap
-#: (the value a day's spend is capped at in monetary_value; = $fence to cap, or a value no day reaches).
-#: Customers whose first purchase is after $cal have first_day > $cal.
-RFM_SQL = """
-WITH per_customer AS (
+#: The RFM table, one statement over ``tx``. Parameters: $cal (calibration end; = $obs for a plain summary),
+#: $obs, both inclusive DATEs, $unit (days per time unit); with ``render_sql(..., cap=True)`` also $cap (a
+#: purchase day's spend is capped at $cap in monetary_value; ``CAPPED(x)`` renders as ``x`` otherwise).
+#: Customers whose first purchase is after $cal have first_day > $cal. ``n_rows`` (rows behind the customer's
+#: days), ``max_spend`` (the largest purchase day) and ``mean_day_value`` (mean value of the purchase days up to
+#: $cal) feed the ledger and the extreme-day fence.
+RFM_SQL = f"""
+WITH days AS ({DAYS_SQL}),
+per_customer AS (
     SELECT customer_id,
            min(day) AS first_day,
            max(day) FILTER (WHERE day <= $cal) AS last_day,
            count(*) FILTER (WHERE day <= $cal) AS cal_days,
-           sum(CASE WHEN spend > $cap THEN CAST($cap AS DECIMAL(38, 10)) ELSE spend END)
-               FILTER (WHERE day <= $cal)
-             - min_by(CASE WHEN spend > $cap THEN CAST($cap AS DECIMAL(38, 10)) ELSE spend END, day)
-               AS repeat_spend,
+           sum(CAPPED(spend)) FILTER (WHERE day <= $cal) AS cal_spend,
+           min_by(CAPPED(spend), day) AS first_spend,
            count(*) FILTER (WHERE day > $cal) AS holdout_frequency,
            coalesce(sum(spend) FILTER (WHERE day > $cal), 0) AS holdout_spend,
            sum(n_rows) AS n_rows,
-           sum(spend) AS spend,
-           count(*) FILTER (WHERE spend > $fence) AS n_extreme
+           max(spend) AS max_spend
     FROM days GROUP BY customer_id
 )
 SELECT customer_id,
@@ -125,20 +126,34 @@ SELECT customer_id,
        cal_days - 1 AS frequency,
        DAYS_BETWEEN(first_day, last_day) / $unit AS recency,
        DAYS_BETWEEN(first_day, $cal) / $unit AS T,
-       CASE WHEN cal_days > 1 THEN CAST(repeat_spend AS DOUBLE) / (cal_days - 1) ELSE 0.0 END
+       CASE WHEN cal_days > 1 THEN CAST(cal_spend - first_spend AS DOUBLE) / (cal_days - 1) ELSE 0.0 END
            AS monetary_value,
        holdout_frequency,
        CAST(holdout_spend AS DOUBLE) AS holdout_spend,
        CASE WHEN holdout_frequency > 0 THEN CAST(holdout_spend AS DOUBLE) / holdout_frequency ELSE 0.0 END
            AS holdout_monetary_value,
-       n_rows, CAST(spend AS DOUBLE) AS spend, n_extreme
+       n_rows, CAST(max_spend AS DOUBLE) AS max_spend,
+       CAST(cal_spend AS DOUBLE) / cal_days AS mean_day_value
 FROM per_customer
 """
 
-#: Extreme purchase days (above $fence) up to $obs.
+#: The extreme-day fence over the RFM table ``rfm``: Q1 and Q3 are the quartiles, across the customers of the
+#: table with a positive value, of each customer's mean purchase-day value up to $cal; the fence is Q3 (Q3 / Q1)^3 (Q3 + 3 IQR on the
+#: log scale), at least 10 Q3, and none (NULL) with fewer than 20 such customers.
+FENCE_SQL = """
+SELECT CASE WHEN n >= 20 AND Q1(q) > 0 THEN greatest(Q3(q) * power(Q3(q) / Q1(q), 3), 10 * Q3(q)) END AS fence,
+       n, Q1(q) AS q1, Q3(q) AS q3
+FROM (SELECT count(*) AS n, QUARTILES(mean_day_value) AS q FROM rfm WHERE first_day <= $cal AND mean_day_value > 0)
+"""
+
+#: The extreme purchase days (above $fence) up to $obs of the table's customers whose largest day is above it.
 EXTREME_SQL = """
-SELECT customer_id, day, CAST(spend AS DOUBLE) AS value FROM days WHERE spend > $fence
-ORDER BY spend DESC, customer_id, day
+SELECT customer_id, date AS day, CAST(sum(CAST(amount AS DECIMAL(38, 10))) AS DOUBLE) AS value
+FROM tx
+WHERE date <= $obs AND customer_id IN (SELECT customer_id FROM rfm WHERE first_day <= $cal AND max_spend > $fence)
+GROUP BY customer_id, date
+HAVING sum(CAST(amount AS DECIMAL(38, 10))) > $fence
+ORDER BY value DESC, customer_id, day
 """
 
 #: The calibration cohort by day, for tracking plots: every (customer, purchase day) up to $obs of the
@@ -186,14 +201,17 @@ _PERIOD_EXPR = {
 }
 
 
-def render_sql(sql: str, dialect: str = "duckdb", *, period: str | None = None) -> str:
+def render_sql(sql: str, dialect: str = "duckdb", *, period: str | None = None, cap: bool = False) -> str:
     """One of this module's SQL definitions written for ``dialect`` (``"duckdb"`` or ``"spark"``).
 
     ``DAYS_BETWEEN(a, b)`` (days from a to b), ``QUARTILES(x)`` (exact, linear interpolation) and the
     parameter marker ``$name`` (Spark: ``:name``, for ``spark.sql(text, args=...)``) are rendered per engine;
-    ``PERIOD(date)`` (the period index of :data:`PERIODS_SQL`) for the time unit ``period``.
+    ``PERIOD(date)`` (the period index of :data:`PERIODS_SQL`) for the time unit ``period``; ``CAPPED(x)`` is
+    ``x``, or with ``cap`` ``x`` capped at the parameter ``$cap`` (as DECIMAL(38, 10)).
     """
     d = DIALECTS[dialect]
+    capped = r"CASE WHEN \1 > $cap THEN CAST($cap AS DECIMAL(38, 10)) ELSE \1 END" if cap else r"\1"
+    sql = re.sub(r"CAPPED\((\w+)\)", capped, sql)
     if period is not None:
         sql = re.sub(r"PERIOD\(([^()]+)\)", lambda m: _PERIOD_EXPR[period].format(m[1]), sql)
     sql = re.sub(
@@ -201,7 +219,8 @@ def render_sql(sql: str, dialect: str = "duckdb", *, period: str | None = None) 
         lambda m: d["days_between"].format(m[1].strip(), m[2].strip()),
         sql,
     )
-    sql = re.sub(r"QUARTILES\(([^()]+)\)", lambda m: d["quartiles"].format(m[1].strip()), sql)
+    sql = re.sub(r"QUARTILES\(((?:[^()]|\([^()]*\))+)\)", lambda m: d["quartiles"].format(m[1].strip()), sql)
+    sql = re.sub(r"\bQ([13])\((\w+)\)", lambda m: d["q" + m[1]].format(m[2]), sql)
     if d["param"] != "$":
         sql = re.sub(r"\$(\w+)", lambda m: d["param"] + m[1], sql)
     return sql
@@ -210,14 +229,15 @@ def render_sql(sql: str, dialect: str = "duckdb", *, period: str | None = None) 
 # --- Helpers ------------------------------------------------------------------------------------------------
 
 
-def _run(con: Any, sql: str, params: dict[str, Any], *, prefix: str = "", period: str | None = None) -> Any:
+def _run(
+    con: Any, sql: str, params: dict[str, Any], *, prefix: str = "", suffix: str = "", period: str | None = None,
+    cap: bool = False,
+) -> Any:
     """Execute a definition (rendered for DuckDB) with the parameters it uses (DuckDB refuses others)."""
-    text = render_sql(sql, period=period)
+    text = render_sql(sql, period=period, cap=cap)
     used = set(re.findall(r"\$(\w+)", text))
-    return con.execute(prefix + text, {k: v for k, v in params.items() if k in used})
+    return con.execute(prefix + text + suffix, {k: v for k, v in params.items() if k in used})
 
-#: A value no purchase day reaches (and DECIMAL(38, 10) holds): the fence when none is set.
-_NO_FENCE = 1e27
 _DTYPES = {"frequency": "int64", "holdout_frequency": "int64"}
 _EXTREME_LIST_MAX = 1000
 
@@ -250,44 +270,44 @@ def _warn_after_last(prep: Prepared, obs: dt.date, given: bool, stacklevel: int)
     )
 
 
-def _fence(con: Any, cal: dt.date) -> tuple[float | None, dict[str, Any]]:
-    row = _run(con, FENCE_SQL, {"cal": cal}).fetchall()[0]
-    n, q = int(row[0]), row[1]
-    if n < 20 or not q or q[0] is None or float(q[0]) <= 0:
-        return None, {"n_days": n}
-    q1, q3 = float(q[0]), float(q[1])
-    return max(q3 * (q3 / q1) ** 3, 10.0 * q3), {"n_days": n, "q1": q1, "q3": q3}
-
-
 def _extremes(
-    prep: Prepared, fence: float | None, cal: dt.date, capped: bool, currency: bool
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """The extreme purchase days (customer, date, value) and their ledger entry (None without any)."""
+    prep: Prepared, obs: dt.date, cal: dt.date, capped: bool
+) -> tuple[float | None, list[tuple[Any, dt.date, float]]]:
+    """The fence (None when the base is too small) and the extreme purchase days (customer, day, value)."""
+    fence = _run(prep.con, FENCE_SQL, {"cal": cal}).fetchall()[0][0]
     if fence is None:
-        return [], None
-    rows = _run(prep.con, EXTREME_SQL, {"fence": fence}).fetchall()
-    if not rows:
-        return [], None
+        return None, []
+    fence = float(fence)
+    any_above = prep.con.execute(
+        "SELECT count(*) FROM rfm WHERE first_day <= $cal AND max_spend > $fence", {"cal": cal, "fence": fence}
+    ).fetchall()[0][0]
+    if not any_above:
+        return fence, []
+    return fence, [(r[0], r[1], float(r[2])) for r in _run(
+        prep.con, EXTREME_SQL, {"obs": obs, "cal": cal, "fence": fence}
+    ).fetchall()]
+
+
+def _extreme_entry(
+    fence: float, rows: list[tuple[Any, dt.date, float]], cal: dt.date, capped: bool, currency: bool
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     listed = [
-        {"customer_id": _plain(r[0]), "date": r[1].isoformat(), "value": float(r[2]),
+        {"customer_id": _plain(r[0]), "date": r[1].isoformat(), "value": r[2],
          "period": "calibration" if r[1] <= cal else "holdout"}
         for r in rows[:_EXTREME_LIST_MAX]
     ]  # fmt: skip
-    in_cal = [r for r in rows if r[1] <= cal]
-    removed = sum(float(r[2]) - fence for r in in_cal) if capped else None
+    removed = sum(r[2] - fence for r in rows if r[1] <= cal) if capped else None
     more = f" (the {_EXTREME_LIST_MAX:,} largest are listed)" if len(rows) > _EXTREME_LIST_MAX else ""
     note = (
-        f"{len(rows):,} purchase days worth more than {fence:,.2f} (the fence: Q3 + 3 IQR of the log value of a "
-        f"purchase day), listed in attrs['extreme_orders']{more}; "
+        f"{_plural(len(rows), 'purchase day')} worth more than {fence:,.2f} (the fence: Q3 + 3 IQR, on the log scale, of "
+        f"the customers' mean purchase-day value), listed in attrs['extreme_orders']{more}; "
         + (
             f"capped at the fence in monetary_value (extreme='cap'), {removed:,.2f} less spend for the spend model"
             if capped
             else "kept as they are (pass extreme='cap' to cap the spend the spend model sees)"
         )
     )
-    entry = _entry("extreme_orders", 0, removed, len({r[0] for r in rows}), note)
-    if not currency:
-        entry["value"] = None
+    entry = _entry("extreme_orders", 0, removed if currency else None, len({r[0] for r in rows}), note)
     return listed, entry
 
 
@@ -327,24 +347,31 @@ def _summarise(
         assert obs is not None and cal is not None
         _warn_after_last(prep, obs, given, stacklevel=3)
         con = prep.con
-        _run(con, DAYS_SQL, {"obs": obs}, prefix="CREATE TEMP TABLE days AS ")
-        fence, _ = _fence(con, cal) if log.has_amount else (None, {})
-        capped = log.extreme == "cap" and fence is not None
-        params = {"cal": cal, "obs": obs, "unit": unit, "fence": fence or _NO_FENCE,
-                  "cap": fence if capped else _NO_FENCE}  # fmt: skip
-        _run(con, RFM_SQL, params, prefix="CREATE TEMP TABLE rfm AS ")
-        row = con.execute(
-            """SELECT count(*) FILTER (WHERE first_day > $cal), sum(n_rows) FILTER (WHERE first_day > $cal),
-                      sum(spend) FILTER (WHERE first_day > $cal), sum(n_rows), sum(holdout_frequency),
-                      sum(n_rows) FILTER (WHERE first_day <= $cal), sum(n_extreme)
-               FROM rfm""",
+        params = {"cal": cal, "obs": obs, "unit": unit}
+        # only the columns used: DuckDB leaves out the aggregates nobody selects (no holdout ones in a summary)
+        kept = [*columns, "first_day", "n_rows"]
+        if holdout:
+            kept += [c for c in ("holdout_frequency", "holdout_spend") if c not in kept and (
+                c == "holdout_frequency" or log.has_amount)]
+        if log.has_amount:
+            kept += ["max_spend", "mean_day_value"]
+        pruned = (f"CREATE TEMP TABLE rfm AS SELECT {', '.join(kept)} FROM (", ")")
+        _run(con, RFM_SQL, params, prefix=pruned[0], suffix=pruned[1])
+        late_value = "sum(holdout_spend) FILTER (WHERE first_day > $cal)" if holdout and log.has_amount else "NULL"
+        in_holdout = "sum(holdout_frequency)" if holdout else "0"
+        row = con.execute(  # a customer first seen after the calibration end has only holdout days
+            f"""SELECT count(*) FILTER (WHERE first_day > $cal), sum(n_rows) FILTER (WHERE first_day > $cal),
+                       {late_value}, sum(n_rows), {in_holdout}, sum(n_rows) FILTER (WHERE first_day <= $cal)
+                FROM rfm""",
             {"cal": cal},
         ).fetchall()[0]
-        assert row is not None
-        n_late, late_rows, late_value = int(row[0]), int(row[1] or 0), row[2]
+        n_late, late_rows, late_spend = int(row[0]), int(row[1] or 0), row[2]
         rows_within, holdout_days, rows_used = int(row[3] or 0), int(row[4] or 0), int(row[5] or 0)
-        if not row[6]:
-            fence = None  # no purchase day above it: nothing to list
+        fence, extreme_days = _extremes(prep, obs, cal, False) if log.has_amount else (None, [])
+        capped = log.extreme == "cap" and bool(extreme_days)
+        if capped:  # a second pass with the cap: only when asked for and needed
+            con.execute("DROP TABLE rfm")
+            _run(con, RFM_SQL, {**params, "cap": fence}, prefix=pruned[0], suffix=pruned[1], cap=True)
         if holdout and holdout_days == 0:
             raise DataValidationError(
                 f"the holdout holds no transactions ({cal + dt.timedelta(days=1)} to {obs}; the last transaction "
@@ -365,14 +392,17 @@ def _summarise(
                 if given and prep.order_column is None and prep.n_after == n_after
                 else prep.after(obs)
             )
-        listed, extreme_entry = _extremes(prep, fence, cal, capped, log.has_amount)
+        listed, extreme_entry = (
+            _extreme_entry(fence, extreme_days, cal, capped, log.has_amount)
+            if fence is not None and extreme_days else ([], None)
+        )
         extra = []
         if n_after:
             extra.append(_entry("after_observation_end", n_after, value_after if log.has_amount else None,
                                 note=f"after {obs}"))  # fmt: skip
         if n_late:
             extra.append(
-                _entry("new_in_holdout", late_rows, float(late_value) if log.has_amount and late_value is not None
+                _entry("new_in_holdout", late_rows, float(late_spend) if log.has_amount and late_spend is not None
                        else None, n_late,
                        f"their first purchase is after the calibration end ({cal}): the models cannot score them")
             )  # fmt: skip

@@ -86,21 +86,35 @@ def test_cdnow_attrs(cdnow_cal: pd.DataFrame) -> None:
     assert cdnow_cal.index.name == "customer_id"
 
 
+def rfm_sql_plain() -> str:
+    from clvforecast.rfm import RFM_SQL, render_sql
+
+    return render_sql(RFM_SQL)
+
+
+def rfm_sql_capped() -> str:
+    from clvforecast.rfm import RFM_SQL, render_sql
+
+    return render_sql(RFM_SQL, cap=True)
+
+
 def test_cdnow_extreme_days_follow_the_documented_fence(cdnow_tx: pd.DataFrame) -> None:
-    # Independent computation: positive purchase days up to the calibration end, quartiles of their value
-    # (linear interpolation), fence on the log scale ln Q3 + 3 (ln Q3 - ln Q1), at least 10 x Q3; every day up
-    # to the observation end above it is extreme.
+    # Independent computation: each customer's mean positive purchase-day value up to the calibration end, the
+    # quartiles of these means across customers (linear interpolation), the fence on the log scale
+    # ln Q3 + 3 (ln Q3 - ln Q1), at least 10 x Q3; every day up to the observation end above it is extreme.
     days = cdnow_tx.groupby(["customer_id", "date"])["amount"].sum().reset_index()
     cal = days[(days["date"] <= "1997-09-30") & (days["amount"] > 0)]
-    q1, q3 = np.log(np.quantile(cal["amount"], [0.25, 0.75]))
+    q1, q3 = np.log(np.quantile(cal.groupby("customer_id")["amount"].mean(), [0.25, 0.75]))
     fence = np.exp(max(q3 + 3 * (q3 - q1), q3 + np.log(10)))
     expected = days[days["amount"] > fence].sort_values("amount", ascending=False)
+    assert len(expected) >= 1
     capped = cf.calibration_holdout(
         cdnow_tx, calibration_end="1997-09-30", observation_end="1998-06-30", extreme="cap"
     )
     listed = cf.extreme_orders(capped)
     assert listed["customer_id"].tolist() == expected["customer_id"].tolist()
     np.testing.assert_allclose(listed["value"], expected["amount"], rtol=1e-12)
+    assert "$cap" not in rfm_sql_plain() and "$cap" in rfm_sql_capped()
     # cap: customer 1901's calibration repeat days, with the extreme day capped at the fence
     mine = days[(days["customer_id"] == 1901) & (days["date"] <= "1997-09-30")].sort_values("date")
     repeat = mine["amount"].iloc[1:].clip(upper=fence)
@@ -384,13 +398,16 @@ def test_equal_to_lifetimes_on_random_logs(log: pd.DataFrame) -> None:
 def test_the_sql_definitions_render_for_spark_without_duckdb_constructs() -> None:
     from clvforecast import rfm
 
-    for name in ("DAYS_SQL", "FENCE_SQL", "RFM_SQL", "EXTREME_SQL", "COHORT_SQL", "PERIODS_SQL", "DISCRETE_SQL"):
-        duck = rfm.render_sql(getattr(rfm, name), "duckdb", period="W")
-        spark = rfm.render_sql(getattr(rfm, name), "spark", period="W")
+    for name in ("DAYS_SQL", "RFM_SQL", "FENCE_SQL", "EXTREME_SQL", "COHORT_SQL", "PERIODS_SQL", "DISCRETE_SQL"):
+        duck = rfm.render_sql(getattr(rfm, name), "duckdb", period="W", cap=True)
+        spark = rfm.render_sql(getattr(rfm, name), "spark", period="W", cap=True)
         for text in (duck, spark):
             assert "DAYS_BETWEEN" not in text and "QUARTILES" not in text and "PERIOD(" not in text, name
+            assert "CAPPED" not in text and "Q1(" not in text, name
         assert "$" not in spark and "date_diff" not in spark and "quantile_cont" not in spark, name
         # the same parameters, marked per engine
         assert sorted(set(re.findall(r"\$(\w+)", duck))) == sorted(set(re.findall(r":(\w+)", spark))), name
     assert "datediff(last_day, first_day)" in rfm.render_sql(rfm.RFM_SQL, "spark")
-    assert "percentile(spend, array(0.25, 0.75))" in rfm.render_sql(rfm.FENCE_SQL, "spark")
+    fence = rfm.render_sql(rfm.FENCE_SQL, "spark")
+    assert "percentile(mean_day_value, array(0.25, 0.75))" in fence and "q[0]" in fence  # 0-based
+    assert "q[1]" in rfm.render_sql(rfm.FENCE_SQL, "duckdb") and "q[0]" not in rfm.render_sql(rfm.FENCE_SQL)
