@@ -865,6 +865,15 @@ def _check_date_format(con: duckdb.DuckDBPyConnection, date_format: str | None) 
         )
 
 
+def _exact_sum(expr: str, where: str | None = None) -> str:
+    """SQL summing ``expr`` exactly (as DECIMAL(38, 10)), so that a total does not depend on the order in which
+    rows arrive (threads, source type); values below 1e15, as every valid amount is. ``where``: the rows summed."""
+    value = f"CAST({expr} AS DECIMAL(38, 10))"
+    if where:  # a CASE, not a FILTER: the cast must not see the rows left out (NaN, infinity)
+        value = f"CASE WHEN {where} THEN {value} END"
+    return f"CAST(sum({value}) AS DOUBLE)"
+
+
 # --- What one pass produced ---------------------------------------------------------------------------------
 
 
@@ -899,7 +908,7 @@ class Prepared:
     def after(self, obs: dt.date) -> tuple[int, float | None]:
         """Rows of ``tx`` dated after ``obs`` and their value (one query; for the line-item path and defaults)."""
         row = self.con.execute(
-            "SELECT count(*), sum(amount) FROM tx WHERE date > $obs", {"obs": obs}
+            f"SELECT count(*), {_exact_sum('amount')} FROM tx WHERE date > $obs", {"obs": obs}
         ).fetchall()[0]
         assert row is not None
         return int(row[0]), (float(row[1]) if row[1] is not None and self.has_amount else None)
@@ -1194,7 +1203,7 @@ def _count(
     rows = con.execute(
         f"""SELECT {month} AS month, count(*), {by_reason},
                    count(*) FILTER (WHERE {valid} AND date > $obs),
-                   sum(amount) FILTER (WHERE {valid} AND date > $obs),
+                   {_exact_sum('amount', f"{valid} AND date > $obs")},
                    min(date) FILTER (WHERE {valid}), max(date) FILTER (WHERE {valid}),
                    count(*) FILTER (WHERE {valid}),
                    count(*) FILTER (WHERE {valid} AND date > $today),
@@ -1214,7 +1223,7 @@ def _count(
         values = {
             r[0]: (float(r[1]) if r[1] is not None else None)
             for r in con.execute(
-                f"""SELECT reason, sum(amount) FILTER (WHERE abs(amount) < {_MAX_AMOUNT})
+                f"""SELECT reason, {_exact_sum("amount", f"abs(amount) < {_MAX_AMOUNT}")}
                     FROM parsed WHERE reason IS NOT NULL GROUP BY reason"""
             ).fetchall()
         }
@@ -1494,7 +1503,7 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
     if dup_policy is not None:
         part = ", ".join(_quote_ident(c) for c in identity)
         row = con.execute(
-            f"""SELECT sum(n - 1), sum((n - 1) * a), count(DISTINCT c) FROM (
+            f"""SELECT sum(n - 1), {_exact_sum('(n - 1) * a')}, count(DISTINCT c) FROM (
                     SELECT customer_id AS c, any_value(amount) AS a, count(*) AS n FROM valid
                     GROUP BY {part} HAVING count(*) > 1)"""
         ).fetchall()[0]
@@ -1550,8 +1559,8 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
     stats = {
         r[0]: r[1:]
         for r in con.execute(
-            """SELECT fate, count(*), sum(CASE WHEN amount < 0 THEN matched ELSE amount END),
-                      sum(CASE WHEN amount < 0 THEN -amount - matched ELSE 0 END),
+            f"""SELECT fate, count(*), {_exact_sum("CASE WHEN amount < 0 THEN matched ELSE amount END")},
+                      {_exact_sum("CASE WHEN amount < 0 THEN -amount - matched ELSE 0 END")},
                       count(DISTINCT customer_id)
                FROM removed GROUP BY fate"""
         ).fetchall()

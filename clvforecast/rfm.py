@@ -348,25 +348,33 @@ def _summarise(
         _warn_after_last(prep, obs, given, stacklevel=3)
         con = prep.con
         params = {"cal": cal, "obs": obs, "unit": unit}
-        # only the columns used: DuckDB leaves out the aggregates nobody selects (no holdout ones in a summary)
-        kept = [*columns, "first_day", "n_rows"]
+        # only the columns used: DuckDB leaves out the aggregates nobody selects (no holdout ones in a summary;
+        # a summary's rows are counted by reading, a holdout table needs the rows of the new customers)
+        kept = [*columns, "first_day"]
         if holdout:
-            kept += [c for c in ("holdout_frequency", "holdout_spend") if c not in kept and (
+            kept += ["n_rows"] + [c for c in ("holdout_frequency", "holdout_spend") if c not in kept and (
                 c == "holdout_frequency" or log.has_amount)]
         if log.has_amount:
             kept += ["max_spend", "mean_day_value"]
         pruned = (f"CREATE TEMP TABLE rfm AS SELECT {', '.join(kept)} FROM (", ")")
         _run(con, RFM_SQL, params, prefix=pruned[0], suffix=pruned[1])
-        late_value = "sum(holdout_spend) FILTER (WHERE first_day > $cal)" if holdout and log.has_amount else "NULL"
-        in_holdout = "sum(holdout_frequency)" if holdout else "0"
-        row = con.execute(  # a customer first seen after the calibration end has only holdout days
-            f"""SELECT count(*) FILTER (WHERE first_day > $cal), sum(n_rows) FILTER (WHERE first_day > $cal),
-                       {late_value}, sum(n_rows), {in_holdout}, sum(n_rows) FILTER (WHERE first_day <= $cal)
-                FROM rfm""",
-            {"cal": cal},
-        ).fetchall()[0]
-        n_late, late_rows, late_spend = int(row[0]), int(row[1] or 0), row[2]
-        rows_within, holdout_days, rows_used = int(row[3] or 0), int(row[4] or 0), int(row[5] or 0)
+        n_late = late_rows = holdout_days = 0
+        late_spend = None
+        if holdout:
+            late_value = "sum(holdout_spend) FILTER (WHERE first_day > $cal)" if log.has_amount else "NULL"
+            row = con.execute(  # a customer first seen after the calibration end has only holdout days
+                f"""SELECT count(*) FILTER (WHERE first_day > $cal), sum(n_rows) FILTER (WHERE first_day > $cal),
+                           {late_value}, sum(n_rows), sum(holdout_frequency)
+                    FROM rfm""",
+                {"cal": cal},
+            ).fetchall()[0]
+            n_late, late_rows, late_spend = int(row[0]), int(row[1] or 0), row[2]
+            rows_within, holdout_days = int(row[3] or 0), int(row[4] or 0)
+            n_after = prep.n_tx - rows_within
+        elif given and prep.order_column is None:
+            n_after = prep.n_after  # counted while reading
+        else:
+            n_after = prep.after(obs)[0] if obs < (prep.last_date or obs) else 0
         fence, extreme_days = _extremes(prep, obs, cal, False) if log.has_amount else (None, [])
         capped = log.extreme == "cap" and bool(extreme_days)
         if capped:  # a second pass with the cap: only when asked for and needed
@@ -384,7 +392,7 @@ def _summarise(
                 f"no customer made a purchase on or before {cal} (the first valid transaction is dated "
                 f"{prep.first_date}); the table would be empty: check the dates"
             )
-        n_after = prep.n_tx - rows_within
+        rows_used = prep.n_tx - n_after - late_rows
         value_after: float | None = None
         if n_after:
             n_after, value_after = (
