@@ -1205,7 +1205,7 @@ def _count(
                    count(*) FILTER (WHERE {valid} AND date > $obs),
                    {_exact_sum('amount', f"{valid} AND date > $obs")},
                    min(date) FILTER (WHERE {valid}), max(date) FILTER (WHERE {valid}),
-                   count(*) FILTER (WHERE {valid}),
+                   NULL,
                    count(*) FILTER (WHERE {valid} AND date > $today),
                    {integer_ids}, {whole_q}
             FROM parsed{" GROUP BY 1" if by_month else ""}""",
@@ -1228,6 +1228,8 @@ def _count(
             ).fetchall()
         }
     base = 2 + k
+    # valid rows of each month: its rows less those a reason removes (column base + 4, left NULL in the query)
+    rows = [(*r[: base + 4], int(r[1]) - sum(int(r[2 + i]) for i in range(k)), *r[base + 5 :]) for r in rows]
     has = [r for r in rows if int(r[base + 4])]  # months holding valid rows
     after_values = [r[base + 1] for r in rows if r[base + 1] is not None]
     months = sorted((int(r[0]), int(r[base + 4]), r[base + 2], r[base + 3]) for r in has if r[0] is not None)
