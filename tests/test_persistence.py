@@ -60,6 +60,7 @@ def test_missing_standard_errors_are_stored_as_null(tmp_path: Path, models) -> N
     _, gg = models
     weak = cf.load_model(gg.save(tmp_path / "gg.json"))
     weak.variance_matrix_.iloc[:, :] = np.nan
+    weak.log_covariance_.iloc[:, :] = np.nan
     path = weak.save(tmp_path / "weak.json")
     assert json.loads(path.read_text())["variance_matrix"][0] == [None, None, None]
     assert cf.load_model(path).summary["se"].isna().all()
@@ -77,12 +78,12 @@ def test_bad_files_are_refused_with_a_clear_message(tmp_path: Path, models) -> N
     (tmp_path / "new.json").write_text(json.dumps({**d, "format_version": 99}))
     with pytest.raises(ValueError, match="upgrade clvforecast"):
         cf.load_model(tmp_path / "new.json")
-    (tmp_path / "other.json").write_text(json.dumps({**d, "model": "ParetoNBD"}))
-    with pytest.raises(ValueError, match="unknown model type 'ParetoNBD'"):
+    (tmp_path / "other.json").write_text(json.dumps({**d, "model": "GompertzNBD"}))
+    with pytest.raises(ValueError, match="unknown model type 'GompertzNBD'"):
         cf.load_model(tmp_path / "other.json")
     broken = {**d, "params": {"r": 1.0}}
     (tmp_path / "broken.json").write_text(json.dumps(broken))
-    with pytest.raises(ValueError, match="incomplete or corrupt"):
+    with pytest.raises(ValueError, match="incomplete or corrupt: parameters missing: alpha, a, b"):
         cf.load_model(tmp_path / "broken.json")
 
 

@@ -430,7 +430,7 @@ class FittedModel:
                 "or interval (identified = False) and predictions rest on the value where the optimizer "
                 "stopped; use more customers or a longer calibration period, or another model"
             )
-        if not converged:
+        if not converged and not unidentified and not a.at_bound:
             messages.append(
                 "the likelihood maximisation did not reach a point where a Newton step is negligible; treat the "
                 "estimates with caution"
@@ -526,9 +526,11 @@ class FittedModel:
             "format_version": FORMAT_VERSION,
             "model": type(self).__name__,
             "clvforecast_version": __version__,
+            "lifetimes_version": _lifetimes_version(),
             "settings": {"penalizer": self.penalizer},
             "params": {n: float(self.params_[n]) for n in self.PARAM_NAMES},
             "variance_matrix": [[_json_float(v) for v in row] for row in self.variance_matrix_.to_numpy()],
+            "log_covariance": [[_json_float(v) for v in row] for row in self.log_covariance_.to_numpy()],
             "log_likelihood": _json_float(self.log_likelihood_),
             "n_customers": int(self.n_customers_),
             "time_unit": self.time_unit_,
@@ -557,7 +559,12 @@ class FittedModel:
         cov = np.array([[np.nan if v is None else v for v in row] for row in d["variance_matrix"]],
                        dtype="float64")
         model.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
-        model.log_covariance_ = pd.DataFrame(cov / np.outer(theta, theta), index=names, columns=names)
+        if isinstance(d.get("log_covariance"), list):
+            log_cov = np.array([[np.nan if v is None else v for v in row] for row in d["log_covariance"]],
+                               dtype="float64")
+        else:  # format 1
+            log_cov = cov / np.outer(theta, theta)
+        model.log_covariance_ = pd.DataFrame(log_cov, index=names, columns=names)
         ll = d.get("log_likelihood")
         model.log_likelihood_ = float("nan") if ll is None else float(ll)
         model.n_customers_ = int(d["n_customers"])
@@ -653,6 +660,15 @@ class FittedModel:
                       converged=bool(np.max(np.abs(np.linalg.lstsq(H, grad, rcond=None)[0])) < 1e-4))
 
     def _lifetimes_data(self, data: pd.DataFrame) -> tuple[HistoryData, np.ndarray] | None:
+        return None
+
+
+def _lifetimes_version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("lifetimes")
+    except metadata.PackageNotFoundError:  # pragma: no cover
         return None
 
 
@@ -787,7 +803,8 @@ class PurchaseModel(FittedModel):
 
     def _check_data(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, w: np.ndarray, what: str) -> None:
         """Refuse tables that cannot identify a purchase model (one customer, no repeat buyer, no time)."""
-        n = float(w.sum())
+        total = float(w.sum())
+        n: Any = int(total) if total == int(total) else f"{total:,.1f}"
         if np.count_nonzero(w) < 2:
             raise DataValidationError(
                 f"{what}: the table has a single customer; the {self.LABEL} parameters describe a population "
@@ -795,13 +812,13 @@ class PurchaseModel(FittedModel):
             )
         if not np.any((x > 0) & (w > 0)):
             raise DataValidationError(
-                f"{what}: none of the {n:,.0f} customers has a repeat purchase (frequency is 0 for all), so "
+                f"{what}: none of the {n} customers has a repeat purchase (frequency is 0 for all), so "
                 "purchase and dropout rates cannot be estimated; use a longer calibration period or more "
                 "customers"
             )
         if np.all(T[w > 0] == 0):
             raise DataValidationError(
-                f"{what}: T is 0 for all {n:,.0f} customers (everyone was observed for no time); set the "
+                f"{what}: T is 0 for all {n} customers (everyone was observed for no time); set the "
                 "observation/calibration end after the first purchases"
             )
 
@@ -952,18 +969,21 @@ def _validate_model_dict(d: Any, path: Path) -> type[FittedModel]:
         if v <= 0:
             raise _fail(path, f"parameter {n!r} = {v!r} breaks the rule {n} > 0 (every {name} parameter is "
                               "positive)")
-    cov = d.get("variance_matrix")
     k = len(names)
-    if (not isinstance(cov, list) or len(cov) != k
-            or not all(isinstance(row, list) and len(row) == k for row in cov)):
-        raise _fail(path, f"the {name} model file is incomplete or corrupt: \"variance_matrix\" must be a "
-                          f"{k} x {k} list of lists")
-    for i, row in enumerate(cov):
-        for j, v in enumerate(row):
-            if v is not None and not (_is_number(v) and math.isfinite(v)):
-                raise _fail(path, f"variance_matrix[{i}][{j}] = {v!r} breaks the rule: a finite number or null")
-        if row[i] is not None and row[i] < 0:
-            raise _fail(path, f"variance_matrix[{i}][{i}] = {row[i]!r} breaks the rule: a variance is >= 0")
+    for key in ("variance_matrix", "log_covariance"):
+        if key == "log_covariance" and key not in d:
+            continue  # format 1 files have none
+        cov = d.get(key)
+        if (not isinstance(cov, list) or len(cov) != k
+                or not all(isinstance(row, list) and len(row) == k for row in cov)):
+            raise _fail(path, f"the {name} model file is incomplete or corrupt: \"{key}\" must be a {k} x {k} "
+                              "list of lists")
+        for i, row in enumerate(cov):
+            for j, v in enumerate(row):
+                if v is not None and not (_is_number(v) and math.isfinite(v)):
+                    raise _fail(path, f"{key}[{i}][{j}] = {v!r} breaks the rule: a finite number or null")
+            if row[i] is not None and row[i] < 0:
+                raise _fail(path, f"{key}[{i}][{i}] = {row[i]!r} breaks the rule: a variance is >= 0")
     ll = d.get("log_likelihood")
     if ll is not None and not (_is_number(ll) and math.isfinite(ll)):
         raise _fail(path, f"log_likelihood = {ll!r} breaks the rule: a finite number or null")
