@@ -57,9 +57,11 @@ def _composite_rule(breaks: list[float], n: int) -> tuple[np.ndarray, np.ndarray
     return np.concatenate(nodes), np.concatenate(weights)
 
 
-# distance from w = 1 as a fraction of the interval length 1 - w_T, graded towards both ends
+# distance from w = 1 as a fraction of the interval length 1 - w_T: panels growing geometrically (ratio 2)
+# from 2^-40 towards the middle and shrinking again towards the other end, so that an exponential decay of any
+# scale (w^(m-1) for large x) or a power law ((1 - q w)^-e for q near 1) is integrated accurately
 _D_NODES, _D_WEIGHTS = _composite_rule(
-    [0.0, 1e-10, 1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99, 0.999, 0.9999, 1 - 1e-6, 1.0], 8
+    sorted({0.0, 1.0, *(2.0**-k for k in range(1, 41)), *(1 - 2.0**-k for k in range(2, 25))}), 6
 )
 # fraction of log(1 + t/(beta+T)), graded towards 0 (the lifetime density s exp(-s z) is largest there)
 _Z_NODES, _Z_WEIGHTS = _composite_rule([0.0, 1e-4, 1e-3, 1e-2, 0.05, 0.15, 0.3, 0.5, 0.75, 1.0], 8)
