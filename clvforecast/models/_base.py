@@ -279,7 +279,7 @@ class FittedModel:
         log_cov_ij``).
     diagnostics_ : dict (JSON-able): ``converged`` (bool), ``gradient_norm`` (Euclidean norm of the gradient of
         the total log-likelihood with respect to the log-parameters), ``hessian_condition`` (condition number of
-        the observed information in log-parameters; ``inf`` when not positive definite), ``at_bound`` (names of
+        the observed information in log-parameters; None when it is not positive definite), ``at_bound`` (names of
         parameters at the optimizer's box 1e-10..1e10), ``identified`` (bool, all parameters identified),
         ``unidentified`` (names), ``positive_definite`` (bool), ``message`` (plain words; "" when all is well),
         ``n_evaluations``, ``n_starts_tried``, ``warm_start`` (bool).
@@ -447,8 +447,6 @@ class FittedModel:
             **(extra or {}),
             "notes": list(notes),
         })
-        if self.diagnostics_["hessian_condition"] is None:
-            self.diagnostics_["hessian_condition"] = math.inf
 
     def _warn(self, what: str) -> None:
         d = self.diagnostics_
@@ -577,10 +575,7 @@ class FittedModel:
             diag = {"converged": not missing, "gradient_norm": None, "hessian_condition": None, "at_bound": [],
                     "identified": not missing, "unidentified": missing, "positive_definite": not missing,
                     "message": "" if not missing else "standard errors were not available in the saved file"}
-        diag = dict(diag)
-        if diag.get("hessian_condition") is None:
-            diag["hessian_condition"] = math.inf
-        model.diagnostics_ = diag
+        model.diagnostics_ = dict(diag)
         return model
 
     # -- lifetimes bridge -------------------------------------------------------------------------------------
