@@ -108,6 +108,7 @@ def newton(fun: _Counted, phi: np.ndarray, H0: np.ndarray | None = None, *, max_
     f, g = fun(phi)
     H, fresh = (H0, False) if H0 is not None else (fd_hessian(fun, phi), True)
     converged = False
+    flat = 0  # accepted iterations in a row that moved without changing the value (a flat direction)
     for _ in range(max_iter):
         step = _newton_step(H, g)
         trial = np.clip(phi + step, lo, hi)
@@ -136,7 +137,10 @@ def newton(fun: _Counted, phi: np.ndarray, H0: np.ndarray | None = None, *, max_
             H, fresh = fd_hessian(fun, phi), True
             continue
         moved = float(np.max(np.abs(cand - phi)))
+        flat = flat + 1 if (f - f2 <= 1e-11 * max(1.0, abs(f)) and moved > 1e-4) else 0
         phi, f, g = cand, f2, g2
+        if flat >= 3:  # drifting along a flat direction (a parameter running off): stop, not converged
+            break
         if not fresh and moved < 1e-3:
             H, fresh = fd_hessian(fun, phi), True
         elif fresh and moved > 1e-2:
@@ -167,7 +171,7 @@ def minimize(fun: Objective, starts: Sequence[np.ndarray], *, H0: np.ndarray | N
             if not math.isfinite(counted(phi0)[0]):
                 continue
             res = optimize.minimize(counted, phi0, jac=True, method="L-BFGS-B", bounds=[(lo, hi)] * len(phi0),
-                                    options={"maxiter": 3000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20})
+                                    options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-9, "maxcor": 20})
             if not res.success:
                 notes.append(f"L-BFGS-B: {res.message}")
             phi, f, g, H, conv = newton(counted, res.x)
@@ -177,6 +181,9 @@ def minimize(fun: Objective, starts: Sequence[np.ndarray], *, H0: np.ndarray | N
         tried.append(opt)
         ok = accept(opt) if accept is not None else (conv and bool(np.all(np.linalg.eigvalsh(H) > 0)))
         if ok:
+            break
+        # the same (degenerate) optimum reached from two starts: more starts will not find another one
+        if any(abs(o.value - opt.value) <= 1e-9 * max(1.0, abs(opt.value)) for o in tried[:-1]):
             break
     if not tried:
         raise FloatingPointError("the log-likelihood is not finite at any starting point")

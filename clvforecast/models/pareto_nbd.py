@@ -57,12 +57,21 @@ def _composite_rule(breaks: list[float], n: int) -> tuple[np.ndarray, np.ndarray
     return np.concatenate(nodes), np.concatenate(weights)
 
 
-# distance from w = 1 as a fraction of the interval length 1 - w_T: panels growing geometrically (ratio 2)
-# from 2^-40 towards the middle and shrinking again towards the other end, so that an exponential decay of any
-# scale (w^(m-1) for large x) or a power law ((1 - q w)^-e for q near 1) is integrated accurately
-_D_NODES, _D_WEIGHTS = _composite_rule(
-    sorted({0.0, 1.0, *(2.0**-k for k in range(1, 41)), *(1 - 2.0**-k for k in range(2, 25))}), 6
-)
+# Quadrature for J: distance from w = 1 as a fraction f of the interval length 1 - w_T, on panels that halve
+# towards f = 0 (6 Gauss-Legendre points each) down to 2^-K, K chosen per row 12 halvings below the scale on
+# which the integrand changes there (w^(m-1) for large x, (1 - q w)^-e for q near 1), and a few panels that
+# halve towards the other end (more when w_T is near 0 and m < 1, where w^(m-1) is singular at 0).
+_RULES: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _rule(K: int, far: int) -> tuple[np.ndarray, np.ndarray]:
+    key = (K, far)
+    if key not in _RULES:
+        breaks = sorted({0.0, 1.0, *(2.0**-k for k in range(1, K + 1)), *(1 - 2.0**-k for k in range(2, far + 1))})
+        _RULES[key] = _composite_rule(breaks, 6)
+    return _RULES[key]
+
+
 # fraction of log(1 + t/(beta+T)), graded towards 0 (the lifetime density s exp(-s z) is largest there)
 _Z_NODES, _Z_WEIGHTS = _composite_rule([0.0, 1e-4, 1e-3, 1e-2, 0.05, 0.15, 0.3, 0.5, 0.75, 1.0], 8)
 
@@ -113,27 +122,36 @@ def _J_quad(m: np.ndarray, q: np.ndarray, omq: np.ndarray, e: float, L: np.ndarr
     n = len(m)
     logJ = np.empty(n)
     R = np.zeros((n, 4))
-    for lo in range(0, n, _CHUNK):
-        sl = slice(lo, lo + _CHUNK)
-        mm, qq, oo, LL = m[sl, None], q[sl, None], omq[sl, None], L[sl, None]
-        dL = _D_NODES[None, :] * LL
-        log_w = np.log1p(-dL)
-        one_qw = oo + qq * dL  # 1 - q w
-        log_1qw = np.log(one_qw)
-        ell = (mm - 1) * log_w - e * log_1qw
-        top = np.max(ell, axis=1, keepdims=True)
-        wt = _D_WEIGHTS[None, :] * np.exp(ell - top)
-        S = wt.sum(axis=1)
-        with np.errstate(divide="ignore"):
-            logJ[sl] = top[:, 0] + np.log(S) + np.log(L[sl])
-        if grad:
-            Sp = np.where(S > 0, S, 1.0)
-            R[sl, 0] = (wt * log_w).sum(axis=1) / Sp
-            R[sl, 1] = (wt * (e * (1 - dL) / one_qw)).sum(axis=1) / Sp
-            R[sl, 2] = -(wt * log_1qw).sum(axis=1) / Sp
-            ell_T = (m[sl] - 1) * np.log1p(-L[sl]) - e * np.log(omq[sl] + q[sl] * L[sl])
-            with np.errstate(over="ignore", invalid="ignore"):
-                R[sl, 3] = np.where(np.isfinite(logJ[sl]), -np.exp(ell_T - logJ[sl]), 0.0)
+    wT = 1 - L
+    # steepest relative change of the log-integrand near w = 1, in units of the interval
+    slope = (np.abs(m - 1) + np.where(q > 0, e * q / np.maximum(omq, 1e-300), e * np.abs(q) / (1 + np.abs(q) * wT))) * L
+    K = np.clip(np.ceil(np.log2(1 + slope)) + 12, 16, 48)
+    K = (np.ceil(K / 8) * 8).astype(int)
+    far = np.where((m < 1) & (wT < 0.01), 24, 8)
+    for (k_, f_) in sorted(set(zip(K.tolist(), far.tolist(), strict=True))):
+        rows = np.flatnonzero((K == k_) & (far == f_))
+        d_nodes, d_weights = _rule(k_, f_)
+        for lo in range(0, len(rows), _CHUNK):
+            sl = rows[lo:lo + _CHUNK]
+            mm, qq, oo, LL = m[sl, None], q[sl, None], omq[sl, None], L[sl, None]
+            dL = d_nodes[None, :] * LL
+            log_w = np.log1p(-dL)
+            one_qw = oo + qq * dL  # 1 - q w
+            log_1qw = np.log(one_qw)
+            ell = (mm - 1) * log_w - e * log_1qw
+            top = np.max(ell, axis=1, keepdims=True)
+            wt = d_weights[None, :] * np.exp(ell - top)
+            S = wt.sum(axis=1)
+            with np.errstate(divide="ignore"):
+                logJ[sl] = top[:, 0] + np.log(S) + np.log(L[sl])
+            if grad:
+                Sp = np.where(S > 0, S, 1.0)
+                R[sl, 0] = (wt * log_w).sum(axis=1) / Sp
+                R[sl, 1] = (wt * (e * (1 - dL) / one_qw)).sum(axis=1) / Sp
+                R[sl, 2] = -(wt * log_1qw).sum(axis=1) / Sp
+                ell_T = (m[sl] - 1) * np.log1p(-L[sl]) - e * np.log(omq[sl] + q[sl] * L[sl])
+                with np.errstate(over="ignore", invalid="ignore"):
+                    R[sl, 3] = np.where(np.isfinite(logJ[sl]), -np.exp(ell_T - logJ[sl]), 0.0)
     return (logJ, R[:, 0], R[:, 1], R[:, 2], R[:, 3])
 
 
