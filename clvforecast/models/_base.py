@@ -849,6 +849,7 @@ class PurchaseModel(FittedModel):
             "n_repeat_customers": int(round(float(w[x > 0].sum()))),
             "n_unique_histories": int(len(x)),
             "weighted": w_user is not None,
+            "mean_T": float(w @ T) / n,
             "engine": "clvforecast (closed-form log-likelihood, analytic gradient, L-BFGS-B + Newton)",
         }
         self._estimate(HistoryData(x=x, tx=tx, T=T), w, what=what)

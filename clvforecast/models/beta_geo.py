@@ -94,6 +94,7 @@ def _hyp2f1(A: float, B: float, c: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 _SERIES_MAX_TERMS = 20_000
+_CONCENTRATED = 1e10  # a + b above which the dropout probability's posterior is treated as a point mass
 _A_NEAR_ONE = 3e-5  # |a - 1| below which eq. (10) is interpolated between a = 1 -/+ this (0/0 at a = 1)
 
 
@@ -109,6 +110,16 @@ def _expected_if_alive(params: Any, t: float | np.ndarray, x: np.ndarray, T: np.
     one-dimensional integral.
     """
     r, alpha, a, b = params
+    if a + b > _CONCENTRATED:
+        # p | history ~ Beta(a, b+x) has variance below 1e-10: E[g(p)] = g(E[p]) to that order, where
+        # g(p) = (1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p (the closed form loses all precision there)
+        t_, x_, T_ = np.broadcast_arrays(np.asarray(t, dtype="float64"), np.asarray(x, dtype="float64"),
+                                         np.asarray(T, dtype="float64"))
+        p = a / (a + b + x_)
+        L = np.log1p(p * t_ / (alpha + T_))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(p > 0, -np.expm1(-(r + x_) * L) / np.where(p > 0, p, 1.0), (r + x_) * t_ / (alpha + T_))
+        return out
     if abs(a - 1) < _A_NEAR_ONE:
         lo = _expected_if_alive_closed((r, alpha, 1 - _A_NEAR_ONE, b), t, x, T)
         hi = _expected_if_alive_closed((r, alpha, 1 + _A_NEAR_ONE, b), t, x, T)

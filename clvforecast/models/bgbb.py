@@ -25,7 +25,6 @@ from ..exceptions import DataValidationError
 from ._base import HistoryData, PurchaseModel, _examples
 
 PARAM_NAMES = ("alpha", "beta", "gamma", "delta")
-_GAMMA_NEAR_ONE = 1e-5
 
 
 def _bb(u: Any, v: Any) -> np.ndarray:
@@ -72,17 +71,56 @@ def _ll_rows(theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarr
     return ll, G
 
 
-def _survival_sum(g: float, dd: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """``sum_{k=1}^{t} B(g, dd+k)/B(g, dd)`` (expected alive opportunities among the next t, given alive):
-    ``dd/(g-1) [1 - G(g+dd) G(dd+t+1) / (G(dd+1) G(g+dd+t))]``, its limit ``dd (psi(dd+t+1) - psi(dd+1))`` at
-    g = 1 reached by interpolation between 1 -/+ 1e-5."""
-    if abs(g - 1) < _GAMMA_NEAR_ONE:
-        lo = _survival_sum(1 - _GAMMA_NEAR_ONE, dd, t)
-        hi = _survival_sum(1 + _GAMMA_NEAR_ONE, dd, t)
-        w = (g - (1 - _GAMMA_NEAR_ONE)) / (2 * _GAMMA_NEAR_ONE)
-        return (1 - w) * lo + w * hi
-    L = special.gammaln(g + dd) + special.gammaln(dd + t + 1) - special.gammaln(dd + 1) - special.gammaln(g + dd + t)
-    return dd * -np.expm1(L) / (g - 1)
+def _log1p_ratio(u: np.ndarray) -> np.ndarray:
+    """``log1p(u) / u``, 1 at u = 0 (no cancellation)."""
+    u = np.asarray(u, dtype="float64")
+    small = np.abs(u) < 1e-8
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(small, 1 - u / 2, np.log1p(u) / np.where(small, 1.0, u))
+
+
+def _expm1_ratio(L: np.ndarray) -> np.ndarray:
+    """``expm1(L) / L``, 1 at L = 0."""
+    small = np.abs(L) < 1e-8
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(small, 1 + L / 2, np.expm1(L) / np.where(small, 1.0, L))
+
+
+def _survival_sum(g: float, dd: np.ndarray, t: Any) -> np.ndarray:
+    """``sum_{k=1}^{t} E[(1 - theta)^k]`` with ``theta ~ Beta(g, dd)``: the expected number of the next t
+    opportunities at which a customer alive now is still alive.
+
+    Closed form ``dd/(g-1) [1 - G(g+dd) G(dd+t+1) / (G(dd+1) G(g+dd+t))]``, evaluated without cancellation:
+    with ``L = sum_{i<t} log1p((1-g)/(g+dd+i))`` (the log of the gamma ratio) it is
+    ``dd (expm1(L)/L) sum_{i<t} [log1p(u_i)/u_i] / (g+dd+i)``, ``u_i = (1-g)/(g+dd+i)``, which is smooth
+    through g = 1 and exact for huge or tiny parameters (``t`` whole periods; arrays broadcast).
+    """
+    dd, t = np.broadcast_arrays(np.asarray(dd, dtype="float64"), np.asarray(t, dtype="float64"))
+    t_int = np.rint(t).astype("int64")
+    out = np.zeros(dd.shape)
+    t_max = int(t_int.max()) if t_int.size else 0
+    if t_max <= 0:
+        return out
+    flat_dd, flat_t = dd.reshape(-1), t_int.reshape(-1)
+    res = np.zeros(flat_dd.shape)
+    for lo in range(0, len(flat_dd), max(1, 2_000_000 // t_max)):
+        sl = slice(lo, lo + max(1, 2_000_000 // t_max))
+        i = np.arange(t_max, dtype="float64")[None, :]
+        denom = g + flat_dd[sl, None] + i
+        u = (1 - g) / denom
+        on = i < flat_t[sl, None]
+        log_terms = np.where(on, np.log1p(u), 0.0)
+        L = log_terms.sum(axis=1)
+        harmonic = np.where(on, _log1p_ratio(u) / denom, 0.0).sum(axis=1)
+        res[sl] = flat_dd[sl] * _expm1_ratio(L) * harmonic
+    return res.reshape(dd.shape)
+
+
+def _log_survival(g: float, dp: np.ndarray, j_max: int) -> np.ndarray:
+    """``log E[(1 - theta)^j]`` for j = 0..j_max, theta ~ Beta(g, dp): ``-sum_{i<j} log1p(g/(dp+i))``."""
+    i = np.arange(j_max, dtype="float64")[None, :]
+    steps = -np.log1p(g / (dp[:, None] + i))
+    return np.concatenate([np.zeros((len(dp), 1)), np.cumsum(steps, axis=1)], axis=1)
 
 
 class BetaGeoBetaBinom(PurchaseModel):
@@ -216,19 +254,22 @@ class BetaGeoBetaBinom(PurchaseModel):
         t_int = int(round(float(t)))
         pa = BetaGeoBetaBinom._p_alive(theta, x, tx, n)
         ap, bp, dp = a + x, b + n - x, d + n
-        k = np.arange(n_max + 1, dtype="float64")[None, :]
-        base = _bb(g, dp)
+        log_s = _log_survival(g, dp, t_int)  # log P(alive at each of the next j opportunities), j = 0..t
         out = np.zeros((len(x), n_max + 1))
+        kk = np.arange(n_max + 1)
         for j in range(t_int + 1):
+            # P(J = j): alive for exactly j of the t opportunities (dies before opportunity j+1), or all t
             if j < t_int:
-                pj = np.exp(_bb(g + 1, dp + j) - base)
+                pj = np.exp(log_s[:, j] + np.log(g) - np.log(g + dp + j))
             else:
-                pj = np.exp(_bb(g, dp + t_int) - base)
-            with np.errstate(all="ignore"):
-                log_bb = (special.gammaln(j + 1) - special.gammaln(k + 1) - special.gammaln(j - k + 1)
-                          + _bb(ap[:, None] + k, bp[:, None] + j - k) - _bb(ap, bp)[:, None])
-                bbp = np.where(k <= j, np.exp(log_bb), 0.0)
-            out += pj[:, None] * np.nan_to_num(bbp, nan=0.0)
+                pj = np.exp(log_s[:, t_int])
+            # BetaBinomial(k; j, ap, bp) by its ratio recursion, in logs: P(0) = prod_{i<j} (bp+i)/(ap+bp+i)
+            k = np.arange(min(j, n_max) + 1, dtype="float64")[None, :]
+            log0 = -np.log1p(ap[:, None] / (bp[:, None] + np.arange(j, dtype="float64")[None, :])).sum(axis=1)
+            ratios = (np.log(j - k[:, :-1]) - np.log(k[:, :-1] + 1) + np.log(ap[:, None] + k[:, :-1])
+                      - np.log(bp[:, None] + j - k[:, :-1] - 1))
+            log_bb = log0[:, None] + np.concatenate([np.zeros((len(x), 1)), np.cumsum(ratios, axis=1)], axis=1)
+            out[:, kk <= j] += pj[:, None] * np.exp(log_bb)
         out *= pa[:, None]
         out[:, 0] += 1.0 - pa
         return out

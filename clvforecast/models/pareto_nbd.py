@@ -260,7 +260,8 @@ class ParetoNBD(PurchaseModel):
 
     def _messages(self, theta: np.ndarray, unidentified: list[str]) -> list[str]:
         r, alpha, s, beta = theta
-        if ("s" in unidentified or "beta" in unidentified) and s / beta * max(1.0, beta) < 1e-3:
+        horizon = float(getattr(self, "fit_info_", {}).get("mean_T", 1.0) or 1.0)
+        if ("s" in unidentified or "beta" in unidentified) and s / beta * horizon < 0.01:
             return ["no evidence of dropout in the calibration period: the dropout rates (s/beta per unit of "
                     f"time = {s / beta:.2g}) are indistinguishable from zero and the model behaves like an NBD in "
                     "which every customer stays active; consider a longer calibration period"]
