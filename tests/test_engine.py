@@ -303,3 +303,27 @@ def test_bg_nbd_a_1e12_does_not_crash(cdnow_cal: pd.DataFrame) -> None:
     model = BetaGeo._from_dict(d)
     e = model.expected_purchases(cdnow_cal, 52)
     assert np.all(np.isfinite(e)) and np.all(e >= 0)
+
+
+@pytest.mark.parametrize("model", [BetaGeo, ModifiedBetaGeo, ParetoNBD, BetaGeoBetaBinom])
+def test_the_fast_weighted_sums_equal_the_per_row_sums(model) -> None:  # noqa: ANN001
+    x, tx, T = histories_for(model)
+    w = np.arange(1.0, len(x) + 1)
+    theta = np.array([1.2, 0.75, 0.66, 2.78]) if model.DISCRETE else np.array([0.55, 10.6, 0.6, 11.7])
+    d = _base.HistoryData(x=x, tx=tx, T=T)
+    ll, G = model._ll_rows(theta, d, True)
+    total, g = model._ll_sum(theta, d, w)
+    assert total == pytest.approx(float(w @ ll), rel=1e-12)
+    np.testing.assert_allclose(g, w @ G, rtol=1e-10, atol=1e-10)
+
+
+def test_the_fast_weighted_sum_of_gamma_gamma_equals_the_per_row_sum() -> None:
+    x = np.array([1.0, 2.0, 7.0, 2.0, 1000.0])
+    m = np.array([22.35, 5.0, 71.2, 33.3, 0.01])
+    w = np.array([1.0, 3.0, 0.5, 2.0, 1.0])
+    theta = np.array([6.25, 3.74, 15.44])
+    d = _base.HistoryData(x=x, m=m)
+    ll, G = GammaGamma._ll_rows(theta, d, True)
+    total, g = GammaGamma._ll_sum(theta, d, w)
+    assert total == pytest.approx(float(w @ ll), rel=1e-12)
+    np.testing.assert_allclose(g, w @ G, rtol=1e-10)

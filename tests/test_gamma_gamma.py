@@ -107,7 +107,7 @@ def test_a_degenerate_spend_distribution_is_reported_not_hidden(cdnow_cal: pd.Da
     messages = [str(w.message) for w in caught if issubclass(w.category, ModelAssumptionWarning)]
     assert any("do not identify p" in m for m in messages)
     d = model.diagnostics_
-    assert d["at_bound"] == ["p"] and d["unidentified"] == ["p"] and not d["identified"] and not d["converged"]
+    assert "p" in d["unidentified"] and not d["identified"] and not d["converged"]
     s = model.summary
     assert not s.loc["p", "identified"] and np.isnan(s.loc["p", ["se", "lower", "upper"]].astype(float)).all()
     assert (s["lower"].dropna() > 0).all()

@@ -185,11 +185,12 @@ def as_duration(t: Any, time_unit: str, name: str = "t") -> float:
         raise type(exc)(f"{name}: {exc}") from None
 
 
-def unique_rows(*columns: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+def unique_rows(*columns: np.ndarray, return_levels: bool = False) -> Any:
     """Distinct rows of ``columns``: ``(codes, uniques, counts)``, row i being ``[u[codes[i]] ...]``.
 
     Each column is factorised by hashing, the codes are combined into one integer key and that is factorised
-    again (linear time; about 0.1 s for a million rows).
+    again (linear time; about 0.1 s for a million rows). With ``return_levels`` a fourth element gives, per
+    column, ``(distinct values, code of each distinct row)`` (what :class:`HistoryData` caches as levels).
     """
     codes, levels = zip(*(pd.factorize(np.asarray(c)) for c in columns), strict=True)
     sizes = [len(u) for u in levels]
@@ -207,8 +208,12 @@ def unique_rows(*columns: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.
     else:  # pragma: no cover - needs more than 2**62 combinations of distinct values
         row_codes, uniq = pd.factorize(pd.MultiIndex.from_arrays(list(codes)))
         per_column = [np.asarray(uniq.get_level_values(i)) for i in range(len(codes))]
-    uniques = [np.asarray(levels[i], dtype="float64")[per_column[i]] for i in range(len(columns))]
-    return row_codes, uniques, np.bincount(row_codes, minlength=len(uniques[0])).astype("float64")
+    values = [np.asarray(levels[i], dtype="float64") for i in range(len(columns))]
+    uniques = [values[i][per_column[i]] for i in range(len(columns))]
+    counts = np.bincount(row_codes, minlength=len(uniques[0])).astype("float64")
+    if return_levels:
+        return row_codes, uniques, counts, [(values[i], np.asarray(per_column[i])) for i in range(len(columns))]
+    return row_codes, uniques, counts
 
 
 def table_weights(rfm: pd.DataFrame, weights: Any, n: int, what: str) -> np.ndarray | None:
@@ -344,6 +349,14 @@ class FittedModel:
         raise NotImplementedError
 
     @classmethod
+    def _ll_sum(cls, theta: np.ndarray, data: HistoryData, w: np.ndarray) -> tuple[float, np.ndarray]:
+        """Weighted total log-likelihood ``sum_i w_i ll_i`` and its gradient (what the optimizer uses; models
+        may compute it faster than through per-row gradients)."""
+        ll, G = cls._ll_rows(theta, data, True)
+        assert G is not None
+        return float(w @ ll), w @ G
+
+    @classmethod
     def _starts(cls, data: HistoryData, w: np.ndarray) -> list[np.ndarray]:
         """Starting points (parameters, not logs) for the optimizer, the most promising first."""
         raise NotImplementedError
@@ -366,10 +379,9 @@ class FittedModel:
 
             def fun(phi: np.ndarray) -> tuple[float, np.ndarray]:
                 theta = np.exp(phi)
-                ll, G = cls._ll_rows(theta, d, True)
-                assert G is not None
-                value = -float(ww @ ll) / WW + pen * float(np.sum(theta**2))
-                grad = -(ww @ G) * theta / WW + 2 * pen * theta**2
+                total, gsum = cls._ll_sum(theta, d, ww)
+                value = -total / WW + pen * float(np.sum(theta**2))
+                grad = -gsum * theta / WW + 2 * pen * theta**2
                 return value, grad
 
             return fun
@@ -681,11 +693,13 @@ class HistoryData:
     ``levels(name)`` returns ``(values, inverse)`` so that a function of one column (a gamma function of the
     frequency, a log of T) is computed once per distinct value and gathered."""
 
-    def __init__(self, **columns: np.ndarray) -> None:
+    def __init__(self, levels: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                 **columns: np.ndarray) -> None:
         arrays = np.broadcast_arrays(*(np.asarray(v, dtype="float64") for v in columns.values()))
         self.cols = {k: np.ravel(a) for k, a in zip(columns, arrays, strict=True)}
         self.shape = arrays[0].shape if arrays else ()
-        self._levels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._levels: dict[str, tuple[np.ndarray, np.ndarray]] = dict(levels or {})
+        self.cache: dict[Any, Any] = {}  # model-specific precomputations that depend only on the data
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.cols[name]
@@ -700,7 +714,8 @@ class HistoryData:
         return self._levels[name]
 
     def subset(self, mask: np.ndarray) -> HistoryData:
-        return HistoryData(**{k: v[mask] for k, v in self.cols.items()})
+        levels = {k: (vals, codes[mask]) for k, (vals, codes) in self._levels.items()}
+        return HistoryData(levels=levels, **{k: v[mask] for k, v in self.cols.items()})
 
 
 def _gather(fn: Any, data: HistoryData, name: str) -> np.ndarray:
@@ -833,11 +848,12 @@ class PurchaseModel(FittedModel):
         unit = fit_time_unit(table, time_unit, what)
         w_user = table_weights(table, self._default_weights(table, weights), len(data), what)
         cols = [data[c].to_numpy() for c in self.HISTORY]
-        codes, uniq, counts = unique_rows(*cols)
+        codes, uniq, counts, lev = unique_rows(*cols, return_levels=True)
         if w_user is not None:
             counts = np.bincount(codes, weights=w_user, minlength=len(counts))
         keep = counts > 0
         x, tx, T = (u[keep] for u in uniq)
+        levels = {name: (vals, c[keep]) for name, (vals, c) in zip(("x", "tx", "T"), lev, strict=True)}
         w = counts[keep]
         self._check_data(x, tx, T, w, what)
         self.time_unit_ = unit
@@ -852,7 +868,7 @@ class PurchaseModel(FittedModel):
             "mean_T": float(w @ T) / n,
             "engine": "clvforecast (closed-form log-likelihood, analytic gradient, L-BFGS-B + Newton)",
         }
-        self._estimate(HistoryData(x=x, tx=tx, T=T), w, what=what)
+        self._estimate(HistoryData(levels=levels, x=x, tx=tx, T=T), w, what=what)
         return self
 
     def _default_weights(self, table: pd.DataFrame, weights: Any) -> Any:

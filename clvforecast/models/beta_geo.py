@@ -283,6 +283,92 @@ def bg_family_loglik(theta: np.ndarray, data: HistoryData, grad: bool, shift: in
     return ll, G
 
 
+def bg_family_sum(theta: np.ndarray, data: HistoryData, w: np.ndarray, shift: int) -> tuple[float, np.ndarray]:
+    """Weighted total of :func:`bg_family_loglik` and its gradient, computed for speed on large tables.
+
+    Customers without repeat purchase (x = 0, t_x = 0) have a likelihood that depends on T only: their weights
+    are summed per distinct T and their terms computed once per T. For the others, every quantity that depends
+    on one column (gamma functions of x, logs of alpha + T, of alpha + t_x) is computed once per distinct value
+    and the row weights are aggregated onto those values by ``bincount`` for the gradient. Same numbers as
+    ``w @ ll`` and ``w @ G``.
+    """
+    r, alpha, a, b = (float(v) for v in theta)
+    xl, xc = data.levels("x")
+    tl, tc = data.levels("tx")
+    Tl, Tc = data.levels("T")
+    key = ("bg_split", id(w), w.size, float(w.sum()))
+    if key not in data.cache:
+        x = data["x"]
+        rep = np.flatnonzero(x > 0)
+        zero = x == 0
+        data.cache.clear()
+        data.cache[key] = (x[rep], xc[rep], tc[rep], Tc[rep], w[rep],
+                           np.bincount(Tc[zero], weights=w[zero], minlength=len(Tl)),
+                           np.bincount(xc, weights=w, minlength=len(xl)), float(w.sum()))
+    x, xc_r, tc_r, Tc_r, w_r, w0_T, wx, W = data.cache[key]
+    nT, nt, nx = len(Tl), len(tl), len(xl)
+    bx = b + xl + shift
+    has_dead = xl + shift > 0
+    bx_dead = np.where(has_dead, bx - 1, 1.0)
+    beta_alive = special.betaln(a, bx)
+    beta_dead = np.where(has_dead, special.betaln(a + 1, bx_dead), -np.inf)
+    log_aT = np.log(alpha + Tl)
+    log_atx = np.log(alpha + tl)
+    inv_aT = 1.0 / (alpha + Tl)
+    inv_atx = 1.0 / (alpha + tl)
+    psi_ab_x = special.digamma(a + bx)
+    dA_da = special.digamma(a) - psi_ab_x
+    dA_db = special.digamma(bx) - psi_ab_x
+    dB_da = special.digamma(a + 1) - psi_ab_x
+    dB_db = np.where(has_dead, special.digamma(bx_dead), 0.0) - psi_ab_x
+    # customers without repeat purchase, per distinct T (x = 0, t_x = 0)
+    i0 = int(np.flatnonzero(xl == 0)[0]) if np.any(xl == 0) else -1
+    total = 0.0
+    sA_T = np.zeros(nT)
+    sB_0 = np.zeros(nT)
+    if i0 >= 0 and w0_T.any():
+        A0 = beta_alive[i0] - r * log_aT
+        if shift:
+            B0 = beta_dead[i0] - r * math.log(alpha)  # t_x = 0
+            L0 = np.logaddexp(A0, B0)
+            wA0 = np.exp(A0 - L0)
+        else:
+            L0, wA0 = A0, np.ones(nT)
+        total += float(w0_T @ L0)
+        sA_T += w0_T * wA0
+        sB_0 = w0_T * (1 - wA0)
+    # repeat customers, row by row
+    rx = r + x
+    A = beta_alive[xc_r] - rx * log_aT[Tc_r]
+    B = beta_dead[xc_r] - rx * log_atx[tc_r]
+    d = A - B
+    e = np.exp(-np.abs(d))
+    L = np.maximum(A, B) + np.log1p(e)
+    wA = np.where(d >= 0, 1.0, e) / (1.0 + e)
+    wwA = w_r * wA
+    wwB = w_r - wwA
+    total += float(w_r @ L) + float(wx @ special.gammaln(r + xl)) - W * (
+        special.gammaln(r) - r * math.log(alpha) + special.betaln(a, b))
+    sA_T += np.bincount(Tc_r, weights=wwA, minlength=nT)
+    sB_t = np.bincount(tc_r, weights=wwB, minlength=nt)
+    sA_x = np.bincount(xc_r, weights=wwA, minlength=nx)
+    sB_x = np.bincount(xc_r, weights=wwB, minlength=nx)
+    rA_T = np.bincount(Tc_r, weights=wwA * rx, minlength=nT) + r * (sA_T - np.bincount(Tc_r, weights=wwA, minlength=nT))
+    rB_t = np.bincount(tc_r, weights=wwB * rx, minlength=nt)
+    if i0 >= 0:
+        sA_x[i0] += float(sA_T.sum() - np.bincount(Tc_r, weights=wwA, minlength=nT).sum())
+        sB_x[i0] += float(sB_0.sum())
+    log_a0 = math.log(alpha)
+    dab = special.digamma(a + b)
+    g = np.empty(4)
+    g[0] = (float(wx @ special.digamma(r + xl)) - W * (special.digamma(r) - log_a0)
+            - float(sA_T @ log_aT) - float(sB_t @ log_atx) - float(sB_0.sum()) * log_a0)
+    g[1] = W * r / alpha - float(rA_T @ inv_aT) - float(rB_t @ inv_atx) - float(sB_0.sum()) * r / alpha
+    g[2] = -W * (special.digamma(a) - dab) + float(sA_x @ dA_da) + float(sB_x @ dB_da)
+    g[3] = -W * (special.digamma(b) - dab) + float(sA_x @ dA_db) + float(sB_x @ dB_db)
+    return total, g
+
+
 def bg_alive_pmf(params: Any, t: float, n_max: int, x: np.ndarray, T: np.ndarray) -> np.ndarray:
     """P(n purchases in (T, T+t] | alive at T) for n = 0..n_max (rows: histories), BG process with
     ``lambda ~ Gamma(r+x, alpha+T)`` and ``p ~ Beta(a, b+x)`` (pass ``b+1`` for MBG/NBD): eq. (8) of the paper
@@ -344,6 +430,10 @@ class BetaGeo(PurchaseModel):
     @classmethod
     def _ll_rows(cls, theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
         return bg_family_loglik(theta, data, grad, cls._SHIFT)
+
+    @classmethod
+    def _ll_sum(cls, theta: np.ndarray, data: HistoryData, w: np.ndarray) -> tuple[float, np.ndarray]:
+        return bg_family_sum(theta, data, w, cls._SHIFT)
 
     @classmethod
     def _starts(cls, data: HistoryData, w: np.ndarray) -> list[np.ndarray]:

@@ -43,6 +43,10 @@ class ModifiedBetaGeo(PurchaseModel):
         return bg.bg_family_loglik(theta, data, grad, 1)
 
     @classmethod
+    def _ll_sum(cls, theta: np.ndarray, data: HistoryData, w: np.ndarray) -> tuple[float, np.ndarray]:
+        return bg.bg_family_sum(theta, data, w, 1)
+
+    @classmethod
     def _starts(cls, data: HistoryData, w: np.ndarray) -> list[np.ndarray]:
         return bg.BetaGeo._starts(data, w)
 
