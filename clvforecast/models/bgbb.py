@@ -272,7 +272,7 @@ class BetaGeoBetaBinom(PurchaseModel):
             out[:, kk <= j] += pj[:, None] * np.exp(log_bb)
         out *= pa[:, None]
         out[:, 0] += 1.0 - pa
-        return out
+        return np.clip(out, 0.0, 1.0)
 
     @classmethod
     def _expected(cls, theta: Any, t: Any, x: Any, tx: Any, T: Any) -> np.ndarray:
