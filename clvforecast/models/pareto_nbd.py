@@ -57,32 +57,18 @@ def _composite_rule(breaks: list[float], n: int) -> tuple[np.ndarray, np.ndarray
     return np.concatenate(nodes), np.concatenate(weights)
 
 
-# Quadrature for J: distance from w = 1 as a fraction f of the interval length 1 - w_T, on panels that halve
-# towards f = 0 (6 Gauss-Legendre points each) down to 2^-K, K chosen per row 12 halvings below the scale on
-# which the integrand changes there (w^(m-1) for large x, (1 - q w)^-e for q near 1), and a few panels that
-# halve towards the other end (more when w_T is near 0 and m < 1, where w^(m-1) is singular at 0).
-_RULES: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _rule(K: int, far: int) -> tuple[np.ndarray, np.ndarray]:
-    key = (K, far)
-    if key not in _RULES:
-        breaks = sorted({0.0, 1.0, *(2.0**-k for k in range(1, K + 1)), *(1 - 2.0**-k for k in range(2, far + 1))})
-        _RULES[key] = _composite_rule(breaks, 6)
-    return _RULES[key]
-
-
 # fraction of log(1 + t/(beta+T)), graded towards 0 (the lifetime density s exp(-s z) is largest there)
 _Z_NODES, _Z_WEIGHTS = _composite_rule([0.0, 1e-4, 1e-3, 1e-2, 0.05, 0.15, 0.3, 0.5, 0.75, 1.0], 8)
 
 
-def _J_series(m: np.ndarray, q: np.ndarray, e: float, L: np.ndarray, grad: bool) -> tuple[np.ndarray, ...]:
-    """``J`` and ``dJ/dm, dJ/dq, dJ/de, dJ/dw_T`` by the series (rows with |q| small enough)."""
+def _J_series(m: np.ndarray, q: np.ndarray, e: np.ndarray, L: np.ndarray, grad: bool) -> tuple[np.ndarray, ...]:
+    """``J`` and ``dJ/dm, dJ/dq, dJ/de, dJ/dw_T`` by the series (rows with small ``q``, ``e q``)."""
     lw = np.log1p(-L)  # log w_T
     wpow = np.exp(m * lw)  # w_T^(m+k), k = 0
-    one_minus = -np.expm1(m * lw)  # 1 - w_T^(m+k)
+    one_minus = -np.expm1(m * lw)  # 1 - w_T^(m+k), accumulated without cancellation
     wpow_m1 = np.exp((m - 1) * lw)  # w_T^(m+k-1)
-    c, H = 1.0, 0.0  # (e)_k / k! and its log-derivative in e
+    c = np.ones_like(q)  # (e)_k / k!
+    H = np.zeros_like(q)  # d log c / d e
     qk = np.ones_like(q)  # q^k
     qk1 = np.zeros_like(q)  # q^(k-1)
     J = np.zeros_like(q)
@@ -90,7 +76,6 @@ def _J_series(m: np.ndarray, q: np.ndarray, e: float, L: np.ndarray, grad: bool)
     Jq = np.zeros_like(q)
     Je = np.zeros_like(q)
     Jw = np.zeros_like(q)
-    aq = float(np.max(np.abs(q))) if q.size else 0.0
     for k in range(100_000):
         mk = m + k
         D = one_minus / mk
@@ -102,125 +87,155 @@ def _J_series(m: np.ndarray, q: np.ndarray, e: float, L: np.ndarray, grad: bool)
                 Jq += c * k * qk1 * D
             Je += t * H * D
             Jw -= t * wpow_m1
-        # next term
-        H += 1.0 / (e + k)
-        c *= (e + k) / (k + 1)
+        H = H + 1.0 / (e + k)
+        c = c * ((e + k) / (k + 1))
         qk1 = qk
         qk = qk * q
         one_minus = one_minus + wpow * L
         wpow = wpow * (1 - L)
         wpow_m1 = wpow_m1 * (1 - L)
-        if abs(c) * aq ** (k + 1) * max(1.0, (k + 1) * (1 + H)) < 1e-17 and k > e * aq:
+        if k > 2 and float(np.max(np.abs(c * qk) * (1 + (k + 1) * (1 + H)))) < 1e-17:
             break
     return J, Jm, Jq, Je, Jw
 
 
-def _J_quad(m: np.ndarray, q: np.ndarray, omq: np.ndarray, e: float, L: np.ndarray, grad: bool
-            ) -> tuple[np.ndarray, ...]:
-    """``log J`` and the ratios ``J_m/J, J_q/J, J_e/J, J_wT/J`` by graded Gauss-Legendre quadrature in log
-    space (rows where the series would converge slowly). ``omq = 1 - q`` computed without cancellation."""
+_GL8 = np.polynomial.legendre.leggauss(8)
+
+
+def _J_ladder(m: np.ndarray, q: np.ndarray, omq: np.ndarray, e: np.ndarray, L: np.ndarray, grad: bool
+              ) -> tuple[np.ndarray, ...]:
+    """``log J`` and the ratios ``J_m/J, J_q/J, J_e/J, J_wT/J`` by quadrature in ``t = log w`` (0 <= q < 1).
+
+    In ``t`` the integrand ``exp(m t) (1 - q e^t)^-e`` increases up to ``t = 0`` with slope at least ``m``; it is
+    integrated on panels that double in width going left from ``t = 0``, the first one ``1/(2 slope)`` wide
+    (``slope`` = its slope at 0, which is large for large x or for q near 1), up to ``t = log w_T`` or to where
+    it has fallen by a factor e^45; 8 Gauss-Legendre points per panel, in log space.
+    """
     n = len(m)
-    logJ = np.empty(n)
+    logJ = np.full(n, -np.inf)
     R = np.zeros((n, 4))
-    wT = 1 - L
-    # steepest relative change of the log-integrand near w = 1, in units of the interval
-    slope = (np.abs(m - 1) + np.where(q > 0, e * q / np.maximum(omq, 1e-300), e * np.abs(q) / (1 + np.abs(q) * wT))) * L
-    K = np.clip(np.ceil(np.log2(1 + slope)) + 12, 16, 48)
-    K = (np.ceil(K / 8) * 8).astype(int)
-    far = np.where((m < 1) & (wT < 0.01), 24, 8)
-    for (k_, f_) in sorted(set(zip(K.tolist(), far.tolist(), strict=True))):
-        rows = np.flatnonzero((K == k_) & (far == f_))
-        d_nodes, d_weights = _rule(k_, f_)
+    Rt = -np.log1p(-L)  # the range of t
+    slope = m + e * q / omq
+    reach = np.minimum(Rt * slope, 45.0 * slope / m)
+    P = np.clip(np.ceil(np.log2(2 * reach + 1)), 1, 60).astype(int)
+    P = np.where(L > 0, P, 0)
+    xg, wg = _GL8
+    for p_ in np.unique(P[P > 0]):
+        rows = np.flatnonzero(P == p_)
+        c = (2.0 ** np.arange(p_ + 1) - 1) / 2
         for lo in range(0, len(rows), _CHUNK):
             sl = rows[lo:lo + _CHUNK]
-            mm, qq, oo, LL = m[sl, None], q[sl, None], omq[sl, None], L[sl, None]
-            dL = d_nodes[None, :] * LL
-            log_w = np.log1p(-dL)
-            one_qw = oo + qq * dL  # 1 - q w
+            mm, qq, oo, ee = m[sl, None, None], q[sl, None, None], omq[sl, None, None], e[sl, None, None]
+            brk = -np.minimum(c[None, :] / slope[sl, None], Rt[sl, None])  # (rows, p+1), decreasing
+            hi, lo_ = brk[:, :-1, None], brk[:, 1:, None]
+            half = (hi - lo_) / 2
+            t = lo_ + half * (xg[None, None, :] + 1)
+            one_qw = oo - qq * np.expm1(t)  # 1 - q e^t without cancellation near t = 0
             log_1qw = np.log(one_qw)
-            ell = (mm - 1) * log_w - e * log_1qw
-            top = np.max(ell, axis=1, keepdims=True)
-            wt = d_weights[None, :] * np.exp(ell - top)
-            S = wt.sum(axis=1)
+            top = -ee * np.log(oo)  # the log-integrand at t = 0, its maximum
+            ex = np.exp(mm * t - ee * log_1qw - top) * (half * wg[None, None, :])
+            S = ex.sum(axis=(1, 2))
             with np.errstate(divide="ignore"):
-                logJ[sl] = top[:, 0] + np.log(S) + np.log(L[sl])
+                logJ[sl] = top[:, 0, 0] + np.log(S)
             if grad:
                 Sp = np.where(S > 0, S, 1.0)
-                R[sl, 0] = (wt * log_w).sum(axis=1) / Sp
-                R[sl, 1] = (wt * (e * (1 - dL) / one_qw)).sum(axis=1) / Sp
-                R[sl, 2] = -(wt * log_1qw).sum(axis=1) / Sp
-                ell_T = (m[sl] - 1) * np.log1p(-L[sl]) - e * np.log(omq[sl] + q[sl] * L[sl])
+                R[sl, 0] = (ex * t).sum(axis=(1, 2)) / Sp
+                R[sl, 1] = (ex * (ee * np.exp(t) / one_qw)).sum(axis=(1, 2)) / Sp
+                R[sl, 2] = -(ex * log_1qw).sum(axis=(1, 2)) / Sp
+                ell_T = -(m[sl] - 1) * Rt[sl] - e[sl] * np.log(omq[sl] + q[sl] * L[sl])
                 with np.errstate(over="ignore", invalid="ignore"):
                     R[sl, 3] = np.where(np.isfinite(logJ[sl]), -np.exp(ell_T - logJ[sl]), 0.0)
     return (logJ, R[:, 0], R[:, 1], R[:, 2], R[:, 3])
 
 
-def _log_J(r: float, alpha: float, s: float, beta: float, x: np.ndarray, tx: np.ndarray, T: np.ndarray,
+def _log_I(r: float, alpha: float, s: float, beta: float, x: np.ndarray, tx: np.ndarray, T: np.ndarray,
            grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """``log J`` per row and (with ``grad``) the ratios ``J_m/J, J_q/J, J_e/J, J_wT/J`` as columns."""
-    A = alpha + tx
+    """``log I`` per row and (with ``grad``) its gradient in ``(r, alpha, s, beta)``.
+
+    ``I = Int_{t_x}^T (alpha+u)^-(r+x) (beta+u)^-(s+1) du``. With ``c = max(alpha, beta)`` and ``w = (c+t_x)/(c+u)``
+    it is ``(c+t_x)^-m J`` with ``J = Int_{w_T}^1 w^(m-1) (1 - q w)^-e dw``, ``0 <= q = |alpha-beta|/(c+t_x) < 1``,
+    ``e = s+1`` when alpha >= beta and ``e = r+x`` otherwise (the substitution of Fader & Hardie's note, which
+    keeps q in [0, 1)). ``J`` comes from its series for small ``q`` and ``e q``, else from :func:`_J_ladder`.
+    """
+    n = len(x)
     m = r + s + x
-    q = (alpha - beta) / A
-    omq = (beta + tx) / A
-    e = s + 1.0
-    L = (T - tx) / (alpha + T)  # 1 - w_T
-    series = (np.abs(q) <= _Q_SERIES) & (np.where(q >= 0, e * q <= 20.0, e * np.abs(q) <= 3.0))
-    logJ = np.empty(len(m))
-    R = np.zeros((len(m), 4)) if grad else None
+    if alpha >= beta:
+        A = alpha + tx
+        q = (alpha - beta) / A
+        omq = (beta + tx) / A
+        e = np.full(n, s + 1.0)
+        L = (T - tx) / (alpha + T)
+    else:
+        A = beta + tx
+        q = (beta - alpha) / A
+        omq = (alpha + tx) / A
+        e = r + x
+        L = (T - tx) / (beta + T)
+    series = (q <= _Q_SERIES) & (e * q <= 20.0) & (L > 0)
+    logJ = np.full(n, -np.inf)
+    Rm, Rq, Re, Rw = (np.zeros(n) for _ in range(4))
     if series.any():
-        J, Jm, Jq, Je, Jw = _J_series(m[series], q[series], e, L[series], grad)
+        J, Jm, Jq, Je, Jw = _J_series(m[series], q[series], e[series], L[series], grad)
         with np.errstate(divide="ignore"):
             logJ[series] = np.log(J)
-        if R is not None:
-            Jp = np.where(J > 0, J, 1.0)
-            R[series] = np.column_stack([Jm, Jq, Je, Jw]) / Jp[:, None] * (J > 0)[:, None]
-    quad = ~series
+        if grad:
+            Jp = np.where(J > 0, J, np.inf)
+            Rm[series], Rq[series], Re[series], Rw[series] = Jm / Jp, Jq / Jp, Je / Jp, Jw / Jp
+    quad = ~series & (L > 0)
     if quad.any():
-        lj, *ratios = _J_quad(m[quad], q[quad], omq[quad], e, L[quad], grad)
+        lj, a0, a1, a2, a3 = _J_ladder(m[quad], q[quad], omq[quad], e[quad], L[quad], grad)
         logJ[quad] = lj
-        if R is not None:
-            R[quad] = np.column_stack(ratios)
-    return logJ, R
+        Rm[quad], Rq[quad], Re[quad], Rw[quad] = a0, a1, a2, a3
+    log_A = np.log(A)
+    with np.errstate(invalid="ignore"):
+        log_I = -m * log_A + logJ
+    if not grad:
+        return log_I, None
+    G = np.empty((n, 4))
+    if alpha >= beta:
+        G[:, 0] = -log_A + Rm
+        G[:, 2] = -log_A + Rm + Re
+        G[:, 1] = -m / A + Rq * (beta + tx) / A**2 + Rw * (T - tx) / (alpha + T) ** 2
+        G[:, 3] = -Rq / A
+    else:
+        G[:, 0] = -log_A + Rm + Re
+        G[:, 2] = -log_A + Rm
+        G[:, 3] = -m / A + Rq * (alpha + tx) / A**2 + Rw * (T - tx) / (beta + T) ** 2
+        G[:, 1] = -Rq / A
+    return log_I, G
 
 
-def _terms(theta: Any, data: HistoryData, grad: bool) -> tuple[np.ndarray, ...]:
-    """``(l1, l2, common, extra...)``: log of the alive term, log of the ``s I`` term, the common factor."""
+def _terms(theta: Any, data: HistoryData, grad: bool) -> tuple[Any, ...]:
+    """``(l1, l2, common, log_aT, log_bT, dlogI)``: log of the alive term, of the ``s I`` term, the common
+    factor, and the gradient of ``log I`` (None without ``grad``)."""
     r, alpha, s, beta = (float(v) for v in theta)
     x, tx, T = data["x"], data["tx"], data["T"]
     xl, xc = data.levels("x")
     log_aT = _gather(lambda v: np.log(alpha + v), data, "T")
     log_bT = _gather(lambda v: np.log(beta + v), data, "T")
-    log_A = _gather(lambda v: np.log(alpha + v), data, "tx")
-    logJ, R = _log_J(r, alpha, s, beta, x, tx, T, grad)
+    log_I, dI = _log_I(r, alpha, s, beta, x, tx, T, grad)
     l1 = -(r + x) * log_aT - s * log_bT
-    with np.errstate(divide="ignore"):
-        l2 = math.log(s) - (r + s + x) * log_A + logJ
+    l2 = math.log(s) + log_I
     common = (special.gammaln(r + xl) - special.gammaln(r))[xc] + r * math.log(alpha) + s * math.log(beta)
-    return l1, l2, common, log_aT, log_bT, log_A, R
+    return l1, l2, common, log_aT, log_bT, dI
 
 
 def _ll_rows(theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
     r, alpha, s, beta = (float(v) for v in theta)
-    l1, l2, common, log_aT, log_bT, log_A, R = _terms(theta, data, grad)
+    l1, l2, common, log_aT, log_bT, dI = _terms(theta, data, grad)
     LL = np.logaddexp(l1, l2)
     ll = common + LL
     if not grad:
         return ll, None
-    assert R is not None
-    x, tx, T = data["x"], data["tx"], data["T"]
+    x, T = data["x"], data["T"]
     xl, xc = data.levels("x")
     p1 = np.exp(l1 - LL)
     p2 = np.exp(l2 - LL)
-    Rm, Rq, Re, Rw = R.T
-    A = alpha + tx
-    m = r + s + x
     G = np.empty((len(x), 4))
-    G[:, 0] = ((special.digamma(r + xl) - special.digamma(r))[xc] + math.log(alpha)
-               - p1 * log_aT + p2 * (-log_A + Rm))
-    G[:, 1] = (r / alpha - p1 * (r + x) / (alpha + T)
-               + p2 * (-m / A + Rq * (beta + tx) / A**2 + Rw * (T - tx) / (alpha + T) ** 2))
-    G[:, 2] = math.log(beta) - p1 * log_bT + p2 * (1.0 / s - log_A + Rm + Re)
-    G[:, 3] = s / beta - p1 * s / (beta + T) - p2 * Rq / A
+    G[:, 0] = ((special.digamma(r + xl) - special.digamma(r))[xc] + math.log(alpha) - p1 * log_aT + p2 * dI[:, 0])
+    G[:, 1] = r / alpha - p1 * (r + x) / (alpha + T) + p2 * dI[:, 1]
+    G[:, 2] = math.log(beta) - p1 * log_bT + p2 * (1.0 / s + dI[:, 2])
+    G[:, 3] = s / beta - p1 * s / (beta + T) + p2 * dI[:, 3]
     return ll, G
 
 
