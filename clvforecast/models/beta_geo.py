@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import integrate, special, stats
 
-from ._base import HistoryData, PurchaseModel, _gather
+from ._base import HistoryData, PurchaseModel, _gather, dot
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 
@@ -347,7 +347,7 @@ def bg_family_sum(theta: np.ndarray, data: HistoryData, w: np.ndarray, shift: in
     wA = np.where(d >= 0, 1.0, e) / (1.0 + e)
     wwA = w_r * wA
     wwB = w_r - wwA
-    total += float(w_r @ L) + float(wx @ special.gammaln(r + xl)) - W * (
+    total += dot(w_r, L) + float(wx @ special.gammaln(r + xl)) - W * (
         special.gammaln(r) - r * math.log(alpha) + special.betaln(a, b))
     sA_T += np.bincount(Tc_r, weights=wwA, minlength=nT)
     sB_t = np.bincount(tc_r, weights=wwB, minlength=nt)

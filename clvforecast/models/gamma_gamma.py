@@ -28,6 +28,7 @@ from ._base import (
     HistoryData,
     _examples,
     _gather,
+    dot,
     fit_time_unit,
     table_weights,
     unique_rows,
@@ -136,13 +137,13 @@ class GammaGamma(FittedModel):
             log_m = np.log(m)
             wx = np.bincount(xc, weights=w, minlength=len(xl))
             data.cache.clear()
-            data.cache[key] = (wx, w * x, float(w @ (x * log_m)), float(w @ log_m),
+            data.cache[key] = (wx, w * x, dot(w, x * log_m), dot(w, log_m),
                                float(wx @ (xl * np.log(xl))), float(w.sum()), x * m)
         wx, wxx, s_xlogm, s_logm, s_xlogx, W, xm = data.cache[key]
         log_vxm = np.log(v + xm)
         inv = 1.0 / (v + xm)
-        a_xlog, a_log = float(wxx @ log_vxm), float(w @ log_vxm)
-        a_xinv, a_inv = float(wxx @ inv), float(w @ inv)
+        a_xlog, a_log = dot(wxx, log_vxm), dot(w, log_vxm)
+        a_xinv, a_inv = dot(wxx, inv), dot(w, inv)
         pxl = p * xl
         g_pq, g_p = special.gammaln(pxl + q), special.gammaln(pxl)
         total = (float(wx @ (g_pq - g_p)) - W * special.gammaln(q) + W * q * math.log(v)
