@@ -15,7 +15,7 @@ import numbers
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -262,7 +262,7 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, (int, np.integer)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
-        return _json_float(obj)
+        return _json_float(float(obj))
     return obj
 
 
@@ -838,7 +838,7 @@ class PurchaseModel(FittedModel):
                 "observation/calibration end after the first purchases"
             )
 
-    def fit(self, table: pd.DataFrame, *, time_unit: str | None = None, weights: Any = None) -> PurchaseModel:
+    def fit(self, table: pd.DataFrame, *, time_unit: str | None = None, weights: Any = None) -> Self:
         """Estimate the parameters by maximum likelihood from a table with one row per customer (or per
         group of identical customers with ``weights``).
 
@@ -1011,14 +1011,14 @@ def _validate_model_dict(d: Any, path: Path) -> type[FittedModel]:
     unit = d.get("time_unit")
     if not isinstance(unit, str) or unit.upper() not in DAYS_PER_UNIT:
         raise _fail(path, f"time_unit = {unit!r} breaks the rule: one of {', '.join(DAYS_PER_UNIT)}")
-    pen = d.get("penalizer")
-    if not (_is_number(pen) and math.isfinite(pen)) or pen < 0:
+    pen: Any = d.get("penalizer")
+    if not _is_number(pen) or not math.isfinite(pen) or pen < 0:
         raise _fail(path, f"penalizer = {pen!r} breaks the rule: a finite number >= 0")
     settings = d.get("settings", {})
     if not isinstance(settings, dict) or set(settings) - {"penalizer"}:
         raise _fail(path, f"settings = {settings!r} breaks the rule: an object with at most \"penalizer\"")
     sp = settings.get("penalizer", 0.0)
-    if not (_is_number(sp) and math.isfinite(sp)) or sp < 0:
+    if not _is_number(sp) or not math.isfinite(sp) or sp < 0:
         raise _fail(path, f"settings.penalizer = {sp!r} breaks the rule: a finite number >= 0")
     for key in ("fit_info", "diagnostics"):
         if key in d and not isinstance(d[key], dict):

@@ -25,7 +25,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import integrate, special, stats
 
 from ._base import HistoryData, PurchaseModel, _gather, dot
@@ -246,7 +245,7 @@ def bg_family_loglik(theta: np.ndarray, data: HistoryData, grad: bool, shift: in
     analytic (digamma functions, computed once per distinct frequency).
     """
     r, alpha, a, b = (float(v) for v in theta)
-    x, tx, T = data["x"], data["tx"], data["T"]
+    x = data["x"]
     xs_levels, xs_codes = data.levels("x")
     bx = b + xs_levels + shift  # b + x (+1) per distinct frequency
     has_dead = xs_levels + shift > 0

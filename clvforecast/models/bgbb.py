@@ -217,8 +217,8 @@ class BetaGeoBetaBinom(PurchaseModel):
         if not all(c in data.columns for c in need):
             return None
         w = np.asarray(data["weights"], dtype="float64") if "weights" in data.columns else np.ones(len(data))
-        return HistoryData(**{k: np.asarray(data[c], dtype="float64")
-                              for k, c in zip(("x", "tx", "T"), need, strict=True)}), w
+        x, tx, n = (np.asarray(data[c], dtype="float64") for c in need)
+        return HistoryData(x=x, tx=tx, T=n), w
 
     # -- closed forms -----------------------------------------------------------------------------------------
 

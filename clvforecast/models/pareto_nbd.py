@@ -11,14 +11,17 @@ The likelihood of a history ``(x, t_x, T)`` is written in its integral form (Fad
 
 With ``w = (alpha+t_x)/(alpha+u)``, ``m = r+s+x``, ``q = (alpha-beta)/(alpha+t_x)``, ``e = s+1`` this is
 ``I = (alpha+t_x)^-m J`` with ``J = Int_{w_T}^{1} w^(m-1) (1 - q w)^-e dw`` and ``w_T = (alpha+t_x)/(alpha+T)``.
-The integrand has no parameter that grows with ``x`` except the power ``w^(m-1)``, so:
+When ``alpha < beta`` the roles are exchanged (``w = (beta+t_x)/(beta+u)``, ``q = (beta-alpha)/(beta+t_x)``,
+``e = r+x``), so that always ``0 <= q < 1`` (the substitution of Fader & Hardie's note, as in lifetimes and
+BTYD). Then:
 
-* for ``|q| <= 1/2`` (``alpha`` and ``beta`` within a factor of about two; always the case near ``alpha =
-  beta``, where lifetimes' 2F1 form changes branch) ``J`` is the convergent series ``sum_k (e)_k/k! q^k
-  (1 - w_T^(m+k))/(m+k)`` (the 2F1 series, in a form without cancellation: ``1 - w_T^(m+k)`` is accumulated
-  from ``1 - w_T = (T - t_x)/(alpha+T)``);
-* otherwise ``J`` is integrated by a composite Gauss-Legendre rule graded towards ``w = 1``, where both
-  ``w^(m-1)`` (large ``x``) and ``(1 - q w)^-e`` (``beta << alpha``) are sharp, in log space.
+* for small ``q`` and ``e q`` (``alpha`` and ``beta`` within about a factor of two, always the case near
+  ``alpha = beta``, where the two branches meet) ``J`` is the convergent series ``sum_k (e)_k/k! q^k
+  (1 - w_T^(m+k))/(m+k)`` (the 2F1 series, written without cancellation: ``1 - w_T^(m+k)`` is accumulated from
+  ``1 - w_T = (T - t_x)/(alpha+T)``, exact when ``t_x`` is close to ``T``);
+* otherwise ``J`` is integrated in ``t = log w``, where the integrand increases to its maximum at ``t = 0``, on
+  panels that double in width away from it, the first scaled to the integrand's slope there (large for large
+  ``x`` or for ``q`` near 1), 8 Gauss-Legendre points each, in log space (about 1e-11 relative).
 
 Both give ``J`` and its derivatives in ``m``, ``q``, ``e`` and ``w_T`` (differentiating under the integral), so
 the gradient of the log-likelihood is analytic. Every term is computed in logs: finite for any valid history
