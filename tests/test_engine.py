@@ -327,3 +327,16 @@ def test_the_fast_weighted_sum_of_gamma_gamma_equals_the_per_row_sum() -> None:
     total, g = GammaGamma._ll_sum(theta, d, w)
     assert total == pytest.approx(float(w @ ll), rel=1e-12)
     np.testing.assert_allclose(g, w @ G, rtol=1e-10)
+
+
+def test_weights_are_customers_per_row(cdnow_cal: pd.DataFrame) -> None:
+    table = cdnow_cal[["frequency", "recency", "T"]].iloc[::3]
+    doubled = pd.concat([table, table.set_axis(table.index + 100_000)])
+    doubled.attrs["time_unit"] = "W"
+    a = BetaGeo().fit(doubled)
+    b = BetaGeo().fit(table, weights=np.full(len(table), 2.0))
+    np.testing.assert_allclose(a.params_, b.params_, rtol=1e-8)
+    assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, rel=1e-10)
+    assert a.n_customers_ == b.n_customers_ == 2 * len(table) and b.fit_info_["weighted"]
+    with pytest.raises(cf.DataValidationError, match="weights has 3 values"):
+        BetaGeo().fit(table, weights=[1, 2, 3])

@@ -163,11 +163,20 @@ def fit_time_unit(rfm: pd.DataFrame, time_unit: str | None, what: str, *, warn: 
     return "D"
 
 
-def check_same_unit(rfm: pd.DataFrame, model_unit: str, what: str) -> None:
+def check_same_unit(rfm: pd.DataFrame, model_unit: str, what: str, *, warn: bool = False) -> None:
     """Raise when the table says it is in another time unit than the model (recency and T would be misread).
 
-    A table without ``attrs["time_unit"]`` (e.g. built by hand) is taken to be in the model's unit.
+    A table without ``attrs["time_unit"]`` (e.g. built by hand) is taken to be in the model's unit, with a
+    :class:`DataQualityWarning` when ``warn`` (as the models' prediction methods do).
     """
+    if warn and not getattr(rfm, "attrs", {}).get("time_unit"):
+        warnings.warn(
+            f"{what}: the table does not say its time unit (attrs['time_unit'] is missing); it is taken to be "
+            f"in the model's unit {model_unit!r}. Build the table with time_unit={model_unit!r} (or set "
+            f"table.attrs['time_unit'] = {model_unit!r}) to silence this",
+            DataQualityWarning,
+            stacklevel=3,
+        )
     unit = table_time_unit(rfm, model_unit)
     if unit != model_unit:
         raise DataValidationError(
@@ -448,7 +457,8 @@ class FittedModel:
                 "estimates with caution"
             )
         self.diagnostics_ = _json_safe({
-            "converged": bool(converged and a.positive_definite and not a.at_bound),
+            # a degenerate fit is never reported as simply converged
+            "converged": bool(converged and a.positive_definite and not a.at_bound and not unidentified),
             "gradient_norm": float(np.linalg.norm(grad_total)),
             "hessian_condition": a.condition,
             "at_bound": a.at_bound,
