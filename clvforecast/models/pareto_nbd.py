@@ -15,8 +15,8 @@ When ``alpha < beta`` the roles are exchanged (``w = (beta+t_x)/(beta+u)``, ``q 
 ``e = r+x``), so that always ``0 <= q < 1`` (the substitution of Fader & Hardie's note, as in lifetimes and
 BTYD). Then:
 
-* for small ``q`` and ``e q`` (``alpha`` and ``beta`` within about a factor of two, always the case near
-  ``alpha = beta``, where the two branches meet) ``J`` is the convergent series ``sum_k (e)_k/k! q^k
+* for small ``q`` and ``e q`` (``q <= 0.1``, ``e q <= 2``: ``alpha`` close to ``beta``, where the two branches
+  meet) ``J`` is the convergent series ``sum_k (e)_k/k! q^k
   (1 - w_T^(m+k))/(m+k)`` (the 2F1 series, written without cancellation: ``1 - w_T^(m+k)`` is accumulated from
   ``1 - w_T = (T - t_x)/(alpha+T)``, exact when ``t_x`` is close to ``T``);
 * otherwise ``J`` is integrated in ``t = log w``, where the integrand increases to its maximum at ``t = 0``, on
@@ -42,11 +42,12 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from ._base import HistoryData, PurchaseModel, _gather
+from ._base import HistoryData, PurchaseModel, _gather, dot
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 
-_Q_SERIES = 0.5  # |q| up to which the series is used
+_Q_SERIES = 0.1  # q up to which the series is used (with e q <= _EQ_SERIES): it converges in ~20 terms
+_EQ_SERIES = 2.0
 _CHUNK = 4096  # rows per block in the quadrature
 
 
@@ -133,18 +134,22 @@ def _J_ladder(m: np.ndarray, q: np.ndarray, omq: np.ndarray, e: np.ndarray, L: n
             hi, lo_ = brk[:, :-1, None], brk[:, 1:, None]
             half = (hi - lo_) / 2
             t = lo_ + half * (xg[None, None, :] + 1)
-            one_qw = oo - qq * np.expm1(t)  # 1 - q e^t without cancellation near t = 0
+            em1 = np.expm1(t)
+            one_qw = oo - qq * em1  # 1 - q e^t without cancellation near t = 0
             log_1qw = np.log(one_qw)
             top = -ee * np.log(oo)  # the log-integrand at t = 0, its maximum
-            ex = np.exp(mm * t - ee * log_1qw - top) * (half * wg[None, None, :])
-            S = ex.sum(axis=(1, 2))
+            ex = np.exp(mm * t - ee * log_1qw - top)
+            ex *= half * wg[None, None, :]
+            ex = ex.reshape(len(sl), -1)
+            S = ex.sum(axis=1)
             with np.errstate(divide="ignore"):
                 logJ[sl] = top[:, 0, 0] + np.log(S)
             if grad:
                 Sp = np.where(S > 0, S, 1.0)
-                R[sl, 0] = (ex * t).sum(axis=(1, 2)) / Sp
-                R[sl, 1] = (ex * (ee * np.exp(t) / one_qw)).sum(axis=(1, 2)) / Sp
-                R[sl, 2] = -(ex * log_1qw).sum(axis=(1, 2)) / Sp
+                R[sl, 0] = np.einsum("ij,ij->i", ex, t.reshape(len(sl), -1)) / Sp
+                ratio = ((em1 + 1) / one_qw).reshape(len(sl), -1)
+                R[sl, 1] = e[sl] * np.einsum("ij,ij->i", ex, ratio) / Sp
+                R[sl, 2] = -np.einsum("ij,ij->i", ex, log_1qw.reshape(len(sl), -1)) / Sp
                 ell_T = -(m[sl] - 1) * Rt[sl] - e[sl] * np.log(omq[sl] + q[sl] * L[sl])
                 with np.errstate(over="ignore", invalid="ignore"):
                     R[sl, 3] = np.where(np.isfinite(logJ[sl]), -np.exp(ell_T - logJ[sl]), 0.0)
@@ -174,7 +179,7 @@ def _log_I(r: float, alpha: float, s: float, beta: float, x: np.ndarray, tx: np.
         omq = (alpha + tx) / A
         e = r + x
         L = (T - tx) / (beta + T)
-    series = (q <= _Q_SERIES) & (e * q <= 20.0) & (L > 0)
+    series = (q <= _Q_SERIES) & (e * q <= _EQ_SERIES) & (L > 0)
     logJ = np.full(n, -np.inf)
     Rm, Rq, Re, Rw = (np.zeros(n) for _ in range(4))
     if series.any():
@@ -268,6 +273,29 @@ class ParetoNBD(PurchaseModel):
     @classmethod
     def _ll_rows(cls, theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
         return _ll_rows(theta, data, grad)
+
+    @classmethod
+    def _ll_sum(cls, theta: np.ndarray, data: HistoryData, w: np.ndarray) -> tuple[float, np.ndarray]:
+        """Weighted total and gradient without forming the per-row gradient matrix."""
+        r, alpha, s, beta = (float(v) for v in theta)
+        l1, l2, common, log_aT, log_bT, dI = _terms(theta, data, True)
+        LL = np.logaddexp(l1, l2)
+        x, T = data["x"], data["T"]
+        xl, xc = data.levels("x")
+        wx = np.bincount(xc, weights=w, minlength=len(xl))
+        W = float(w.sum())
+        wp1 = w * np.exp(l1 - LL)
+        wp2 = w - wp1
+        total = dot(w, LL) + float(wx @ special.gammaln(r + xl)) - W * (
+            special.gammaln(r) - r * math.log(alpha) - s * math.log(beta))
+        g = np.array([
+            float(wx @ special.digamma(r + xl)) - W * (special.digamma(r) - math.log(alpha))
+            - dot(wp1, log_aT) + dot(wp2, dI[:, 0]),
+            W * r / alpha - dot(wp1, (r + x) / (alpha + T)) + dot(wp2, dI[:, 1]),
+            W * math.log(beta) - dot(wp1, log_bT) + dot(wp2, 1.0 / s + dI[:, 2]),
+            W * s / beta - s * dot(wp1, 1.0 / (beta + T)) + dot(wp2, dI[:, 3]),
+        ])
+        return total, g
 
     @classmethod
     def _starts(cls, data: HistoryData, w: np.ndarray) -> list[np.ndarray]:
