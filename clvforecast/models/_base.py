@@ -404,7 +404,7 @@ class FittedModel:
             mask = np.random.default_rng(0).random(n_rows) < max(0.05, 10_000 / n_rows)
             sub = data.subset(mask)
             try:
-                sub_best, sub_tried = _engine.minimize(objective_on(sub, w[mask]), starts)
+                sub_best, sub_tried = _engine.minimize(objective_on(sub, w[mask]), starts, forward=True)
                 sub_evals = sum(o.n_evaluations for o in sub_tried)
                 if np.all(np.linalg.eigvalsh(sub_best.hessian) > 0):
                     starts = [sub_best.phi, *starts]

@@ -160,7 +160,8 @@ def newton(fun: _Counted, phi: np.ndarray, H0: np.ndarray | None = None, *, max_
 
 
 def minimize(fun: Objective, starts: Sequence[np.ndarray], *, H0: np.ndarray | None = None,
-             accept: Callable[[Optimum], bool] | None = None) -> tuple[Optimum, list[Optimum]]:
+             accept: Callable[[Optimum], bool] | None = None, forward: bool = False
+             ) -> tuple[Optimum, list[Optimum]]:
     """Minimise ``fun`` (mean objective of log-parameters) from each start until one is acceptable.
 
     With ``H0`` the first start is taken to be a warm start (Newton iterations from it with that Hessian);
@@ -183,7 +184,7 @@ def minimize(fun: Objective, starts: Sequence[np.ndarray], *, H0: np.ndarray | N
                                     options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-9, "maxcor": 20})
             if not res.success:
                 notes.append(f"L-BFGS-B: {res.message}")
-            phi, f, g, H, conv = newton(counted, res.x)
+            phi, f, g, H, conv = newton(counted, res.x, forward=forward)
         if not math.isfinite(f):
             continue
         opt = Optimum(phi, f, g, H, conv, counted.n - n0, start=k, notes=notes)
