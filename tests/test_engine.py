@@ -27,6 +27,7 @@ from clvforecast.models import (
     _base,
     purchase_model,
 )
+from clvforecast.models import gamma_gamma as ggmod
 from clvforecast.models.bgbb import donations
 
 CONTINUOUS = (BetaGeo, ParetoNBD, ModifiedBetaGeo)
@@ -176,6 +177,8 @@ def test_registry_and_class_attributes() -> None:
     inst = BetaGeo()
     assert purchase_model(inst) is inst
     assert isinstance(purchase_model("BG/NBD"), BetaGeo)
+    assert isinstance(purchase_model("Pareto/NBD"), ParetoNBD) and isinstance(purchase_model("MBG/NBD"), ModifiedBetaGeo)
+    assert isinstance(purchase_model("BetaGeoBetaBinom"), BetaGeoBetaBinom)
     with pytest.raises(ValueError, match="unknown purchase model 'ggnbd'"):
         purchase_model("ggnbd")
 
@@ -340,3 +343,15 @@ def test_weights_are_customers_per_row(cdnow_cal: pd.DataFrame) -> None:
     assert a.n_customers_ == b.n_customers_ == 2 * len(table) and b.fit_info_["weighted"]
     with pytest.raises(cf.DataValidationError, match="weights has 3 values"):
         BetaGeo().fit(table, weights=[1, 2, 3])
+
+
+def test_gamma_gamma_expected_spend_is_finite_for_any_positive_parameters() -> None:
+    x = np.array([0.0, 1.0, 3.0, 5000.0])
+    m = np.array([0.0, 1e-6, 25.0, 1e6])
+    for p in EXTREMES:
+        for q in (1 + 1e-9, 1.5, 1e6, 1e12):
+            for v in EXTREMES:
+                e = ggmod.expected_spend((p, q, v), x, m)
+                assert np.all(np.isfinite(e)) and np.all(e >= 0), (p, q, v)
+                shape, rate = GammaGamma._posterior((p, q, v), x, m)
+                assert np.all(np.isfinite(shape)) and np.all(rate > 0)

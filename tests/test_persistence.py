@@ -193,3 +193,14 @@ def test_mutated_files_are_refused_or_give_finite_predictions(tmp_path: Path, mo
         assert np.all(np.isfinite(loaded.expected_purchases(table, 39)))
         assert np.all(np.isfinite(loaded.probability_alive(table)))
     _ = loaded.summary
+
+
+def test_files_of_format_1_are_still_read(tmp_path: Path, models, cdnow_cal) -> None:  # noqa: ANN001
+    bg, _ = models
+    d = bg.to_dict()
+    old = {k: v for k, v in d.items() if k not in ("log_covariance", "diagnostics")}
+    old["format_version"] = 1
+    loaded = cf.load_model(_write(tmp_path, "v1.json", old))
+    np.testing.assert_allclose(loaded.summary["se"], bg.summary["se"], rtol=1e-12)
+    assert loaded.diagnostics_["identified"]
+    pd.testing.assert_series_equal(loaded.expected_purchases(cdnow_cal, 39), bg.expected_purchases(cdnow_cal, 39))

@@ -35,9 +35,12 @@ def purchase_model(spec: Any) -> PurchaseModel:
     if isinstance(spec, type) and issubclass(spec, PurchaseModel):
         return spec()
     if isinstance(spec, str):
-        key = spec.strip().lower().replace("/", "").replace("-", "").replace("_", "")
-        if key in PURCHASE_MODELS:
-            return PURCHASE_MODELS[key]()
+        def norm(v: str) -> str:
+            return v.strip().lower().replace("/", "").replace("-", "").replace("_", "").replace(" ", "")
+
+        for name, cls in PURCHASE_MODELS.items():  # "bgnbd", "BG/NBD", "BetaGeo", "Pareto/NBD", "ParetoNBD", ...
+            if norm(spec) in {name, norm(cls.LABEL), norm(cls.__name__)}:
+                return cls()
     raise ValueError(
         f"unknown purchase model {spec!r}; use one of {', '.join(repr(k) for k in PURCHASE_MODELS)} "
         "(BG/NBD, Pareto/NBD, MBG/NBD, BG/BB), a model class or a model instance"
