@@ -19,6 +19,7 @@ import html
 import io
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
