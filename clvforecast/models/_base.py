@@ -791,16 +791,17 @@ class PurchaseModel(FittedModel):
     def _validate(cls, rfm: Any, what: str) -> pd.DataFrame:
         return validate_rfm(rfm, cls.HISTORY, what=what)
 
-    def histories(self, table: pd.DataFrame, what: str = "predict") -> tuple[pd.Index, np.ndarray,
-                                                                            list[np.ndarray]]:
+    def histories(self, table: pd.DataFrame, what: str = "predict", *, warn: bool = False
+                  ) -> tuple[pd.Index, np.ndarray, list[np.ndarray]]:
         """Validate ``table``, check its time unit against the model's and compress it to distinct histories:
         ``(index, codes, [x, tx, T])``, row i of the table being history ``codes[i]`` (``T`` is ``n_periods`` for
-        BG/BB). A table that does not record its unit (``attrs["time_unit"]``) is taken to be in the model's
-        unit, with a :class:`~clvforecast.exceptions.DataQualityWarning` (as ``fit`` warns)."""
+        BG/BB). ``what`` names the caller in error messages. A table that does not record its unit
+        (``attrs["time_unit"]``) is taken to be in the model's unit; with ``warn`` a
+        :class:`~clvforecast.exceptions.DataQualityWarning` says so (the model's prediction methods warn, as
+        ``fit`` does)."""
         self._check_fitted()
-        what = f"{type(self).__name__}.{what}"
         data = self._validate(table, what)
-        if not getattr(table, "attrs", {}).get("time_unit"):
+        if warn and not getattr(table, "attrs", {}).get("time_unit"):
             warnings.warn(
                 f"{what}: the table does not say its time unit (attrs['time_unit'] is missing); its "
                 f"{self.HISTORY[1]} and {self.HISTORY[2]} are taken to be in the model's unit "
@@ -812,6 +813,9 @@ class PurchaseModel(FittedModel):
         check_same_unit(table, self.time_unit_, what)
         codes, uniq, _ = unique_rows(*(data[c].to_numpy() for c in self.HISTORY))
         return data.index, codes, uniq
+
+    def _histories(self, table: pd.DataFrame, method: str) -> tuple[pd.Index, np.ndarray, list[np.ndarray]]:
+        return self.histories(table, f"{type(self).__name__}.{method}", warn=True)
 
     def _horizon(self, t: Any, name: str = "t") -> float:
         tt = as_duration(t, self.time_unit_, name)
@@ -908,13 +912,13 @@ class PurchaseModel(FittedModel):
         """
         self._check_fitted()
         tt = self._horizon(t)
-        index, codes, (x, tx, T) = self.histories(table, "expected_purchases")
+        index, codes, (x, tx, T) = self._histories(table, "expected_purchases")
         values = self._expected(self.theta_, tt, x, tx, T)
         return pd.Series(values[codes], index=index, name="expected_purchases")
 
     def probability_alive(self, table: pd.DataFrame) -> pd.Series:
         """Probability that each customer is still active at the end of her history, in [0, 1]."""
-        index, codes, (x, tx, T) = self.histories(table, "probability_alive")
+        index, codes, (x, tx, T) = self._histories(table, "probability_alive")
         values = self._p_alive(self.theta_, x, tx, T)
         return pd.Series(values[codes], index=index, name="probability_alive")
 
@@ -924,7 +928,7 @@ class PurchaseModel(FittedModel):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a whole number of purchases >= 0; got {n!r}")
         tt = self._horizon(t)
-        index, codes, (x, tx, T) = self.histories(table, "probability_of_purchases")
+        index, codes, (x, tx, T) = self._histories(table, "probability_of_purchases")
         values = self._pmf(self.theta_, tt, int(n), x, tx, T)[:, int(n)]
         return pd.Series(np.clip(values, 0.0, 1.0)[codes], index=index,
                          name=f"probability_of_{int(n)}_purchases")

@@ -465,4 +465,4 @@ class BetaGeo(PurchaseModel):
         params = tuple(float(v) for v in theta)
         out = probability_alive(params, x, tx, T)[:, None] * bg_alive_pmf(params, t, n_max, x, T)
         out[:, 0] += special.expit(_log_odds_dead(params, x, tx, T))
-        return out
+        return np.clip(out, 0.0, 1.0)  # rounding at extreme parameters

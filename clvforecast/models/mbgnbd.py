@@ -78,4 +78,4 @@ class ModifiedBetaGeo(PurchaseModel):
         odds = _log_odds_dead(theta, x, tx, T)
         out = special.expit(-odds)[:, None] * bg.bg_alive_pmf((r, alpha, a, b + 1.0), t, n_max, x, T)
         out[:, 0] += special.expit(odds)
-        return out
+        return np.clip(out, 0.0, 1.0)  # rounding at extreme parameters

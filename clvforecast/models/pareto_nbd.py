@@ -371,4 +371,4 @@ class ParetoNBD(PurchaseModel):
             out[sl] = np.nan_to_num(inside + outside, nan=0.0)
         out *= p_alive[:, None]
         out[:, 0] += 1.0 - p_alive
-        return out
+        return np.clip(out, 0.0, 1.0)  # rounding at extreme parameters
