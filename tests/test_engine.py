@@ -355,3 +355,16 @@ def test_gamma_gamma_expected_spend_is_finite_for_any_positive_parameters() -> N
                 assert np.all(np.isfinite(e)) and np.all(e >= 0), (p, q, v)
                 shape, rate = GammaGamma._posterior((p, q, v), x, m)
                 assert np.all(np.isfinite(shape)) and np.all(rate > 0)
+
+
+def test_a_model_assembled_by_hand_has_a_log_covariance_and_draws(cdnow_cal: pd.DataFrame) -> None:
+    fitted = GammaGamma().fit(cdnow_cal)
+    gg = GammaGamma()
+    gg.params_ = fitted.params_.copy()
+    gg.variance_matrix_ = fitted.variance_matrix_ * 0.0  # no parameter uncertainty: every draw is theta
+    gg.time_unit_ = "W"
+    np.testing.assert_array_equal(gg.log_covariance_.to_numpy(), np.zeros((3, 3)))
+    np.testing.assert_allclose(gg.sample_params(4, random_state=0), np.tile(gg.theta_, (4, 1)), rtol=1e-12)
+    assert list(gg.summary.columns) == ["coef", "se", "lower", "upper", "identified"]
+    np.testing.assert_allclose(fitted.log_covariance_.to_numpy(),
+                               fitted.variance_matrix_.to_numpy() / np.outer(fitted.theta_, fitted.theta_))

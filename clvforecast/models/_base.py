@@ -309,7 +309,6 @@ class FittedModel:
 
     params_: pd.Series
     variance_matrix_: pd.DataFrame
-    log_covariance_: pd.DataFrame
     log_likelihood_: float
     n_customers_: int
     time_unit_: str
@@ -344,6 +343,22 @@ class FittedModel:
     def _param_values(self) -> tuple[float, ...]:
         self._check_fitted()
         return tuple(float(self.params_[n]) for n in self.PARAM_NAMES)
+
+    @property
+    def log_covariance_(self) -> pd.DataFrame:
+        """Asymptotic covariance of ``log(theta)`` (set by ``fit``; for a model assembled by hand from
+        ``params_`` and ``variance_matrix_`` it is derived from those by the delta method)."""
+        cov = self.__dict__.get("_log_covariance")
+        if cov is None:
+            theta = self.theta_
+            names = list(self.PARAM_NAMES)
+            vm = np.asarray(self.variance_matrix_, dtype="float64")
+            cov = pd.DataFrame(vm / np.outer(theta, theta), index=names, columns=names)
+        return cov
+
+    @log_covariance_.setter
+    def log_covariance_(self, value: pd.DataFrame) -> None:
+        self.__dict__["_log_covariance"] = value
 
     @property
     def theta_(self) -> np.ndarray:
@@ -493,7 +508,8 @@ class FittedModel:
         self._check_fitted()
         coef = self.params_.to_numpy()
         se_log = np.sqrt(np.clip(np.diag(self.log_covariance_.to_numpy()), 0, None))
-        unidentified = set(self.diagnostics_.get("unidentified", []))
+        diagnostics = getattr(self, "diagnostics_", {})
+        unidentified = set(diagnostics.get("unidentified", []))
         identified = np.array([n not in unidentified for n in self.PARAM_NAMES]) & np.isfinite(se_log)
         se_log = np.where(identified, se_log, np.nan)
         out = pd.DataFrame(
@@ -501,7 +517,7 @@ class FittedModel:
              "upper": coef * np.exp(Z_95 * se_log), "identified": identified},
             index=pd.Index(self.PARAM_NAMES, name="parameter"),
         )
-        out.attrs["message"] = self.diagnostics_.get("message", "")
+        out.attrs["message"] = diagnostics.get("message", "")
         return out
 
     def sample_params(self, n_draws: int, random_state: Any = None) -> np.ndarray:
@@ -531,7 +547,7 @@ class FittedModel:
         if ok.any():
             idx = np.flatnonzero(ok)
             draws[:, idx] = rng.multivariate_normal(phi[idx], cov[np.ix_(idx, idx)], size=int(n_draws),
-                                                    method="cholesky")
+                                                    method="eigh")
         return np.exp(draws)
 
     # -- persistence ------------------------------------------------------------------------------------------
