@@ -536,10 +536,12 @@ class FittedModel:
         ok = np.isfinite(np.diag(cov))
         if not ok.all():
             held = [n for n, good in zip(self.PARAM_NAMES, ok, strict=True) if not good]
+            rest = ("only the other parameters vary across draws (parameter uncertainty is understated)"
+                    if ok.any() else "every draw is the point estimate: the draws carry no parameter uncertainty")
             warnings.warn(
                 f"{type(self).__name__}.sample_params: {', '.join(held)} "
-                f"{'is' if len(held) == 1 else 'are'} not identified by the data and held at the fitted "
-                "value; only the other parameters vary across draws (parameter uncertainty is understated)",
+                f"{'is' if len(held) == 1 else 'are'} not identified by the data (no standard error) and held "
+                f"at the fitted value; {rest}",
                 ModelAssumptionWarning,
                 stacklevel=2,
             )
