@@ -26,7 +26,16 @@ from .historical import (
     implied_lifetime,
 )
 from .io import TransactionLog, read_transactions
-from .models import BetaGeo, GammaGamma, load_model
+from .models import (
+    PURCHASE_MODELS,
+    BetaGeo,
+    BetaGeoBetaBinom,
+    GammaGamma,
+    ModifiedBetaGeo,
+    ParetoNBD,
+    load_model,
+    purchase_model,
+)
 from .report import ForecastReport
 from .rfm import calibration_holdout, discrete_summary, extreme_orders, rfm_summary
 from .units import parse_horizon, periodic_rate
@@ -42,6 +51,11 @@ __all__ = [
     "BetaGeo",
     "GammaGamma",
     "load_model",
+    "PURCHASE_MODELS",
+    "BetaGeoBetaBinom",
+    "ModifiedBetaGeo",
+    "ParetoNBD",
+    "purchase_model",
     "predictive_clv",
     "forecast_totals",
     "CLVComparison",

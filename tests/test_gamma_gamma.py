@@ -17,7 +17,6 @@ from clvforecast.exceptions import (
     ModelAssumptionWarning,
     NotFittedError,
 )
-from clvforecast.models import ConvergenceWarning
 from clvforecast.models import gamma_gamma as ggmod
 
 
@@ -65,7 +64,7 @@ def test_expected_spend_is_the_credibility_weighted_mean() -> None:
 
 def test_summary_and_covariance(gg: cf.GammaGamma, cdnow_cal: pd.DataFrame) -> None:
     s = gg.summary
-    assert list(s.index) == ["p", "q", "v"] and list(s.columns) == ["coef", "se", "lower", "upper"]
+    assert list(s.index) == ["p", "q", "v"] and list(s.columns) == ["coef", "se", "lower", "upper", "identified"]
     cov = gg.variance_matrix_.to_numpy()
     np.testing.assert_array_equal(cov, cov.T)
     # independent check: inverse of a finite-difference Hessian of the published log-likelihood
@@ -97,18 +96,22 @@ def test_strong_spend_frequency_correlation_warns(cdnow_cal: pd.DataFrame) -> No
     assert model.fit_info_["spend_frequency_correlation"] > ggmod.CORRELATION_THRESHOLD
 
 
-def test_a_degenerate_spend_distribution_is_fitted_with_a_reported_penalizer(cdnow_cal: pd.DataFrame) -> None:
-    # spend almost a function of frequency: p runs off to infinity without a penalty
+def test_a_degenerate_spend_distribution_is_reported_not_hidden(cdnow_cal: pd.DataFrame) -> None:
+    # spend almost a function of frequency: p runs off to infinity (the likelihood keeps rising)
     dependent = cdnow_cal.copy()
     rep = dependent["frequency"] > 0
     dependent.loc[rep, "monetary_value"] += 50.0 * dependent.loc[rep, "frequency"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = cf.GammaGamma().fit(dependent)
-    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-    assert len(messages) == 1 and "converged with penalizer=0.0001" in messages[0]
-    assert model.penalizer_ == model.fit_info_["penalizer"] == 1e-4
-    assert model.penalizer == 0.0
+    messages = [str(w.message) for w in caught if issubclass(w.category, ModelAssumptionWarning)]
+    assert any("do not identify p" in m for m in messages)
+    d = model.diagnostics_
+    assert "p" in d["unidentified"] and not d["identified"] and not d["converged"]
+    s = model.summary
+    assert not s.loc["p", "identified"] and np.isnan(s.loc["p", ["se", "lower", "upper"]].astype(float)).all()
+    assert (s["lower"].dropna() > 0).all()
+    assert model.penalizer_ == 0.0
 
 
 def test_frequency_zero_customers_get_the_population_mean_whatever_their_monetary_value(

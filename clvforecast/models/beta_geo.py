@@ -5,12 +5,17 @@ after each purchase she becomes inactive with probability ``p ~ Beta(a, b)``. A 
 ``(x, t_x, T)`` = (``frequency``, ``recency``, ``T``) of the RFM table, in the table's time unit; ``alpha`` is
 in that unit too (``r/alpha`` is the mean purchase rate per unit of time), ``r``, ``a``, ``b`` have no unit.
 
-Estimation is done by lifetimes' ``BetaGeoFitter`` on the distinct ``(x, t_x, T)`` rows weighted by their
-counts (the same maximum as an unweighted fit, at a cost that grows with the number of distinct histories).
-The log-likelihood, the covariance matrix and all predictions are computed here in closed form, in log space
-where it matters, so that they stay finite and accurate for any valid history (``frequency`` in the thousands,
-``recency == T``, long horizons) and any parameters: lifetimes' eq. (10) returns NaN where scipy's 2F1 fails
-(large frequency and horizon, e.g. r=2, alpha=1, a=b=30, x=5000, t=1000) and inf at a = 1.
+Estimation is clvforecast's engine (:mod:`._engine`): the log-likelihood of eq. (6) and its analytic gradient
+on the distinct ``(x, t_x, T)`` rows weighted by their counts, the special functions of ``x`` computed once
+per distinct frequency. The predictions are closed forms computed in log space where it matters, so that
+they stay finite and accurate for any valid history (``frequency`` in the thousands, ``recency == T``, long
+horizons) and any positive parameters: lifetimes' eq. (10) returns NaN where scipy's 2F1 fails (large
+frequency and horizon, e.g. r=2, alpha=1, a=b=30, x=5000, t=1000) and inf at a = 1.
+
+The module-level functions (``log_likelihood``, ``probability_alive``, ``expected_purchases``,
+``probability_of_purchases``, ``_expected_if_alive(params, t, x, T)``) are kept for callers that use them
+directly; the class exposes the same closed forms with the common signatures of
+:class:`~clvforecast.models._base.PurchaseModel`.
 """
 
 from __future__ import annotations
@@ -20,38 +25,11 @@ import warnings
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import integrate, special, stats
 
-from ..exceptions import DataValidationError
-from ._base import (
-    FittedModel,
-    as_duration,
-    check_same_unit,
-    covariance_from_engine,
-    fit_time_unit,
-    fit_with_retries,
-    import_lifetimes,
-    subsample_start,
-    unique_rows,
-    validate_rfm,
-)
+from ._base import HistoryData, PurchaseModel, _gather, dot
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
-_COLUMNS = ("frequency", "recency", "T")
-
-# Starting points (log-parameters on lifetimes' time axis, where T is rescaled to max(T) = 1): lifetimes'
-# default first, then a few spread-out alternatives.
-_STARTS: tuple[dict[str, Any], ...] = (
-    {},
-    {"initial_params": np.zeros(4)},
-    {"initial_params": np.log([0.5, 0.1, 1.0, 3.0])},
-    {"initial_params": np.log([2.0, 1.0, 0.5, 0.5])},
-)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# closed forms (vectorised; x, tx, T arrays in the model's time unit, params = (r, alpha, a, b))
 
 
 def log_likelihood(params: Any, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -115,6 +93,7 @@ def _hyp2f1(A: float, B: float, c: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 _SERIES_MAX_TERMS = 20_000
+_CONCENTRATED = 1e10  # a + b above which the dropout probability's posterior is treated as a point mass
 _A_NEAR_ONE = 3e-5  # |a - 1| below which eq. (10) is interpolated between a = 1 -/+ this (0/0 at a = 1)
 
 
@@ -130,6 +109,16 @@ def _expected_if_alive(params: Any, t: float | np.ndarray, x: np.ndarray, T: np.
     one-dimensional integral.
     """
     r, alpha, a, b = params
+    if a + b > _CONCENTRATED:
+        # p | history ~ Beta(a, b+x) has variance below 1e-10: E[g(p)] = g(E[p]) to that order, where
+        # g(p) = (1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p (the closed form loses all precision there)
+        t_, x_, T_ = np.broadcast_arrays(np.asarray(t, dtype="float64"), np.asarray(x, dtype="float64"),
+                                         np.asarray(T, dtype="float64"))
+        p = a / (a + b + x_)
+        L = np.log1p(p * t_ / (alpha + T_))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(p > 0, -np.expm1(-(r + x_) * L) / np.where(p > 0, p, 1.0), (r + x_) * t_ / (alpha + T_))
+        return out
     if abs(a - 1) < _A_NEAR_ONE:
         lo = _expected_if_alive_closed((r, alpha, 1 - _A_NEAR_ONE, b), t, x, T)
         hi = _expected_if_alive_closed((r, alpha, 1 + _A_NEAR_ONE, b), t, x, T)
@@ -181,10 +170,14 @@ def _expected_if_alive_quad(params: Any, t: float, x: float, T: float) -> float:
         """Parts of the Beta(a, b+x) density; a factor is only requested away from its singular endpoint."""
         log_d = -log_beta
         if with_a:
+            if p <= 0.0:
+                return 0.0 if a > 1 else math.inf
             log_d += (a - 1) * math.log(p)
         if with_b:
+            if p >= 1.0:
+                return 0.0 if bx > 1 else math.inf
             log_d += (bx - 1) * math.log1p(-p)
-        return math.exp(log_d)
+        return math.exp(min(log_d, 700.0))
 
     opts: dict[str, Any] = dict(epsabs=0.0, epsrel=1e-11, limit=500)
     with warnings.catch_warnings():
@@ -235,37 +228,191 @@ def probability_of_purchases(params: Any, t: float, n: int, x: np.ndarray, tx: n
     return np.clip(out, 0.0, 1.0)
 
 
+
+
+# ----------------------------------------------------------------------------------------------------------
+# shared by BG/NBD and MBG/NBD
+
+
+def bg_family_loglik(theta: np.ndarray, data: HistoryData, grad: bool, shift: int
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Log-likelihood (and gradient) of the BG/NBD (``shift = 0``) or MBG/NBD (``shift = 1``) per row.
+
+    ``L = G(r+x) alpha^r / G(r) / B(a, b) * [B(a, b+x+shift) (alpha+T)^-(r+x)
+    + [x+shift > 0] B(a+1, b+x+shift-1) (alpha+t_x)^-(r+x)]``: BG/NBD eq. (6) of Fader, Hardie & Lee (2005)
+    for ``shift = 0``; for MBG/NBD (Batislam et al. 2007) a customer can also drop out right after her first
+    purchase, which shifts ``b + x`` by one and gives the second term to every customer. The gradient is
+    analytic (digamma functions, computed once per distinct frequency).
+    """
+    r, alpha, a, b = (float(v) for v in theta)
+    x = data["x"]
+    xs_levels, xs_codes = data.levels("x")
+    bx = b + xs_levels + shift  # b + x (+1) per distinct frequency
+    has_dead = xs_levels + shift > 0
+    bx_dead = np.where(has_dead, bx - 1, 1.0)
+    lg = special.gammaln(r + xs_levels)[xs_codes] - special.gammaln(r) + r * math.log(alpha) - special.betaln(a, b)
+    beta_alive = special.betaln(a, bx)
+    beta_dead = np.where(has_dead, special.betaln(a + 1, bx_dead), -np.inf)
+    log_aT = _gather(lambda v: np.log(alpha + v), data, "T")
+    log_atx = _gather(lambda v: np.log(alpha + v), data, "tx")
+    rx = r + x
+    A = beta_alive[xs_codes] - rx * log_aT
+    with np.errstate(invalid="ignore"):
+        B = beta_dead[xs_codes] - rx * log_atx
+    L = np.logaddexp(A, B)
+    ll = lg + L
+    if not grad:
+        return ll, None
+    wA = np.exp(A - L)
+    wB = np.exp(B - L)  # 0 where there is no second term
+    inv_aT = _gather(lambda v: 1.0 / (alpha + v), data, "T")
+    inv_atx = _gather(lambda v: 1.0 / (alpha + v), data, "tx")
+    psi_ab_x = special.digamma(a + bx)  # a + b + x (+1): same for both terms
+    dA_da = (special.digamma(a) - psi_ab_x)[xs_codes]
+    dA_db = (special.digamma(bx) - psi_ab_x)[xs_codes]
+    dB_da = (special.digamma(a + 1) - psi_ab_x)[xs_codes]
+    dB_db = (np.where(has_dead, special.digamma(bx_dead), 0.0) - psi_ab_x)[xs_codes]
+    G = np.empty((len(x), 4))
+    G[:, 0] = ((special.digamma(r + xs_levels) - special.digamma(r))[xs_codes] + math.log(alpha)
+               - wA * log_aT - wB * np.where(wB > 0, log_atx, 0.0))
+    G[:, 1] = r / alpha - rx * (wA * inv_aT + wB * inv_atx)
+    dab = special.digamma(a + b)
+    G[:, 2] = -(special.digamma(a) - dab) + wA * dA_da + wB * dB_da
+    G[:, 3] = -(special.digamma(b) - dab) + wA * dA_db + wB * dB_db
+    return ll, G
+
+
+def bg_family_sum(theta: np.ndarray, data: HistoryData, w: np.ndarray, shift: int) -> tuple[float, np.ndarray]:
+    """Weighted total of :func:`bg_family_loglik` and its gradient, computed for speed on large tables.
+
+    Customers without repeat purchase (x = 0, t_x = 0) have a likelihood that depends on T only: their weights
+    are summed per distinct T and their terms computed once per T. For the others, every quantity that depends
+    on one column (gamma functions of x, logs of alpha + T, of alpha + t_x) is computed once per distinct value
+    and the row weights are aggregated onto those values by ``bincount`` for the gradient. Same numbers as
+    ``w @ ll`` and ``w @ G``.
+    """
+    r, alpha, a, b = (float(v) for v in theta)
+    xl, xc = data.levels("x")
+    tl, tc = data.levels("tx")
+    Tl, Tc = data.levels("T")
+    key = ("bg_split", id(w), w.size, float(w.sum()))
+    if key not in data.cache:
+        x = data["x"]
+        rep = np.flatnonzero(x > 0)
+        zero = x == 0
+        data.cache.clear()
+        data.cache[key] = (x[rep], xc[rep], tc[rep], Tc[rep], w[rep],
+                           np.bincount(Tc[zero], weights=w[zero], minlength=len(Tl)),
+                           np.bincount(xc, weights=w, minlength=len(xl)), float(w.sum()))
+    x, xc_r, tc_r, Tc_r, w_r, w0_T, wx, W = data.cache[key]
+    nT, nt, nx = len(Tl), len(tl), len(xl)
+    bx = b + xl + shift
+    has_dead = xl + shift > 0
+    bx_dead = np.where(has_dead, bx - 1, 1.0)
+    beta_alive = special.betaln(a, bx)
+    beta_dead = np.where(has_dead, special.betaln(a + 1, bx_dead), -np.inf)
+    log_aT = np.log(alpha + Tl)
+    log_atx = np.log(alpha + tl)
+    inv_aT = 1.0 / (alpha + Tl)
+    inv_atx = 1.0 / (alpha + tl)
+    psi_ab_x = special.digamma(a + bx)
+    dA_da = special.digamma(a) - psi_ab_x
+    dA_db = special.digamma(bx) - psi_ab_x
+    dB_da = special.digamma(a + 1) - psi_ab_x
+    dB_db = np.where(has_dead, special.digamma(bx_dead), 0.0) - psi_ab_x
+    # customers without repeat purchase, per distinct T (x = 0, t_x = 0)
+    i0 = int(np.flatnonzero(xl == 0)[0]) if np.any(xl == 0) else -1
+    total = 0.0
+    sA_T = np.zeros(nT)
+    sB_0 = np.zeros(nT)
+    if i0 >= 0 and w0_T.any():
+        A0 = beta_alive[i0] - r * log_aT
+        if shift:
+            B0 = beta_dead[i0] - r * math.log(alpha)  # t_x = 0
+            L0 = np.logaddexp(A0, B0)
+            wA0 = np.exp(A0 - L0)
+        else:
+            L0, wA0 = A0, np.ones(nT)
+        total += float(w0_T @ L0)
+        sA_T += w0_T * wA0
+        sB_0 = w0_T * (1 - wA0)
+    # repeat customers, row by row
+    rx = r + x
+    A = beta_alive[xc_r] - rx * log_aT[Tc_r]
+    B = beta_dead[xc_r] - rx * log_atx[tc_r]
+    d = A - B
+    e = np.exp(-np.abs(d))
+    L = np.maximum(A, B) + np.log1p(e)
+    wA = np.where(d >= 0, 1.0, e) / (1.0 + e)
+    wwA = w_r * wA
+    wwB = w_r - wwA
+    total += dot(w_r, L) + float(wx @ special.gammaln(r + xl)) - W * (
+        special.gammaln(r) - r * math.log(alpha) + special.betaln(a, b))
+    sA_T += np.bincount(Tc_r, weights=wwA, minlength=nT)
+    sB_t = np.bincount(tc_r, weights=wwB, minlength=nt)
+    sA_x = np.bincount(xc_r, weights=wwA, minlength=nx)
+    sB_x = np.bincount(xc_r, weights=wwB, minlength=nx)
+    rA_T = np.bincount(Tc_r, weights=wwA * rx, minlength=nT) + r * (sA_T - np.bincount(Tc_r, weights=wwA, minlength=nT))
+    rB_t = np.bincount(tc_r, weights=wwB * rx, minlength=nt)
+    if i0 >= 0:
+        sA_x[i0] += float(sA_T.sum() - np.bincount(Tc_r, weights=wwA, minlength=nT).sum())
+        sB_x[i0] += float(sB_0.sum())
+    log_a0 = math.log(alpha)
+    dab = special.digamma(a + b)
+    g = np.empty(4)
+    g[0] = (float(wx @ special.digamma(r + xl)) - W * (special.digamma(r) - log_a0)
+            - float(sA_T @ log_aT) - float(sB_t @ log_atx) - float(sB_0.sum()) * log_a0)
+    g[1] = W * r / alpha - float(rA_T @ inv_aT) - float(rB_t @ inv_atx) - float(sB_0.sum()) * r / alpha
+    g[2] = -W * (special.digamma(a) - dab) + float(sA_x @ dA_da) + float(sB_x @ dB_da)
+    g[3] = -W * (special.digamma(b) - dab) + float(sA_x @ dA_db) + float(sB_x @ dB_db)
+    return total, g
+
+
+def bg_alive_pmf(params: Any, t: float, n_max: int, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """P(n purchases in (T, T+t] | alive at T) for n = 0..n_max (rows: histories), BG process with
+    ``lambda ~ Gamma(r+x, alpha+T)`` and ``p ~ Beta(a, b+x)`` (pass ``b+1`` for MBG/NBD): eq. (8) of the paper
+    with updated parameters, ``B(a, b'+n)/B(a, b') NB(n) + [n > 0] B(a+1, b'+n-1)/B(a, b') P(NB >= n)``."""
+    r, alpha, a, b = params
+    x = np.asarray(x, dtype="float64")[:, None]
+    T = np.asarray(T, dtype="float64")[:, None]
+    n = np.arange(n_max + 1, dtype="float64")[None, :]
+    q = (alpha + T) / (alpha + T + t)
+    base = special.betaln(a, b + x)
+    with np.errstate(all="ignore"):
+        nb = stats.nbinom(r + x, q)
+        out = np.exp(special.betaln(a, b + x + n) - base + nb.logpmf(n))
+        tail = np.where(n > 0, np.exp(special.betaln(a + 1, np.maximum(b + x + n - 1, 1e-300)) - base)
+                        * nb.sf(n - 1), 0.0)
+    return np.nan_to_num(out + tail, nan=0.0)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # estimator
 
 
-class BetaGeo(FittedModel):
-    """BG/NBD model of repeat purchases, estimated with lifetimes' ``BetaGeoFitter``.
+class BetaGeo(PurchaseModel):
+    """BG/NBD model of repeat purchases (Fader, Hardie & Lee 2005).
 
     Parameters
     ----------
     penalizer:
-        L2 penalty coefficient passed to lifetimes (``penalizer * sum(params ** 2)`` added to the mean
-        negative log-likelihood on lifetimes' rescaled time axis). 0 gives the maximum-likelihood estimates.
+        L2 penalty ``penalizer * sum(params ** 2)`` added to the mean negative log-likelihood (parameters in
+        the table's time unit). 0 gives the maximum-likelihood estimates.
 
     Attributes (after ``fit``)
     --------------------------
     params_ : Series ``r``, ``alpha``, ``a``, ``b``; ``alpha`` is in ``time_unit_``.
-    variance_matrix_ : DataFrame, asymptotic covariance of the estimates (inverse observed information of the
-        unpenalised log-likelihood, original units). lifetimes' own ``variance_matrix_`` has the right
-        diagonal but wrong off-diagonal entries (it scales row-wise, ``theta_j^2 H^-1_ij``, so it is not even
-        symmetric); ours is ``theta_i theta_j H^-1_ij``.
-    summary : DataFrame ``coef``, ``se``, ``lower``, ``upper`` (Wald 95%).
     log_likelihood_ : total log-likelihood in the paper's form (eq. 6) in ``time_unit_`` (-9582.43 on CDNOW in
-        weeks). lifetimes' ``_negative_log_likelihood_`` is a mean on a rescaled time axis and not comparable.
-    n_customers_, time_unit_ (``attrs["time_unit"]`` of the table, "D" when absent), penalizer_ (the penalizer
-    actually used: larger than ``penalizer`` when a retry needed one), fit_info_ (dict: number of distinct
-    histories, starting point, warm start, attempts, lifetimes' objective).
+        weeks).
+    diagnostics_, summary, log_covariance_, variance_matrix_, sample_params : see
+        :class:`~clvforecast.models._base.FittedModel`. When the data show no dropout (``a -> 0``) the fit
+        warns: "no evidence of dropout in the calibration period: ...".
+    n_customers_, time_unit_ (``attrs["time_unit"]`` of the table, "D" when absent), penalizer_, fit_info_.
 
     Predictions take an RFM table in the model's time unit: a table whose ``attrs["time_unit"]`` differs is
-    refused with a :class:`~clvforecast.exceptions.DataValidationError` (recency and T would be misread; it is
-    not converted silently); a table without that attribute is taken to be in the model's unit. Horizons
-    ``t`` are numbers in ``time_unit_`` or strings with their own unit (``"52W"``, ``"12M"``), converted.
+    refused with a :class:`~clvforecast.exceptions.DataValidationError`; a table without that attribute is
+    taken to be in the model's unit, with a warning. Horizons ``t`` are numbers in ``time_unit_`` or strings
+    with their own unit (``"52W"``, ``"12M"``), converted.
 
     Examples
     --------
@@ -274,124 +421,48 @@ class BetaGeo(FittedModel):
     """
 
     PARAM_NAMES = PARAM_NAMES
+    NAME = "bgnbd"
+    LABEL = "BG/NBD"
+    LIFETIMES_FITTER = "BetaGeoFitter"
+    _SHIFT = 0
 
-    def fit(self, rfm: pd.DataFrame, *, time_unit: str | None = None) -> BetaGeo:
-        """Estimate ``r, alpha, a, b`` from an RFM table (``frequency``, ``recency``, ``T``, one row each).
+    @classmethod
+    def _ll_rows(cls, theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        return bg_family_loglik(theta, data, grad, cls._SHIFT)
 
-        ``time_unit`` is the unit of ``recency`` and ``T``; by default the table's ``attrs["time_unit"]`` (set
-        by :func:`~clvforecast.rfm_summary`), else days with a warning. ``alpha`` is in that unit.
+    @classmethod
+    def _ll_sum(cls, theta: np.ndarray, data: HistoryData, w: np.ndarray) -> tuple[float, np.ndarray]:
+        return bg_family_sum(theta, data, w, cls._SHIFT)
 
-        Raises :class:`~clvforecast.exceptions.DataValidationError` for an invalid table, one customer or no
-        repeat buyer, and :class:`~clvforecast.exceptions.ConvergenceError` when no retry converges.
-        """
-        penalizer = self._check_penalizer()
-        data = validate_rfm(rfm, _COLUMNS, what="BetaGeo.fit")
-        unit = fit_time_unit(rfm, time_unit, "BetaGeo.fit")
-        x, tx, T = (data[c].to_numpy() for c in _COLUMNS)
-        n = len(data)
-        n_repeat = int((x > 0).sum())
-        if n < 2:
-            raise DataValidationError(
-                "BetaGeo.fit: the RFM table has a single customer; the BG/NBD parameters describe a "
-                "population and need many customers (hundreds or more)"
-            )
-        if n_repeat == 0:
-            raise DataValidationError(
-                f"BetaGeo.fit: none of the {n} customers has a repeat purchase (frequency is 0 for all), so "
-                "purchase and dropout rates cannot be estimated; use a longer calibration period or more "
-                "customers"
-            )
-        if np.all(T == 0):
-            raise DataValidationError(
-                f"BetaGeo.fit: T is 0 for all {n} customers (everyone was observed for no time); set the "
-                "observation/calibration end after the first purchases"
-            )
-        _, (ux, utx, uT), counts = unique_rows(x, tx, T)
+    @classmethod
+    def _starts(cls, data: HistoryData, w: np.ndarray) -> list[np.ndarray]:
+        rate = max(float(w @ data["x"]) / max(float(w @ data["T"]), 1e-12), 1e-9)  # repeat purchases per unit
+        t_max = max(float(np.max(data["T"])), 1e-9)
+        return [np.array([1.0, 1.0 / rate, 1.0, 1.0]), np.array([1.0, t_max, 1.0, 1.0]),
+                np.array([0.3, 0.3 / rate, 0.5, 3.0]), np.array([3.0, 3.0 / rate, 2.0, 2.0])]
 
-        BetaGeoFitter = import_lifetimes().BetaGeoFitter
+    def _messages(self, theta: np.ndarray, unidentified: list[str]) -> list[str]:
+        r, alpha, a, b = theta
+        if ("a" in unidentified or "b" in unidentified) and a / (a + b) < 0.01:
+            return ["no evidence of dropout in the calibration period: the model behaves like an NBD in which "
+                    "every customer stays active; consider Pareto/NBD or a longer calibration period"]
+        return []
 
-        def fit_once(pen: float, start: dict[str, Any]) -> Any:
-            return BetaGeoFitter(penalizer_coef=pen).fit(ux, utx, uT, weights=counts, **start)
+    @staticmethod
+    def _p_alive(theta: Any, x: Any, tx: Any, T: Any) -> np.ndarray:
+        """P(alive at T | x, t_x, T) (Fader & Hardie, note 021)."""
+        return probability_alive(tuple(theta), *(np.asarray(v, dtype="float64") for v in (x, tx, T)))
 
-        def fit_rows(mask: np.ndarray) -> Any:
-            return BetaGeoFitter(penalizer_coef=penalizer).fit(ux[mask], utx[mask], uT[mask],
-                                                                weights=counts[mask])
+    @staticmethod
+    def _expected_if_alive(theta: Any, t: Any, x: Any, tx: Any, T: Any) -> np.ndarray:
+        """E[purchases in (T, T+t] | alive at T, history] (the alive part of eq. 10; ``tx`` is not used)."""
+        return _expected_if_alive(tuple(theta), t, np.asarray(x, dtype="float64"), np.asarray(T, dtype="float64"))
 
-        def to_initial_params(sub: Any) -> np.ndarray:  # lifetimes' time axis for the full data
-            return np.log(np.asarray(sub.params_[list(PARAM_NAMES)]) * [1.0, 1.0 / uT.max(), 1.0, 1.0])
-
-        warm = subsample_start(fit_rows, len(ux), to_initial_params)
-        fitter, info = fit_with_retries(fit_once, [*warm, *_STARTS], penalizer, model="BetaGeo")
-        info["warm_start"] = bool(warm) and info["start"] == 0
-        params = np.asarray(fitter.params_[list(PARAM_NAMES)], dtype="float64")
-
-        scaled = params * np.array([1.0, fitter._scale, 1.0, 1.0])  # lifetimes' time axis: max(T) = 1
-        self.params_ = pd.Series(params, index=list(PARAM_NAMES), name="coef")
-        self.log_likelihood_ = float(np.dot(counts, log_likelihood(params, ux, utx, uT)))
-        self.variance_matrix_ = covariance_from_engine(
-            fitter._hessian_, scaled, params, n, info["penalizer"], PARAM_NAMES, "BetaGeo"
-        )
-        self.n_customers_ = n
-        self.time_unit_ = unit
-        self.penalizer_ = info["penalizer"]
-        self.fit_info_ = {
-            **info,
-            "n_customers": n,
-            "n_repeat_customers": n_repeat,
-            "n_unique_histories": len(ux),
-            "engine": "lifetimes.BetaGeoFitter (weighted on distinct histories)",
-            "engine_objective": float(fitter._negative_log_likelihood_),
-        }
-        return self
-
-    # -- predictions ----------------------------------------------------------------------------------------
-
-    def _histories(self, rfm: pd.DataFrame, what: str) -> tuple[pd.Index, np.ndarray, list[np.ndarray]]:
-        """Validate, check the unit, and compress to distinct histories: (index, codes, [x, t_x, T])."""
-        self._check_fitted()
-        data = validate_rfm(rfm, _COLUMNS, what=what)
-        check_same_unit(rfm, self.time_unit_, what)
-        codes, uniq, _ = unique_rows(*(data[c].to_numpy() for c in _COLUMNS))
-        return data.index, codes, uniq
-
-    def expected_purchases(self, rfm: pd.DataFrame, t: float | str) -> pd.Series:
-        """Expected number of repeat purchases of each customer in the next ``t`` after ``T`` (eq. 10).
-
-        ``t``: a number in the model's time unit (``time_unit_``) or a string such as ``"52W"``, ``"12M"``,
-        ``"365D"``. Returns a Series indexed by customer_id (purchases, no unit).
-        """
-        self._check_fitted()
-        tt = as_duration(t, self.time_unit_)
-        index, codes, (x, tx, T) = self._histories(rfm, "BetaGeo.expected_purchases")
-        values = expected_purchases(self._param_values(), tt, x, tx, T)
-        return pd.Series(values[codes], index=index, name="expected_purchases")
-
-    def probability_alive(self, rfm: pd.DataFrame) -> pd.Series:
-        """Probability that each customer is still active at the end of her observation (at T), in [0, 1]."""
-        index, codes, (x, tx, T) = self._histories(rfm, "BetaGeo.probability_alive")
-        values = probability_alive(self._param_values(), x, tx, T)
-        return pd.Series(values[codes], index=index, name="probability_alive")
-
-    def probability_of_purchases(self, rfm: pd.DataFrame, t: float | str, n: int) -> pd.Series:
-        """P(X(t) = n): probability that each customer makes exactly ``n`` purchases in the next ``t``."""
-        self._check_fitted()
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be a whole number of purchases >= 0; got {n!r}")
-        tt = as_duration(t, self.time_unit_)
-        index, codes, (x, tx, T) = self._histories(rfm, "BetaGeo.probability_of_purchases")
-        values = probability_of_purchases(self._param_values(), tt, int(n), x, tx, T)
-        return pd.Series(values[codes], index=index, name=f"probability_of_{int(n)}_purchases")
-
-    def expected_purchases_new_customer(self, t: Any) -> float | np.ndarray:
-        """Unconditional E[X(t)] (eq. 9): expected repeat purchases in the ``t`` after a first purchase.
-
-        ``t`` is a number (model's time unit), a string such as ``"52W"``, or an array-like of these; returns
-        a float for a scalar ``t`` and an ndarray otherwise.
-        """
-        self._check_fitted()
-        scalar = isinstance(t, (str, int, float, np.number))
-        items = np.atleast_1d(np.asarray(t, dtype=object)).ravel()
-        ts = np.array([as_duration(v, self.time_unit_) for v in items], dtype="float64")
-        zero = np.zeros_like(ts)
-        values = expected_purchases(self._param_values(), ts, zero, zero, zero)
-        return float(values[0]) if scalar else values.reshape(np.shape(t))
+    @staticmethod
+    def _pmf(theta: Any, t: float, n_max: int, x: Any, tx: Any, T: Any) -> np.ndarray:
+        """P(X(t) = n | history) for n = 0..n_max: P(alive) P(n | alive) + [n = 0] (1 - P(alive))."""
+        x, tx, T = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, tx, T))
+        params = tuple(float(v) for v in theta)
+        out = probability_alive(params, x, tx, T)[:, None] * bg_alive_pmf(params, t, n_max, x, T)
+        out[:, 0] += special.expit(_log_odds_dead(params, x, tx, T))
+        return np.clip(out, 0.0, 1.0)  # rounding at extreme parameters

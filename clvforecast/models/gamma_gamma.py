@@ -8,9 +8,8 @@ units, ``p`` and ``q`` have none. The model assumes that spend per transaction i
 transactions; it is fitted on repeat buyers only (``frequency > 0``), using ``monetary_value`` = mean spend
 per repeat transaction.
 
-Estimation is done by lifetimes' ``GammaGammaFitter`` on the distinct ``(frequency, monetary_value)`` rows
-weighted by their counts; the log-likelihood (the density of the *average* spend, as published), the
-covariance matrix and the predictions are computed here.
+Estimation is clvforecast's engine (:mod:`._engine`): the log-density of the *average* spend (as published)
+and its analytic gradient, the gamma functions of the frequency computed once per distinct frequency.
 """
 
 from __future__ import annotations
@@ -26,12 +25,12 @@ from scipy import special
 from ..exceptions import DataQualityWarning, DataValidationError, ModelAssumptionWarning
 from ._base import (
     FittedModel,
+    HistoryData,
     _examples,
-    covariance_from_engine,
+    _gather,
+    dot,
     fit_time_unit,
-    fit_with_retries,
-    import_lifetimes,
-    subsample_start,
+    table_weights,
     unique_rows,
     validate_rfm,
 )
@@ -70,37 +69,129 @@ def expected_spend(params: Any, x: np.ndarray, m: np.ndarray) -> np.ndarray:
     return (1 - w) * (p * v / (q - 1)) + w * np.where(x > 0, m, 0.0)
 
 
+def _ll_rows(theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`log_likelihood` per row of ``data`` (columns ``x``, ``m``) and its analytic gradient."""
+    p, q, v = (float(t) for t in theta)
+    x, m = data["x"], data["m"]
+    xl, xc = data.levels("x")
+    pxl = p * xl
+    log_vxm = np.log(v + x * m)
+    log_m = np.log(m)
+    log_x = _gather(np.log, data, "x")
+    px = p * x
+    ll = ((special.gammaln(pxl + q) - special.gammaln(pxl))[xc] - special.gammaln(q) + q * math.log(v)
+          + (px - 1) * log_m + px * log_x - (px + q) * log_vxm)
+    if not grad:
+        return ll, None
+    psi_pxq = special.digamma(pxl + q)[xc]
+    G = np.empty((len(x), 3))
+    G[:, 0] = x * (psi_pxq - special.digamma(pxl)[xc] + log_m + log_x - log_vxm)
+    G[:, 1] = psi_pxq - special.digamma(q) + math.log(v) - log_vxm
+    G[:, 2] = q / v - (px + q) / (v + x * m)
+    return ll, G
+
+
 class GammaGamma(FittedModel):
-    """Gamma-Gamma model of the mean spend per transaction, estimated with lifetimes' ``GammaGammaFitter``.
+    """Gamma-Gamma model of the mean spend per transaction (Fader & Hardie 2013).
 
     Parameters
     ----------
     penalizer:
-        L2 penalty coefficient passed to lifetimes (``penalizer * sum(params ** 2)`` added to the mean
-        negative log-likelihood). 0 gives the maximum-likelihood estimates.
+        L2 penalty ``penalizer * sum(params ** 2)`` added to the mean negative log-likelihood. 0 gives the
+        maximum-likelihood estimates.
 
     Attributes (after ``fit``)
     --------------------------
     params_ : Series ``p``, ``q``, ``v`` (``v`` in currency units).
-    variance_matrix_, summary : as for :class:`~clvforecast.models.BetaGeo`.
     log_likelihood_ : total log-density of the average spends (the published form; -4055.92 on CDNOW).
-    n_customers_ : number of repeat buyers the model was fitted on (customers with ``frequency > 0``);
-        ``fit_info_["n_excluded_no_repeat"]`` counts the others.
+    diagnostics_, summary, log_covariance_, variance_matrix_, sample_params : as for the purchase models
+        (:class:`~clvforecast.models._base.FittedModel`).
+    n_customers_ : number of repeat buyers the model was fitted on (customers with ``frequency > 0``, weights
+        included); ``fit_info_["n_excluded_no_repeat"]`` counts the others.
     time_unit_ : carried from the table for consistency (spend has no time dimension).
     fit_info_ : also holds ``spend_frequency_correlation`` (Pearson, repeat buyers).
 
     Warns :class:`~clvforecast.exceptions.ModelAssumptionWarning` when that correlation exceeds
-    :data:`CORRELATION_THRESHOLD` in absolute value, or when ``q <= 1`` (infinite population mean spend).
+    :data:`CORRELATION_THRESHOLD` in absolute value, when ``q <= 1`` (infinite population mean spend), or when
+    the data do not identify a parameter (e.g. spend almost constant within customers: ``p`` runs off).
     """
 
     PARAM_NAMES = PARAM_NAMES
+    NAME = "gamma_gamma"
+    LABEL = "Gamma-Gamma"
+    LIFETIMES_FITTER = "GammaGammaFitter"
 
-    def fit(self, rfm: pd.DataFrame, *, time_unit: str | None = None) -> GammaGamma:
-        """Estimate ``p, q, v`` from the repeat buyers of an RFM table (``frequency``, ``monetary_value``)."""
-        penalizer = self._check_penalizer()
+    @classmethod
+    def _ll_rows(cls, theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        return _ll_rows(theta, data, grad)
+
+    @classmethod
+    def _ll_sum(cls, theta: np.ndarray, data: HistoryData, w: np.ndarray) -> tuple[float, np.ndarray]:
+        """Weighted total log-likelihood and gradient: the terms that do not involve ``v`` are sums computed
+        once per table; per row only ``log(v + x m)`` and ``1 / (v + x m)`` remain."""
+        p, q, v = (float(t) for t in theta)
+        xl, xc = data.levels("x")
+        key = ("gg", id(w), w.size, float(w.sum()))
+        if key not in data.cache:
+            x, m = data["x"], data["m"]
+            log_m = np.log(m)
+            wx = np.bincount(xc, weights=w, minlength=len(xl))
+            data.cache.clear()
+            data.cache[key] = (wx, w * x, dot(w, x * log_m), dot(w, log_m),
+                               float(wx @ (xl * np.log(xl))), float(w.sum()), x * m)
+        wx, wxx, s_xlogm, s_logm, s_xlogx, W, xm = data.cache[key]
+        log_vxm = np.log(v + xm)
+        inv = 1.0 / (v + xm)
+        a_xlog, a_log = dot(wxx, log_vxm), dot(w, log_vxm)
+        a_xinv, a_inv = dot(wxx, inv), dot(w, inv)
+        pxl = p * xl
+        g_pq, g_p = special.gammaln(pxl + q), special.gammaln(pxl)
+        total = (float(wx @ (g_pq - g_p)) - W * special.gammaln(q) + W * q * math.log(v)
+                 + p * s_xlogm - s_logm + p * s_xlogx - p * a_xlog - q * a_log)
+        psi_pq = special.digamma(pxl + q)
+        g = np.array([
+            float(wx @ (xl * (psi_pq - special.digamma(pxl)))) + s_xlogm + s_xlogx - a_xlog,
+            float(wx @ psi_pq) - W * special.digamma(q) + W * math.log(v) - a_log,
+            W * q / v - p * a_xinv - q * a_inv,
+        ])
+        return total, g
+
+    @classmethod
+    def _starts(cls, data: HistoryData, w: np.ndarray) -> list[np.ndarray]:
+        mean_m = max(float(w @ data["m"]) / float(w.sum()), 1e-9)
+        # p = 2, q = 3 with v making the population mean p v / (q - 1) equal the observed mean spend, then others
+        return [np.array([2.0, 3.0, mean_m]), np.array([1.0, 2.0, mean_m]), np.array([5.0, 5.0, 4 * mean_m]),
+                np.array([1.0, 1.0, 1.0])]
+
+    def _messages(self, theta: np.ndarray, unidentified: list[str]) -> list[str]:
+        if "p" in unidentified and theta[0] > 100:
+            return ["spend per transaction hardly varies around each customer's own mean (p runs off to "
+                    "infinity), so the data do not identify p; the expected spends are still usable but the "
+                    "parameters' intervals are not: check for spend that is a function of the number of purchases"]
+        return []
+
+    @staticmethod
+    def _posterior(theta: Any, x: Any, m: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior of the customer's ``nu`` given ``x`` repeat transactions of mean value ``m``:
+        ``Gamma(shape = q + p x, rate = v + x m)`` (her mean spend is ``p / nu``; for x = 0 the prior)."""
+        p, q, v = (float(t) for t in theta)
+        x = np.asarray(x, dtype="float64")
+        m = np.where(x > 0, np.asarray(m, dtype="float64"), 0.0)
+        return q + p * x, v + x * m
+
+    def fit(self, rfm: pd.DataFrame, *, time_unit: str | None = None, weights: Any = None) -> GammaGamma:
+        """Estimate ``p, q, v`` from the repeat buyers of an RFM table (``frequency``, ``monetary_value``).
+
+        ``weights``: customers per row (array or column name), for aggregated tables.
+        """
+        self._check_penalizer()
         data = validate_rfm(rfm, _COLUMNS, what="GammaGamma.fit")
         _check_spend(data, "GammaGamma.fit")
-        repeat = data[data["frequency"] > 0]
+        w_all = table_weights(rfm, weights, len(data), "GammaGamma.fit")
+        w_all = np.ones(len(data)) if w_all is None else w_all
+        repeat_mask = (data["frequency"].to_numpy() > 0) & (w_all > 0)
+        repeat = data[repeat_mask]
+        w = w_all[repeat_mask]
         free = repeat["monetary_value"].to_numpy() == 0
         if free.any():
             warnings.warn(
@@ -112,6 +203,7 @@ class GammaGamma(FittedModel):
                 stacklevel=2,
             )
             repeat = repeat[~free]
+            w = w[~free]
         n_repeat = len(repeat)
         if n_repeat < 2:
             raise DataValidationError(
@@ -131,49 +223,21 @@ class GammaGamma(FittedModel):
                 ModelAssumptionWarning,
                 stacklevel=2,
             )
-        _, (ux, um), counts = unique_rows(x, m)
-        mean_m = float(np.dot(counts, um) / counts.sum())
-        # log-parameter starts: lifetimes' default, then p=2, q=3 with v at the observed mean spend
-        # (population mean p v/(q-1) = mean spend), then a flatter one.
-        guesses = ([2.0, 3.0, mean_m], [1.0, 2.0, mean_m], [5.0, 5.0, 4 * mean_m])
-        starts: list[dict[str, Any]] = [{}] + [{"initial_params": np.log(g)} for g in guesses]
-
-        GammaGammaFitter = import_lifetimes().GammaGammaFitter
-
-        def fit_once(pen: float, start: dict[str, Any]) -> Any:
-            return GammaGammaFitter(penalizer_coef=pen).fit(ux, um, weights=counts, **start)
-
-        def fit_rows(mask: np.ndarray) -> Any:
-            return GammaGammaFitter(penalizer_coef=penalizer).fit(ux[mask], um[mask], weights=counts[mask])
-
-        def to_initial_params(sub: Any) -> np.ndarray:
-            return np.log(np.asarray(sub.params_[list(PARAM_NAMES)]))
-
-        warm = subsample_start(fit_rows, len(ux), to_initial_params)
-        fitter, info = fit_with_retries(fit_once, [*warm, *starts], penalizer, model="GammaGamma")
-        info["warm_start"] = bool(warm) and info["start"] == 0
-        params = np.asarray(fitter.params_[list(PARAM_NAMES)], dtype="float64")
-
-        self.params_ = pd.Series(params, index=list(PARAM_NAMES), name="coef")
-        self.log_likelihood_ = float(np.dot(counts, log_likelihood(params, ux, um)))
-        self.variance_matrix_ = covariance_from_engine(
-            fitter._hessian_, params, params, n_repeat, info["penalizer"], PARAM_NAMES, "GammaGamma"
-        )
-        self.n_customers_ = n_repeat
+        self.penalizer_ = self._check_penalizer()
         # Spend per transaction does not depend on time: the unit is only recorded (no warning without one).
         self.time_unit_ = fit_time_unit(rfm, time_unit, "GammaGamma.fit", warn=False)
-        self.penalizer_ = info["penalizer"]
+        self.n_customers_ = int(round(float(w.sum())))
         self.fit_info_ = {
-            **info,
-            "n_customers": n_repeat,
-            "n_excluded_no_repeat": int((data["frequency"] == 0).sum()),
+            "n_customers": self.n_customers_,
+            "n_excluded_no_repeat": int(round(float(w_all[data["frequency"].to_numpy() == 0].sum()))),
             "n_excluded_zero_spend": int(free.sum()),
-            "n_unique_rows": len(ux),
+            "n_rows_fitted": n_repeat,
             "spend_frequency_correlation": corr,
             "correlation_threshold": CORRELATION_THRESHOLD,
-            "engine": "lifetimes.GammaGammaFitter (weighted on distinct rows)",
-            "engine_objective": float(fitter._negative_log_likelihood_),
+            "engine": "clvforecast (closed-form log-likelihood, analytic gradient, L-BFGS-B + Newton)",
         }
+        self._estimate(HistoryData(x=x, m=m), np.asarray(w, dtype="float64"), what="GammaGamma.fit")
+        params = self.theta_
         if params[1] <= 1:
             warnings.warn(
                 f"GammaGamma: q = {params[1]:.3f} <= 1, so the population mean spend p v / (q - 1) is "
@@ -183,6 +247,15 @@ class GammaGamma(FittedModel):
                 stacklevel=2,
             )
         return self
+
+    def _lifetimes_data(self, data: pd.DataFrame) -> tuple[HistoryData, np.ndarray] | None:
+        if not {"frequency", "monetary_value"} <= set(data.columns):
+            return None
+        x = np.asarray(data["frequency"], dtype="float64")
+        m = np.asarray(data["monetary_value"], dtype="float64")
+        w = np.asarray(data["weights"], dtype="float64") if "weights" in data.columns else np.ones(len(x))
+        keep = (x > 0) & (m > 0)
+        return HistoryData(x=x[keep], m=m[keep]), w[keep]
 
     @property
     def population_mean_spend(self) -> float:

@@ -159,58 +159,29 @@ def _plain(obj: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# INTERIM, to switch after the models branch is merged: the health of a fit. Models that have
-# ``diagnostics_`` (converged, gradient_norm, hessian_condition, at_bound, identified, message) are read
-# from it; until then, a degenerate fit is recognised from its parameters. After the merge, keep only the
-# ``diagnostics_`` branch of fit_problem and delete _problem_from_parameters.
+# The health of a fit, from the model's own diagnostics_ (set by every fit and kept in model files)
 # ----------------------------------------------------------------------------------------------------------
-_TINY, _HUGE = 1e-4, 1e4
-_HUGE_SPEND_SHAPE = 1e3  # Gamma-Gamma q: customers' mean spend varies by 1/sqrt(q), under 3% beyond it
-
-
 def fit_problem(model: Any) -> dict[str, str] | None:
-    """What is wrong with a fitted model, ``{"short", "text"}`` in plain words, or None when it looks sound."""
-    name = getattr(model, "LABEL", None) or {"BetaGeo": "BG/NBD", "GammaGamma": "Gamma-Gamma"}.get(
+    """What is wrong with a fitted model, ``{"short", "text"}`` in plain words, or None when it looks sound.
+
+    Read from ``model.diagnostics_`` (converged, identified, at_bound, message): a fit that did not converge,
+    ran to a bound or does not identify its parameters is degenerate, and the model's own message says why.
+    """
+    name = getattr(model, "LABEL", None) or {"GammaGamma": "Gamma-Gamma"}.get(
         type(model).__name__, type(model).__name__)
     kind = "spend" if name == "Gamma-Gamma" else "purchase"
     diag = getattr(model, "diagnostics_", None)
-    if isinstance(diag, dict):
-        if diag.get("converged", True) and diag.get("identified", True) and not diag.get("at_bound"):
-            return None
-        what = diag.get("message") or (
-            f"parameters at their bound: {', '.join(diag.get('at_bound') or [])}" if diag.get("at_bound")
-            else "the fit did not converge" if not diag.get("converged", True) else "not identified")
-        return {"short": f"a degenerate {kind}-model fit", "text": f"The {name} fit is degenerate: {what}."}
-    return _problem_from_parameters(model, name, kind)
-
-
-def _problem_from_parameters(model: Any, name: str, kind: str) -> dict[str, str] | None:
-    """Interim check (see above): a shape parameter (no unit) near 0 or very large means the fit ran to a
-    boundary. Scale parameters (alpha in time units, v in currency) are left alone: their size is a unit."""
-    params = {k: float(v) for k, v in getattr(model, "params_", pd.Series(dtype=float)).items()}
+    if not isinstance(diag, dict):
+        return None
+    if diag.get("converged", True) and diag.get("identified", True) and not diag.get("at_bound"):
+        return None
+    what = diag.get("message") or (
+        f"parameters at their bound: {', '.join(diag.get('at_bound') or [])}" if diag.get("at_bound")
+        else "the fit did not converge" if not diag.get("converged", True) else "not identified")
     short = f"a degenerate {kind}-model fit"
-    if {"a", "b"} <= params.keys() and (params["a"] < _TINY or params["b"] > _HUGE):
-        return {"short": f"{short} (no customer seems to leave)", "text": (
-            f"The {name} fit is degenerate: its dropout parameters ran to their bound (a = {params['a']:.3g}, "
-            f"b = {params['b']:,.3g}), meaning the model found no sign of customers leaving. P(alive) is then "
-            "close to 100% for everyone and the forecast assumes nobody leaves; check that the data cover "
-            "enough time for customers to lapse.")}
-    if params.get("q", 1.0) > _HUGE_SPEND_SHAPE:
-        return {"short": short, "text": (
-            f"The {name} fit is degenerate: q = {params['q']:,.3g} means it found no difference in average spend "
-            "between customers beyond chance, so every customer's expected spend is close to the population "
-            "average.")}
-    extreme = [f"{k} = {v:.3g}" for k, v in params.items()
-               if k in ("r", "a", "b", "p", "q", "s") and not (_TINY <= v <= _HUGE)]
-    if extreme:
-        return {"short": short, "text": (f"The {name} fit is degenerate: {', '.join(extreme)} ran to the edge of "
-                                         "the possible values, so its estimates are not reliable.")}
-    used, asked = getattr(model, "penalizer_", 0.0) or 0.0, getattr(model, "penalizer", 0.0) or 0.0
-    if used > asked:
-        return {"short": f"a {kind}-model fit that needed a penalty to converge", "text": (
-            f"The {name} fit converged only with a penalty on its parameters (penalizer {used:g}), which shrinks "
-            "them slightly: the data say little about them.")}
-    return None
+    if "dropout" in what:
+        short += " (no evidence that customers leave)"
+    return {"short": short, "text": f"The {name} fit is degenerate: {what.rstrip('.')}."}
 
 
 # ----------------------------------------------------------------------------------------------------------
