@@ -14,8 +14,9 @@ $(VENV)/.installed-base: $(VENV)/bin/python pyproject.toml
 	$(PIP) install -e .
 	@touch $@
 
+# The test set includes Spark (tests/test_spark.py runs it in local mode): pyspark is a ~430 MB download.
 $(VENV)/.installed-test: $(VENV)/bin/python pyproject.toml
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test,spark]'
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/bin/python pyproject.toml
@@ -26,7 +27,7 @@ demo: $(VENV)/.installed-base
 	$(VENV)/bin/clvforecast demo --out reports/cdnow_report.html
 
 test: $(VENV)/.installed-test
-	MPLBACKEND=Agg $(PY) -m pytest -n auto -q tests notebooks --nbmake --nbmake-timeout=300
+	MPLBACKEND=Agg $(PY) -m pytest -n auto --dist loadgroup -q tests notebooks --nbmake --nbmake-timeout=300
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py

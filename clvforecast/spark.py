@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -173,6 +174,7 @@ def ensure_java() -> str:
 # for pandas conversions.
 _LOCAL_CONFIG = {
     "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -197,8 +199,9 @@ def get_session(
     app_name:
         The application name shown by the cluster manager.
     config:
-        Spark settings, e.g. ``{"spark.executor.memory": "8g"}``. Local sessions get small defaults (no web UI,
-        loopback addresses, Arrow conversions, shuffle partitions = 2 x cores) that ``config`` overrides.
+        Spark settings, e.g. ``{"spark.executor.memory": "8g"}``. Local sessions get small defaults (no web UI or progress bars,
+        loopback addresses, Arrow conversions, shuffle partitions = 2 x cores, Python workers running this
+        process's Python unless ``PYSPARK_PYTHON`` says otherwise) that ``config`` overrides.
     """
     from pyspark.sql import SparkSession
 
@@ -212,12 +215,15 @@ def get_session(
         m = re.fullmatch(r"local\[(\d+)\]", master)
         cores = int(m[1]) if m else (os.cpu_count() or 2)
         settings = {**_LOCAL_CONFIG, "spark.sql.shuffle.partitions": str(2 * cores)}
+        if not os.environ.get("PYSPARK_PYTHON"):  # else Spark starts its workers with the PATH's python3
+            os.environ["PYSPARK_PYTHON"] = sys.executable
     elif not os.environ.get("SPARK_HOME"):
         ensure_java()
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in {**settings, **(config or {})}.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate()
+    with _quiet_pandas():
+        return builder.getOrCreate()
 
 
 @contextlib.contextmanager
@@ -226,6 +232,7 @@ def _quiet_pandas() -> Iterator[None]:
     tested (tests/test_spark.py), so the warning only adds noise."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="The copy keyword is deprecated", module="pyspark")
         yield
 
 
@@ -265,26 +272,30 @@ def strftime_to_java(fmt: str) -> str:
     """
     out: list[str] = []
     i = 0
+    after_field = False  # the previous item was a field, with no separator since
     while i < len(fmt):
         if fmt[i] == "%" and i + 1 < len(fmt):
             d = fmt[i + 1]
             i += 2
             if d == "%":
                 out.append("'%'")
+                after_field = False
                 continue
             if d not in _STRFTIME:
                 raise ValueError(
                     f"date_format {fmt!r}: the directive %{d} has no equivalent on Spark; supported: "
                     + " ".join(f"%{k}" for k in _STRFTIME)
                 )
-            adjacent = fmt.startswith("%", i) and not fmt.startswith("%%", i)
+            adjacent = after_field or (fmt.startswith("%", i) and not fmt.startswith("%%", i))
             out.append(_STRFTIME[d][0 if adjacent else 1])
+            after_field = True
         else:
             j = i
             while j < len(fmt) and fmt[j] != "%":
                 j += 1
             text = fmt[i:j]
             out.append("'" + text.replace("'", "''") + "'" if re.search(r"[A-Za-z']", text) else text)
+            after_field = False
             i = j
     return "".join(out)
 
@@ -869,4 +880,5 @@ def predictive_clv(
             scored = scored[out_columns].astype("float64").reset_index()
             yield scored
 
-    return sdf.select("customer_id", *wanted).mapInPandas(score, schema)
+    with _quiet_pandas():
+        return sdf.select("customer_id", *wanted).mapInPandas(score, schema)
