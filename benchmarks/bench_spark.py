@@ -7,7 +7,7 @@ both engines:
 * ``calibration_holdout`` and ``rfm_summary`` from the Parquet file: the Spark tables, collected, must equal
   DuckDB's bit for bit, attrs (rows read, dropped, excluded) included;
 * ``fit_on_spark`` (distinct histories grouped on Spark, BG/NBD and Gamma-Gamma fitted on the driver) against
-  the models' own fit on the pandas table: estimates within 1e-6 (relative);
+  the models' own fit on the pandas table: the same maximum of the likelihood (within 1e-9, relative);
 * ``clvforecast.spark.predictive_clv`` (mapInPandas) against ``clvforecast.predictive_clv``: within 1e-9.
 
 Prints seconds per step (one run each, the Spark session started before; local Spark pays a JVM and Python
@@ -87,11 +87,16 @@ def main() -> int:
         gg = timed("spark: fit_on_spark Gamma-Gamma", lambda: cs.fit_on_spark(cf.GammaGamma(), table))
         bg_pd = timed("pandas: BetaGeo().fit", lambda: cf.BetaGeo().fit(duck))
         gg_pd = timed("pandas: GammaGamma().fit", lambda: cf.GammaGamma().fit(duck))
+    # The simulated customers never drop out, so BG/NBD's (a, b) are not identified (a -> 0, the likelihood is
+    # flat along b): two fits may stop at different points of the same maximum. The maximum is compared.
     for name, a, b in (("BG/NBD", bg, bg_pd), ("Gamma-Gamma", gg, gg_pd)):
+        rel_ll = abs(a.log_likelihood_ / b.log_likelihood_ - 1)
         rel = float(np.max(np.abs(a.params_.to_numpy() / b.params_.to_numpy() - 1)))
-        print(f"{name} estimates on Spark vs pandas: max relative difference {rel:.1e}")
-        if rel > 1e-6:
-            failures.append(f"{name} estimates differ by {rel:.1e}")
+        print(f"{name} on Spark vs pandas: log-likelihood {a.log_likelihood_:.4f} vs {b.log_likelihood_:.4f} "
+              f"(relative difference {rel_ll:.1e}); estimates {a.params_.round(4).to_dict()} vs "
+              f"{b.params_.round(4).to_dict()} (max relative difference {rel:.1e})")
+        if rel_ll > 1e-9:
+            failures.append(f"{name} maxima differ by {rel_ll:.1e}")
 
     kwargs = dict(horizon="12M", discount_rate=0.1, step="M")
     want = timed("pandas: predictive_clv", lambda: cf.predictive_clv(bg_pd, gg_pd, duck, **kwargs))

@@ -400,7 +400,9 @@ class SparkSQL:
 
     Views live in this object (``views``: name -> Spark DataFrame), not in the session's catalog, so that no
     user view is replaced and two calls never see each other's ``tx``: a statement's ``FROM name`` is bound to
-    the DataFrame of that name. ``CREATE TEMP TABLE`` is lazy like a view (Spark decides what to keep).
+    the DataFrame of that name (through ``spark.sql``'s DataFrame arguments, which Spark registers as temporary
+    views under fresh names for the call and drops after it; dropping a view uncaches a cached plan with the
+    same result, so a cached DataFrame must not be bound here). ``CREATE TEMP TABLE`` is lazy like a view.
     """
 
     def __init__(self, session: SparkSession, views: Mapping[str, DataFrame] | None = None) -> None:
@@ -531,6 +533,8 @@ def _open(
     The parsing and validation SQL is io.py's own (``io._validate``), run through :class:`SparkSQL`; the policy
     (raise, drop and warn) follows ``io.open_transactions`` line by line.
     """
+    from pyspark.sql import functions as F
+
     sdf, kind = read_source(source, session)
     on_invalid, zero_amounts = options["on_invalid"], options["zero_amounts"]
     negative_amounts = options["negative_amounts"]
@@ -547,7 +551,12 @@ def _open(
     if options["amount"] is not None:
         fields["amount_raw"] = options["amount"]
     _io._check_columns(fields, list(sdf.columns))
-    raw = sdf.select(*[sdf[f"`{v.replace('`', '``')}`"].alias(k) for k, v in fields.items()])
+    # The marker column keeps this projection from being "the same result" as the source itself: Spark binds
+    # DataFrames into SQL through temporary views that it drops afterwards, and dropping a view uncaches every
+    # cached plan with the same result, which would otherwise be the user's cached source.
+    raw = sdf.select(
+        *[sdf[f"`{v.replace('`', '``')}`"].alias(k) for k, v in fields.items()], F.lit(True).alias("_clvforecast")
+    )
     con = SparkSQL(sdf.sparkSession, {"raw": raw})
     date_format = options["date_format"]
     prep = _io._validate(con, kind, fields, policy, date_format, obs)  # type: ignore[arg-type]
@@ -630,6 +639,7 @@ def _summarise(
 ) -> SparkTable:
     """The Spark twin of :func:`clvforecast.rfm._summarise` (same checks, SQL and attrs)."""
     from pyspark import StorageLevel
+    from pyspark.sql import functions as F
 
     unit_code = check_time_unit(time_unit)
     unit = days_per(unit_code)
@@ -648,12 +658,11 @@ def _summarise(
     selected = ", ".join(columns)
     params = {"cal": cal, "obs": obs, "unit": unit}
     table = con.sql(f"SELECT {selected}, first_day FROM ({_rfm._RFM_SQL})", params)
+    # Cached, and from here on used through the DataFrame API only: spark.sql binds DataFrames through temporary
+    # views that it drops afterwards, and dropping a view uncaches what was built on it.
     table = table.persist(StorageLevel.MEMORY_AND_DISK)
-    con.views["rfm"] = table
-    counts = con.execute(
-        "SELECT count(*) FILTER (WHERE first_day > $cal), count(*) FILTER (WHERE first_day <= $cal) FROM rfm",
-        {"cal": cal},
-    ).fetchone()
+    first_day, cutoff = F.col("first_day"), F.lit(cal)
+    counts = table.agg(F.count_if(first_day > cutoff), F.count_if(first_day <= cutoff)).first()
     assert counts is not None
     n_late, n_kept = int(counts[0]), int(counts[1])
     if n_kept == 0:
@@ -662,7 +671,7 @@ def _summarise(
             f"no customer made a purchase on or before {cal} (the first valid transaction is dated "
             f"{prep.first_date}); the table would be empty: check the dates"
         )
-    result = con.sql(f"SELECT {selected} FROM rfm WHERE first_day <= $cal", {"cal": cal})
+    result = table.where(first_day <= cutoff).select(*columns)
     attrs: dict[str, Any] = {
         "time_unit": unit_code,
         "observation_end": obs.isoformat(),

@@ -205,6 +205,20 @@ def test_bad_rows_are_counted_and_dropped_as_duckdb_does(spark) -> None:
     assert "1 of 12 rows have no customer id" in str(spark_error.value)
 
 
+def test_a_cached_source_stays_cached(spark) -> None:
+    """Spark's SQL binding drops temporary views, which uncaches plans with the same result: the source must not
+    be one of them (a user who cached the log keeps it cached)."""
+    log = cf.load_cdnow("sample")[["customer_id", "date", "amount"]]  # exactly the columns read, in order
+    _to_spark(spark, log.assign(date=log["date"].dt.date)).createOrReplaceTempView("cdnow_log")
+    spark.catalog.cacheTable("cdnow_log")
+    try:
+        table = cs.rfm_summary(spark.table("cdnow_log"), observation_end=CAL_END)
+        assert spark.catalog.isCached("cdnow_log")
+        assert table.to_pandas()["frequency"].sum() == 2457  # published: 2,457 repeat purchases by 1997-09-30
+    finally:
+        spark.catalog.dropTempView("cdnow_log")
+
+
 def test_unknown_read_option_is_named(spark) -> None:
     sdf = _to_spark(spark, pd.DataFrame({"customer_id": [1], "date": [dt.date(2024, 1, 1)], "amount": [1.0]}))
     with pytest.raises(TypeError, match="unknown read option.*'customer'.*customer_id"):
