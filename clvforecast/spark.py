@@ -63,9 +63,11 @@ __all__ = [
     "get_session",
     "predictive_clv",
     "read_source",
+    "read_table",
     "rfm_summary",
     "to_spark_sql",
     "unique_histories",
+    "write_table",
 ]
 
 MIN_JAVA = 17  # Spark 4 runs on Java 17 and 21
@@ -192,8 +194,8 @@ def get_session(
     Parameters
     ----------
     master:
-        ``None`` (default): the active session if there is one (e.g. on Databricks or under spark-submit, which
-        set the master), else a new local session using every core (``local[*]``). A URL (``"local[2]"``,
+        ``None`` (default): the active session if there is one (e.g. on Databricks), else under spark-submit a
+        session on spark-submit's master, else a new local session using every core (``local[*]``). A URL (``"local[2]"``,
         ``"spark://host:7077"``, ``"yarn"``, ``"k8s://https://host:6443"``) starts a session on that master
         (a session that is already running keeps its master: Spark has one per process).
     app_name:
@@ -208,6 +210,13 @@ def get_session(
     active = SparkSession.getActiveSession()
     if active is not None and master is None:
         return active
+    if master is None and os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # under spark-submit (which started the JVM first): its master and settings apply
+        builder = SparkSession.builder.appName(app_name)
+        for key, value in (config or {}).items():
+            builder = builder.config(key, value)
+        with _quiet_pandas():
+            return builder.getOrCreate()
     master = master or "local[*]"
     settings: dict[str, str] = {}
     if master.startswith("local"):
@@ -625,6 +634,47 @@ class SparkTable:
         """Free the cached aggregate (``df`` stays usable, it is recomputed from the log when used)."""
         if self._cached is not None:
             self._cached.unpersist()
+
+
+_ATTRS_FOLDER = "_clvforecast_attrs"  # Spark and pyarrow skip files and folders whose names start with "_"
+
+
+def write_table(table: SparkTable | pd.DataFrame, path: str | os.PathLike[str], *, mode: str = "error") -> None:
+    """Write a table as a Parquet dataset folder that keeps its attrs, for :func:`read_table` (the CLI's
+    ``summarize``/``fit``/``predict`` with ``--engine spark`` pass tables this way).
+
+    ``path``: a folder on any file system the cluster writes to (local, HDFS, S3, ...). The rows are Spark's
+    Parquet part files; the attrs (time unit, cutoffs, counts, ledger) are one JSON line in the subfolder
+    ``_clvforecast_attrs``, which Parquet readers skip (``pandas.read_parquet(path)`` reads the rows too).
+    ``mode``: Spark's save mode (``"error"``: refuse an existing folder, ``"overwrite"``).
+    """
+    import json
+
+    if isinstance(table, pd.DataFrame):
+        raise TypeError("write_table writes a SparkTable; write a pandas table with table.to_parquet(path)")
+    folder = os.fspath(path).rstrip("/")
+    table.df.write.mode(mode).parquet(folder)
+    session = table.df.sparkSession
+    text = json.dumps(dict(table.attrs), default=str)
+    session.createDataFrame([(text,)], "value string").coalesce(1).write.mode("overwrite").text(
+        f"{folder}/{_ATTRS_FOLDER}"
+    )
+
+
+def read_table(path: str | os.PathLike[str], session: SparkSession | None = None) -> SparkTable:
+    """A table written by :func:`write_table`, with its attrs (a Parquet folder without them gives ``{}``)."""
+    import json
+
+    from pyspark.errors import AnalysisException
+
+    spark = session or get_session()
+    folder = os.fspath(path).rstrip("/")
+    df = spark.read.parquet(folder)
+    try:
+        rows = spark.read.text(f"{folder}/{_ATTRS_FOLDER}").collect()
+    except AnalysisException:  # no attrs next to the rows (a Parquet folder written otherwise)
+        rows = []
+    return SparkTable(df, json.loads(rows[0][0]) if rows else {})
 
 
 def _summarise(

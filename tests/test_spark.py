@@ -272,6 +272,16 @@ def test_unique_histories_are_the_customers_grouped(sample_tables) -> None:
     assert hist["weight"].sum() == 2357 and hist.attrs["time_unit"] == "W"
 
 
+def test_write_and_read_table_keeps_rows_and_attrs(sample_tables, tmp_path: Path) -> None:
+    table, duck = sample_tables
+    cs.write_table(table, tmp_path / "rfm")
+    back = cs.read_table(tmp_path / "rfm")
+    assert back.attrs == duck.attrs
+    pd.testing.assert_frame_equal(back.to_pandas(), duck, check_exact=True)
+    plain = pd.read_parquet(tmp_path / "rfm")  # the rows are a plain Parquet dataset (the attrs folder skipped)
+    assert len(plain) == 2357 and set(plain.columns) == {"customer_id", *duck.columns}
+
+
 def test_fit_on_spark_gives_the_estimates_of_a_fit_on_the_whole_table(sample_tables) -> None:
     table, _ = sample_tables
     bg = cs.fit_on_spark(cf.BetaGeo(), table)
