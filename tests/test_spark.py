@@ -205,6 +205,16 @@ def test_bad_rows_are_counted_and_dropped_as_duckdb_does(spark) -> None:
     assert "1 of 12 rows have no customer id" in str(spark_error.value)
 
 
+def test_a_csv_path_read_by_spark_gives_duckdbs_table(spark) -> None:
+    """A CSV is read as text by both engines; integer ids are recognised (BIGINT) by the same rule."""
+    from clvforecast.datasets import cdnow_path
+
+    path = str(cdnow_path("sample"))
+    cutoffs = dict(calibration_end=CAL_END, observation_end=OBS_END, time_unit="W")
+    got = _same(cs.calibration_holdout(path, session=spark, **cutoffs), cf.calibration_holdout(path, **cutoffs))
+    assert got.index.dtype == "int64" and got["holdout_frequency"].sum() == 1882  # published holdout total
+
+
 def test_a_cached_source_stays_cached(spark) -> None:
     """Spark's SQL binding drops temporary views, which uncaches plans with the same result: the source must not
     be one of them (a user who cached the log keeps it cached)."""
