@@ -408,48 +408,82 @@ _CREATE = re.compile(
 )
 _DESCRIBE = re.compile(r"^\s*DESCRIBE\s+(.*)$", re.IGNORECASE | re.DOTALL)
 _RELATION = re.compile(r"\b(FROM|JOIN)(\s+)([A-Za-z_]\w*)\b", re.IGNORECASE)
+_CTE = re.compile(r"(?:\bWITH|,)\s*([A-Za-z_]\w*)\s+AS\s*\(", re.IGNORECASE)
+_ALIAS = re.compile(r"\s+([A-Za-z_]\w*)")  # the word after a table name: an alias unless it is a clause
+_CLAUSES = {
+    "AS", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "UNION", "EXCEPT", "INTERSECT", "JOIN", "LEFT", "RIGHT",
+    "INNER", "FULL", "CROSS", "SEMI", "ANTI", "NATURAL", "ON", "USING", "WINDOW", "QUALIFY", "LATERAL",
+}  # fmt: skip
+
+
+def _bind_views(text: str, names: Mapping[str, str]) -> str:
+    """``FROM tx`` / ``JOIN tx`` -> the session's view name for ``tx`` (``names``: lower-case name -> view name),
+    keeping the statement's name for the relation (``AS tx``) unless it gives its own alias (``FROM tx t``)."""
+
+    ctes = {c.lower() for c in _CTE.findall(text)}  # a statement's own WITH names win
+
+    def bind(m: re.Match[str]) -> str:
+        view = names.get(m[3].lower()) if m[3].lower() not in ctes else None
+        if not view:
+            return m[0]
+        follows = _ALIAS.match(text, m.end())
+        aliased = follows is not None and (follows[1].upper() == "AS" or follows[1].upper() not in _CLAUSES)
+        return f"{m[1]}{m[2]}{view}" + ("" if aliased else f" AS {m[3]}")
+
+    return _RELATION.sub(bind, text)
 
 
 class SparkSQL:
     """The part of a DuckDB connection that clvforecast's SQL code uses (``execute(sql, params)`` then
     ``fetchone``/``fetchall``/``df``, ``CREATE VIEW``/``CREATE TEMP TABLE``, ``DESCRIBE``), run on Spark.
 
-    Views live in this object (``views``: name -> Spark DataFrame), not in the session's catalog, so that no
-    user view is replaced and two calls never see each other's ``tx``: a statement's ``FROM name`` is bound to
-    the DataFrame of that name (through ``spark.sql``'s DataFrame arguments, which Spark registers as temporary
-    views under fresh names for the call and drops after it; dropping a view uncaches a cached plan with the
-    same result, so a cached DataFrame must not be bound here). ``CREATE TEMP TABLE`` is lazy like a view.
+    A view named ``tx`` in a statement is this object's own: it is registered in the session as a temporary view
+    under a fresh name (``clvforecast_<id>_tx``), so that no user view is replaced and two calls never see each
+    other's ``tx``, and :meth:`close` drops them all. (Dropping a temporary view uncaches any cached plan with
+    the same result as the view; the views registered here are never the user's DataFrame itself, see
+    ``_open``.) ``CREATE TEMP TABLE`` is lazy like a view; :meth:`cache` caches one (materialised by the next
+    action, kept until :meth:`close`).
     """
 
     def __init__(self, session: SparkSession, views: Mapping[str, DataFrame] | None = None) -> None:
         self.session = session
-        self.views: dict[str, DataFrame] = {k.lower(): v for k, v in (views or {}).items()}
+        self.views: dict[str, DataFrame] = {}
+        self._names: dict[str, str] = {}  # our name -> the session's temporary view name
+        self._prefix = f"clvforecast_{uuid.uuid4().hex[:12]}_"
+        self._cached: list[DataFrame] = []
         self._result: DataFrame | None = None
         self._rows: list[tuple[Any, ...]] | None = None
+        for name, frame in (views or {}).items():
+            self.register(name, frame)
+
+    def register(self, name: str, frame: DataFrame) -> None:
+        """Make ``frame`` the view ``name`` of the statements run here."""
+        key = name.lower()
+        self._names[key] = self._prefix + key
+        frame.createOrReplaceTempView(self._names[key])
+        self.views[key] = frame
+
+    def cache(self, name: str) -> DataFrame:
+        """Cache the view ``name`` (memory, spilling to disk) for the statements that follow."""
+        from pyspark import StorageLevel
+
+        frame = self.views[name.lower()].persist(StorageLevel.MEMORY_AND_DISK)
+        self._cached.append(frame)
+        return frame
 
     def sql(self, statement: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> DataFrame:
         """A Spark DataFrame for the DuckDB ``SELECT`` statement ``statement`` (translated by
         :func:`to_spark_sql`; ``$name`` parameters from a mapping, ``?`` from a sequence)."""
-        text = to_spark_sql(statement).replace("{", "{{").replace("}", "}}")
-        frames: dict[str, DataFrame] = {}
 
-        def bind(m: re.Match[str]) -> str:
-            name = m[3].lower()
-            if name not in self.views:
-                return m[0]
-            key = f"v_{name}"
-            frames[key] = self.views[name]
-            return f"{m[1]}{m[2]}{{{key}}}"
-
-        text = _RELATION.sub(bind, text)
+        text = _bind_views(to_spark_sql(statement), self._names)
         args: Any = dict(params) if isinstance(params, Mapping) else (list(params) if params else None)
         try:
             with _duckdb_semantics(self.session):
-                return self.session.sql(text, args=args, **frames)
+                return self.session.sql(text, args=args)
         except Exception as exc:
             from pyspark.errors import PySparkException
 
-            if isinstance(exc, PySparkException) and not isinstance(exc, DataValidationError):
+            if isinstance(exc, PySparkException):
                 raise RuntimeError(
                     "clvforecast.spark: a statement of the DuckDB engine could not be run on Spark after "
                     f"translation ({type(exc).__name__}: {str(exc).splitlines()[0]}); the dialect rules in "
@@ -461,7 +495,7 @@ class SparkSQL:
         self._rows, self._result = None, None
         created = _CREATE.match(statement)
         if created:
-            self.views[created[1].lower()] = self.sql(created[2], params)
+            self.register(created[1], self.sql(created[2], params))
             return self
         described = _DESCRIBE.match(statement)
         if described:
@@ -487,7 +521,14 @@ class SparkSQL:
             return self._result.toPandas()
 
     def close(self) -> None:
+        """Drop this object's temporary views and caches (DataFrames built on them stay usable)."""
+        for frame in self._cached:
+            frame.unpersist()
+        for name in self._names.values():
+            self.session.catalog.dropTempView(name)
+        self._names.clear()
         self.views.clear()
+        self._cached.clear()
 
 
 # --- Reading ------------------------------------------------------------------------------------------------
@@ -567,25 +608,29 @@ def _open(
     if options["amount"] is not None:
         fields["amount_raw"] = options["amount"]
     _io._check_columns(fields, list(sdf.columns))
-    # The marker column keeps this projection from being "the same result" as the source itself: Spark binds
-    # DataFrames into SQL through temporary views that it drops afterwards, and dropping a view uncaches every
-    # cached plan with the same result, which would otherwise be the user's cached source.
+    # The marker column keeps this projection from having "the same result" as the source itself: dropping a
+    # temporary view (SparkSQL.close) uncaches every cached plan with the same result as the view, which would
+    # otherwise include the user's cached source.
     raw = sdf.select(
         *[sdf[f"`{v.replace('`', '``')}`"].alias(k) for k, v in fields.items()], F.lit(True).alias("_clvforecast")
     )
     con = SparkSQL(sdf.sparkSession, {"raw": raw})
-    date_format = options["date_format"]
-    prep = _io._validate(con, kind, fields, policy, date_format, obs)  # type: ignore[arg-type]
-    names = {"customer_id": options["customer_id"], "date": options["date"], "amount": options["amount"] or ""}
-    for reason, n in prep.dropped.items():
-        if policy[reason] == "raise":
-            examples = _io._examples(con, reason)  # type: ignore[arg-type]
-            raise DataValidationError(_io._error_message(reason, n, prep.n_rows, names, examples, date_format))
-    if prep.dropped and sum(prep.dropped.values()) == prep.n_rows:
-        raise DataValidationError(
-            f"every one of the {prep.n_rows:,} rows is invalid ({_io._describe(prep.dropped)}); nothing is "
-            "left to analyse. Check the column arguments and date_format"
-        )
+    try:
+        date_format = options["date_format"]
+        prep = _io._validate(con, kind, fields, policy, date_format, obs)  # type: ignore[arg-type]
+        names = {"customer_id": options["customer_id"], "date": options["date"], "amount": options["amount"] or ""}
+        for reason, n in prep.dropped.items():
+            if policy[reason] == "raise":
+                examples = _io._examples(con, reason)  # type: ignore[arg-type]
+                raise DataValidationError(_io._error_message(reason, n, prep.n_rows, names, examples, date_format))
+        if prep.dropped and sum(prep.dropped.values()) == prep.n_rows:
+            raise DataValidationError(
+                f"every one of the {prep.n_rows:,} rows is invalid ({_io._describe(prep.dropped)}); nothing is "
+                "left to analyse. Check the column arguments and date_format"
+            )
+    except BaseException:
+        con.close()
+        raise
     if prep.dropped:
         warnings.warn(
             f"dropped {sum(prep.dropped.values()):,} of {prep.n_rows:,} rows: {_io._describe(prep.dropped)}",
@@ -714,12 +759,15 @@ def _summarise(
     con: SparkSQL = prep.con  # type: ignore[assignment]
     selected = ", ".join(columns)
     params = {"cal": cal, "obs": obs, "unit": unit}
-    table = con.sql(f"SELECT {selected}, first_day FROM ({_rfm._RFM_SQL})", params)
-    # Cached, and from here on used through the DataFrame API only: spark.sql binds DataFrames through temporary
-    # views that it drops afterwards, and dropping a view uncaches what was built on it.
-    table = table.persist(StorageLevel.MEMORY_AND_DISK)
-    first_day, cutoff = F.col("first_day"), F.lit(cal)
-    counts = table.agg(F.count_if(first_day > cutoff), F.count_if(first_day <= cutoff)).first()
+    try:
+        table = con.sql(f"SELECT {selected}, first_day FROM ({_rfm._RFM_SQL})", params)
+        # The per-customer table is cached (one pass over the log for it) and not bound to a view of ``con``:
+        # closing ``con`` drops its views, which would uncache it.
+        table = table.persist(StorageLevel.MEMORY_AND_DISK)
+        first_day, cutoff = F.col("first_day"), F.lit(cal)
+        counts = table.agg(F.count_if(first_day > cutoff), F.count_if(first_day <= cutoff)).first()
+    finally:
+        con.close()
     assert counts is not None
     n_late, n_kept = int(counts[0]), int(counts[1])
     if n_kept == 0:

@@ -95,6 +95,18 @@ def test_to_spark_sql_rewrites_each_duckdb_construct() -> None:
     )
 
 
+def test_views_are_bound_to_their_session_names() -> None:
+    names = {"tx": "clvforecast_1_tx", "lines": "clvforecast_1_lines"}
+    assert cs._bind_views("SELECT * FROM tx WHERE a", names) == "SELECT * FROM clvforecast_1_tx AS tx WHERE a"
+    # the statement's own alias is kept; a CTE of the same name is the statement's own
+    assert cs._bind_views("SELECT * FROM n JOIN lines l ON l.r = n.r", names) == (
+        "SELECT * FROM n JOIN clvforecast_1_lines l ON l.r = n.r"
+    )
+    assert cs._bind_views("WITH tx AS (SELECT 1 FROM lines) SELECT * FROM tx", names) == (
+        "WITH tx AS (SELECT 1 FROM clvforecast_1_lines AS lines) SELECT * FROM tx"
+    )
+
+
 @pytest.mark.parametrize(
     ("strftime", "java"),
     [
@@ -225,6 +237,7 @@ def test_a_cached_source_stays_cached(spark) -> None:
     try:
         table = cs.rfm_summary(spark.table("cdnow_log"), observation_end=CAL_END)
         assert spark.catalog.isCached("cdnow_log")
+        assert [t.name for t in spark.catalog.listTables()] == ["cdnow_log"]  # no view of ours left behind
         assert table.to_pandas()["frequency"].sum() == 2457  # published: 2,457 repeat purchases by 1997-09-30
     finally:
         spark.catalog.dropTempView("cdnow_log")
