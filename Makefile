@@ -20,7 +20,7 @@ $(VENV)/.installed-test: $(VENV)/bin/python pyproject.toml
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/bin/python pyproject.toml
-	$(PIP) install -e '.[test,dev,bench]'
+	$(PIP) install -e '.[test,dev,bench,spark]'
 	@touch $@
 
 demo: $(VENV)/.installed-base
