@@ -341,7 +341,12 @@ class TransactionLog:
 
     def __repr__(self) -> str:
         src = self.source
-        shown = f"DataFrame({len(src):,} rows)" if isinstance(src, pd.DataFrame) else repr(os.fspath(src))
+        if isinstance(src, pd.DataFrame):
+            shown = f"DataFrame({len(src):,} rows)"
+        elif isinstance(src, (str, os.PathLike)):
+            shown = repr(os.fspath(src))
+        else:  # e.g. a Spark DataFrame (clvforecast.spark)
+            shown = type(src).__name__
         changed = [
             f"{f.name}={getattr(self, f.name)!r}"
             for f in dataclasses.fields(self)
@@ -855,10 +860,19 @@ def _check_date_format(con: duckdb.DuckDBPyConnection, date_format: str | None) 
     try:
         con.execute("SELECT try_strptime('2000-01-01', $f)", {"f": date_format}).fetchall()[0]
     except duckdb.Error as exc:
-        raise ValueError(
-            f"date_format={date_format!r} is not a valid date pattern ({_engine_message(exc)}); use strftime "
-            "codes such as %Y %m %d %H %M %S, e.g. date_format='%d/%m/%Y' or '%Y%m%d'"
-        ) from None
+        raise _invalid_date_format(date_format, _engine_message(exc)) from None
+    _check_date_codes(date_format)
+
+
+def _invalid_date_format(date_format: str, why: str) -> ValueError:
+    return ValueError(
+        f"date_format={date_format!r} is not a valid date pattern ({why}); use strftime codes such as %Y %m %d "
+        "%H %M %S, e.g. date_format='%d/%m/%Y' or '%Y%m%d'"
+    )
+
+
+def _check_date_codes(date_format: str) -> None:
+    """A date pattern must name a day, a month or a year."""
     if not any(code in date_format for code in ("%d", "%j", "%m", "%Y", "%y", "%b", "%B", "%F", "%x", "%c")):
         raise ValueError(
             f"date_format={date_format!r} has no day, month or year code; e.g. date_format='%d/%m/%Y'"
@@ -1064,6 +1078,25 @@ def _fields(log: TransactionLog) -> dict[str, str]:
     return fields
 
 
+def _check_file(path: str, kind: str) -> None:
+    """A file source exists and is not empty (a folder is checked by :func:`_source_kind`)."""
+    if kind in ("csv", "parquet"):
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no such file: {path!r}")
+        if Path(path).stat().st_size == 0:
+            raise DataValidationError(f"the file {path!r} is empty (0 bytes); expected a header line and rows")
+
+
+def _check_csv_columns(path: str, encoding: str | None, present: list[str]) -> None:
+    """A CSV file read as one column whose name holds a delimiter: the file's problem in plain words."""
+    if len(present) == 1 and any(sep in present[0] for sep in ",;\t|"):
+        problem = _csv_problem(path, encoding)
+        raise DataValidationError(
+            f"could not read the CSV file {path!r}: "
+            + (problem or f"it was read as a single column named {present[0]!r}; check its delimiter")
+        )
+
+
 def _register_source(con: duckdb.DuckDBPyConnection, log: TransactionLog, kind: str, fields: dict[str, str]) -> _Scan | None:
     """Create the view ``raw`` over the source, one column per field (renamed at the source, so that later
     queries never clash with the source's own names). Returns the file scan (to close), or None."""
@@ -1081,11 +1114,7 @@ def _register_source(con: duckdb.DuckDBPyConnection, log: TransactionLog, kind: 
         con.execute("CREATE VIEW raw AS SELECT * FROM source_frame")
         return None
     path = os.fspath(source)
-    if kind in ("csv", "parquet"):
-        if not Path(path).exists():
-            raise FileNotFoundError(f"no such file: {path!r}")
-        if Path(path).stat().st_size == 0:
-            raise DataValidationError(f"the file {path!r} is empty (0 bytes); expected a header line and rows")
+    _check_file(path, kind)
     scan = _prepare_csv(path, log.encoding) if kind == "csv" else _Scan(kind, path)
     try:
         try:
@@ -1093,12 +1122,8 @@ def _register_source(con: duckdb.DuckDBPyConnection, log: TransactionLog, kind: 
         except duckdb.Error as exc:
             raise _file_error(exc, path, kind, log.encoding) from None
         present = [r[0] for r in described]
-        if kind == "csv" and len(present) == 1 and any(sep in present[0] for sep in ",;\t|"):
-            problem = _csv_problem(path, log.encoding)
-            raise DataValidationError(
-                f"could not read the CSV file {path!r}: "
-                + (problem or f"it was read as a single column named {present[0]!r}; check its delimiter")
-            )
+        if kind == "csv":
+            _check_csv_columns(path, log.encoding, present)
         _check_columns(fields, present)
         # In a CSV, parsed fields are read as text: each bad value is then ours to count and report, and an
         # id column whose first rows look numeric can neither fail further down nor be mangled ('017' is not 17).
@@ -1113,11 +1138,12 @@ def _register_source(con: duckdb.DuckDBPyConnection, log: TransactionLog, kind: 
 
 def _parsed_view(
     con: duckdb.DuckDBPyConnection, log: TransactionLog, kind: str, fields: dict[str, str], zone: str | None,
-    with_ts: bool,
+    with_ts: bool, carry: Sequence[str] = (),
 ) -> tuple[dict[str, str], str | None]:
     """Define the view ``parsed``: the parsed fields and the first rule each row breaks (``reason``).
 
-    Returns the source's DuckDB types and the test that allows integer ids.
+    ``carry``: columns of ``raw`` passed through unchanged. Returns the source's DuckDB types and the test that
+    allows integer ids.
     """
     types = {r[0]: r[1].upper() for r in con.execute("DESCRIBE SELECT * FROM raw").fetchall()}
     id_expr, id_integer_test = _id_exprs(types["customer_id"], kind)
@@ -1156,6 +1182,7 @@ def _parsed_view(
         if log.zero_policy != "keep":
             reason.append("WHEN amount = 0 THEN 'zero_amount'")
     cols += [k for k in fields if k in ("item", "invoice") or k.startswith("extra_")]
+    cols += list(carry)
     inner = ", ".join(cols)
     # 'amount' refers to the inner select's quantity * price when there is a price: compute it in a middle layer
     con.execute(
@@ -1270,6 +1297,7 @@ def open_transactions(
     warn: bool = True,
     stacklevel: int = 2,
     where: str | None = None,
+    engine: Any = None,
     **read_options: Any,
 ) -> Prepared:
     """Open ``source`` in a new DuckDB connection, validate it and define the clean relation ``tx``.
@@ -1279,27 +1307,30 @@ def open_transactions(
     columns])`` holds the rows that survive reading (validation, duplicates, returns); ``amount`` is 0 for
     frequency-only data. ``read_options`` are those of :class:`TransactionLog` (see :func:`as_log`). When
     ``observation_end`` is given, the rows dated after it are counted (``n_after``). ``stacklevel`` places the
-    :class:`DataQualityWarning` (2: at the caller of the function that calls this).
+    :class:`DataQualityWarning` (2: at the caller of the function that calls this). ``engine``: what runs the SQL
+    (default :class:`DuckDBEngine`; :mod:`clvforecast.spark` passes its Spark engine, and then ``prep.con`` runs
+    Spark SQL).
     """
+    engine = engine or _DUCKDB
     log = as_log(source, where=where, **read_options)
     obs = _to_date(observation_end, "observation_end", log.date_format) if observation_end is not None else None
     fields = _fields(log)
-    kind = _source_kind(log.source)
+    kind = engine.kind(log.source)
     prior = _prior_ledger(log.source) if kind == "dataframe" else None
-    con = duckdb.connect()
+    con = engine.connect()
     prep: Prepared | None = None
-    scan: _Scan | None = None
+    scan: Any = None
     try:
-        con.execute("SET TimeZone = 'UTC'")  # zoned Parquet timestamps give their UTC day on every machine
-        _check_date_format(con, log.date_format)
+        engine.check_date_format(con, log.date_format)
         dup_policy = log.duplicates_policy if prior is None or log.duplicates is not None else None
         net = log.has_amount and log.returns_policy == "net"
         materialise = net or dup_policy is not None
-        name = "the DataFrame" if kind == "dataframe" else repr(os.fspath(log.source))
+        name = "the DataFrame" if kind in ("dataframe", "spark") else repr(os.fspath(log.source))
         try:
-            scan = _register_source(con, log, kind, fields)
-            zone = _parquet_zone(con, os.fspath(log.source), log.date) if kind.startswith("parquet") else None
-            types, id_test = _parsed_view(con, log, kind, fields, zone, with_ts=materialise)
+            scan = engine.register(con, log, kind, fields, ordered=materialise)
+            zone = engine.zone(con, log, kind)
+            carry = engine.carry if materialise else ()
+            types, id_test = _parsed_view(con, log, kind, fields, zone, with_ts=materialise, carry=carry)
             if materialise:  # parse once: the line-item steps read the parsed rows again (raw text left out)
                 raw = ("date_raw", "amount_raw", "quantity_raw", "price_raw")
                 names = [r[0] for r in con.execute("DESCRIBE parsed_view").fetchall() if r[0] not in raw]
@@ -1309,10 +1340,8 @@ def open_transactions(
                 con.execute("CREATE VIEW parsed AS SELECT * FROM parsed_view")
             today = dt.date.today()
             counts = _count(con, log, fields, id_test, obs, today, by_month=obs is None)
-        except duckdb.Error as exc:
-            if scan is not None:
-                raise _file_error(exc, scan.path, scan.kind, log.encoding) from None
-            raise DataValidationError(f"could not read {name}: {_engine_message(exc)}") from None
+        except engine.errors as exc:
+            raise engine.error(exc, log, kind, scan, name) from None
         policy: dict[str, str] = dict.fromkeys(REASONS, log.on_invalid)
         policy["negative_amount"] = log.returns_policy
         policy["zero_amount"] = log.zero_policy
@@ -1369,7 +1398,7 @@ def open_transactions(
         if scan is not None:
             prep._closers.append(scan.close)
         if materialise:
-            _line_items(prep, out_cols, dup_policy, net, messages)
+            _line_items(prep, out_cols, dup_policy, net, messages, engine)
         else:
             con.execute(f"CREATE VIEW tx AS SELECT {', '.join(out_cols)} FROM parsed WHERE reason IS NULL")
         # suspicious dates: in the future, or far beyond the rest
@@ -1433,6 +1462,76 @@ def open_transactions(
         raise
 
 
+class DuckDBEngine:
+    """The engine of :func:`open_transactions`: what reading does that is not the shared SQL, on DuckDB.
+
+    Everything else (the parsing and validation SQL, the policies, the messages, the netting's consequences
+    and the ledger) is shared: :mod:`clvforecast.spark` runs the same code on Spark with its own engine, an
+    object with the same attributes and methods (the statements it receives are DuckDB's, which its connection
+    translates).
+    """
+
+    #: The SQL dialect of :func:`clvforecast.rfm.render_sql` for the connection's statements.
+    dialect = "duckdb"
+    #: The engine's errors: those raised while reading become DataValidationErrors (:meth:`error`).
+    errors: tuple[type[BaseException], ...] = (duckdb.Error,)
+    #: The source order of a row of the materialised table ``parsed`` (in SQL), for returns and duplicates.
+    row_number = "rowid"
+    #: Columns of ``raw`` that parsing carries into ``parsed`` when the line-item steps run (Spark: its order).
+    carry: tuple[str, ...] = ()
+
+    def kind(self, source: Any) -> str:
+        """``"dataframe"``, ``"csv"``, ``"parquet"`` or ``"parquet_folder"`` (refusing anything else)."""
+        return _source_kind(source)
+
+    def connect(self) -> Any:
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")  # zoned Parquet timestamps give their UTC day on every machine
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def check_date_format(self, con: Any, date_format: str | None) -> None:
+        _check_date_format(con, date_format)
+
+    def register(self, con: Any, log: TransactionLog, kind: str, fields: dict[str, str], *, ordered: bool) -> Any:
+        """Define the view ``raw`` (one column per field); ``ordered``: the source order will be asked for (here
+        always kept: ``rowid`` of the materialised table). Returns an object to ``close()`` at the end, or None."""
+        return _register_source(con, log, kind, fields)
+
+    def zone(self, con: Any, log: TransactionLog, kind: str) -> str | None:
+        """The time zone of a Parquet timestamp column (its local day is the purchase day), or None."""
+        return _parquet_zone(con, os.fspath(log.source), log.date) if kind.startswith("parquet") else None
+
+    def error(self, exc: BaseException, log: TransactionLog, kind: str, scan: Any, name: str) -> Exception:
+        """A DataValidationError in plain words for an engine error while reading."""
+        if scan is not None:
+            return _file_error(exc, scan.path, scan.kind, log.encoding)
+        return DataValidationError(f"could not read {name}: {_engine_message(exc)}")
+
+    def net(self, con: Any, lines: str, keys: list[str]) -> None:
+        """Match returns (:mod:`clvforecast.netting`) in the (``keys``) groups of the view ``lines`` that hold a
+        return, and register the result as the view ``net_result(_row, net_amount, matched)``."""
+        on = " AND ".join(f"l.{k} IS NOT DISTINCT FROM g.{k}" for k in keys)
+        key_list = ", ".join(f"l.{k}" for k in keys)
+        affected = con.execute(
+            f"""WITH g AS (SELECT DISTINCT {', '.join(keys)} FROM {lines} WHERE amount < 0)
+                SELECT dense_rank() OVER (ORDER BY {key_list}) AS grp, l._row, l.amount
+                FROM {lines} l JOIN g ON {on}
+                ORDER BY {key_list}, l.ts, l.amount < 0, l._row"""
+        ).fetchnumpy()
+        net_amount, matched = net_sorted(np.asarray(affected["grp"]), np.asarray(affected["amount"], dtype=float))
+        result = pd.DataFrame(
+            {"_row": np.asarray(affected["_row"], dtype="int64"), "net_amount": net_amount, "matched": matched}
+        )
+        con.register("net_result", result)
+
+
+_DUCKDB = DuckDBEngine()
+
+
 # --- Netting's consequences, stated once (DuckDB and Spark SQL) --------------------------------------------
 # Over the views ``lines`` (the valid lines: _row, customer_id, date, amount, ...) and ``net_result`` (the output
 # of clvforecast.netting for the lines of the groups holding a return: _row, net_amount, matched).
@@ -1485,7 +1584,9 @@ WHERE l._row NOT IN (SELECT _row FROM removed)
 """
 
 
-def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net: bool, messages: list[str]) -> None:
+def _line_items(
+    prep: Prepared, out_cols: list[str], dup_policy: str | None, net: bool, messages: list[str], engine: Any
+) -> None:
     """Materialise the valid rows in source order, count (and drop) exact duplicates, and net returns.
 
     Defines the table ``tx`` (with a column ``_row``, the row's position in the source). The netting's steps
@@ -1494,9 +1595,10 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
     """
     con, log = prep.con, prep.log
     assert log is not None
-    # CREATE TABLE preserves the scan's order: the rowid of the table ``parsed`` is the source order
+    # DuckDB: CREATE TABLE preserves the scan's order, so the rowid of the table ``parsed`` is the source order
     con.execute(
-        f"CREATE TEMP VIEW valid AS SELECT rowid AS _row, {', '.join(out_cols)}, ts FROM parsed WHERE reason IS NULL"
+        f"CREATE TEMP VIEW valid AS SELECT {engine.row_number} AS _row, {', '.join(out_cols)}, ts FROM parsed "
+        "WHERE reason IS NULL"
     )
     prep.order_column = "_row"
     names = [r[0] for r in con.execute("DESCRIBE valid").fetchall()]
@@ -1540,19 +1642,7 @@ def _line_items(prep: Prepared, out_cols: list[str], dup_policy: str | None, net
         _refresh(prep)
         return
     keys = ["customer_id"] + (["item"] if log.item is not None else [])
-    on = " AND ".join(f"l.{k} IS NOT DISTINCT FROM g.{k}" for k in keys)
-    key_list = ", ".join(f"l.{k}" for k in keys)
-    affected = con.execute(
-        f"""WITH g AS (SELECT DISTINCT {', '.join(keys)} FROM {lines} WHERE amount < 0)
-            SELECT dense_rank() OVER (ORDER BY {key_list}) AS grp, l._row, l.amount
-            FROM {lines} l JOIN g ON {on}
-            ORDER BY {key_list}, l.ts, l.amount < 0, l._row"""
-    ).fetchnumpy()
-    net_amount, matched = net_sorted(np.asarray(affected["grp"]), np.asarray(affected["amount"], dtype=float))
-    result = pd.DataFrame(
-        {"_row": np.asarray(affected["_row"], dtype="int64"), "net_amount": net_amount, "matched": matched}
-    )
-    con.register("net_result", result)
+    engine.net(con, lines, keys)
     if lines != "lines":
         con.execute(f"CREATE TEMP VIEW lines AS SELECT * FROM {lines}")
     for name, sql in (("net", NET_LINES_SQL), ("cancelled_days", CANCELLED_DAYS_SQL), ("removed", REMOVED_SQL)):

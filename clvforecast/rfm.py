@@ -62,7 +62,7 @@ from typing import Any
 import pandas as pd
 
 from .exceptions import DataQualityWarning, DataValidationError
-from .io import Prepared, _entry, _plural, _to_date, as_log, open_transactions
+from .io import Prepared, _entry, _exact_sum, _plural, _to_date, as_log, open_transactions
 from .units import check_time_unit, days_per
 
 __all__ = [
@@ -233,9 +233,11 @@ def _run(
     con: Any, sql: str, params: dict[str, Any], *, prefix: str = "", suffix: str = "", period: str | None = None,
     cap: bool = False,
 ) -> Any:
-    """Execute a definition (rendered for DuckDB) with the parameters it uses (DuckDB refuses others)."""
-    text = render_sql(sql, period=period, cap=cap)
-    used = set(re.findall(r"\$(\w+)", text))
+    """Execute a definition, rendered for the connection's dialect (``con.dialect``, DuckDB by default), with the
+    parameters it uses (DuckDB refuses others)."""
+    dialect = getattr(con, "dialect", "duckdb")
+    text = render_sql(sql, dialect, period=period, cap=cap)
+    used = set(re.findall(re.escape(DIALECTS[dialect]["param"]) + r"(\w+)", text))
     return con.execute(prefix + text + suffix, {k: v for k, v in params.items() if k in used})
 
 _DTYPES = {"frequency": "int64", "holdout_frequency": "int64"}
@@ -316,6 +318,26 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def _arguments(
+    source: Any, calibration_end: Any, observation_end: Any, holdout: bool, read_options: dict[str, Any], where: str
+) -> tuple[Any, dt.date | None, dt.date | None]:
+    """The source description and the cutoffs of a table, checked (shared by every engine)."""
+    log = as_log(source, where=where, **read_options)
+    cal, obs = _cutoffs(log, calibration_end, observation_end)
+    if holdout and cal is not None and obs is not None and cal == obs:
+        raise DataValidationError(
+            f"calibration_end and observation_end are both {cal}: the holdout holds no transactions; pass a "
+            "later observation_end (or an earlier calibration_end)"
+        )
+    return log, cal, obs
+
+
+def _fetch_pandas(con: Any, sql: str, params: dict[str, Any]) -> tuple[pd.DataFrame, bool]:
+    """The final table on DuckDB: a pandas DataFrame sorted by customer, and whether it is empty."""
+    table = con.execute(sql + " ORDER BY 1", params).df()
+    return table, table.empty
+
+
 def _summarise(
     source: Any,
     *,
@@ -327,97 +349,116 @@ def _summarise(
     where: str,
 ) -> pd.DataFrame:
     unit_code = check_time_unit(time_unit)
-    unit = days_per(unit_code)
-    log = as_log(source, where=where, **read_options)
-    cal, obs = _cutoffs(log, calibration_end, observation_end)
-    if holdout and cal is not None and obs is not None and cal == obs:
-        raise DataValidationError(
-            f"calibration_end and observation_end are both {cal}: the holdout holds no transactions; pass a "
-            "later observation_end (or an earlier calibration_end)"
+    log, cal, obs = _arguments(source, calibration_end, observation_end, holdout, read_options, where)
+    with open_transactions(log, observation_end=obs, stacklevel=3, where=where) as prep:
+        table, attrs = _build(
+            prep, log, cal=cal, obs=obs, unit_code=unit_code, holdout=holdout, stacklevel=4, fetch=_fetch_pandas
         )
+    table = table.set_index("customer_id").astype({c: t for c, t in _DTYPES.items() if c in table.columns})
+    table.attrs = attrs
+    return table
+
+
+def _build(
+    prep: Prepared,
+    log: Any,
+    *,
+    cal: dt.date | None,
+    obs: dt.date | None,
+    unit_code: str,
+    holdout: bool,
+    stacklevel: int,
+    fetch: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """The RFM table and its attrs from the clean transactions ``tx`` of ``prep``, on any engine.
+
+    Runs this module's SQL on ``prep.con`` (rendered for its ``dialect``); ``fetch(con, sql, params) -> (table,
+    empty)`` gives the final table in the engine's form (DuckDB: a pandas DataFrame, sorted; Spark: a cached
+    Spark DataFrame). ``stacklevel`` places warnings (at the caller of the public function).
+    """
+    unit = days_per(unit_code)
     columns = ["customer_id"] + RFM_COLUMNS + (HOLDOUT_COLUMNS if holdout else [])
     if not log.has_amount:
         columns = [c for c in columns if c not in _MONEY_COLUMNS]
     given = obs is not None
-    with open_transactions(log, observation_end=obs, stacklevel=3, where=where) as prep:
-        if obs is None:  # rfm_summary without observation_end: up to the last regular transaction
-            obs = prep.default_end
-        if cal is None:
-            cal = obs
-        assert obs is not None and cal is not None
-        _warn_after_last(prep, obs, given, stacklevel=3)
-        con = prep.con
-        params = {"cal": cal, "obs": obs, "unit": unit}
-        # only the columns used: DuckDB leaves out the aggregates nobody selects (no holdout ones in a summary;
-        # a summary's rows are counted by reading, a holdout table needs the rows of the new customers)
-        kept = [*columns, "first_day"]
-        if holdout:
-            kept += ["n_rows"] + [c for c in ("holdout_frequency", "holdout_spend") if c not in kept and (
-                c == "holdout_frequency" or log.has_amount)]
-        if log.has_amount:
-            kept += ["max_spend", "mean_day_value"]
-        pruned = (f"CREATE TEMP TABLE rfm AS SELECT {', '.join(kept)} FROM (", ")")
-        _run(con, RFM_SQL, params, prefix=pruned[0], suffix=pruned[1])
-        n_late = late_rows = holdout_days = 0
-        late_spend = None
-        if holdout:
-            late_value = "sum(holdout_spend) FILTER (WHERE first_day > $cal)" if log.has_amount else "NULL"
-            row = con.execute(  # a customer first seen after the calibration end has only holdout days
-                f"""SELECT count(*) FILTER (WHERE first_day > $cal), sum(n_rows) FILTER (WHERE first_day > $cal),
-                           {late_value}, sum(n_rows), sum(holdout_frequency)
-                    FROM rfm""",
-                {"cal": cal},
-            ).fetchall()[0]
-            n_late, late_rows, late_spend = int(row[0]), int(row[1] or 0), row[2]
-            rows_within, holdout_days = int(row[3] or 0), int(row[4] or 0)
-            n_after = prep.n_tx - rows_within
-        elif given and prep.order_column is None:
-            n_after = prep.n_after  # counted while reading
-        else:
-            n_after = prep.after(obs)[0] if obs < (prep.last_date or obs) else 0
-        fence, extreme_days = _extremes(prep, obs, cal, False) if log.has_amount else (None, [])
-        capped = log.extreme == "cap" and bool(extreme_days)
-        if capped:  # a second pass with the cap: only when asked for and needed
-            con.execute("DROP TABLE rfm")
-            _run(con, RFM_SQL, {**params, "cap": fence}, prefix=pruned[0], suffix=pruned[1], cap=True)
-        if holdout and holdout_days == 0:
-            raise DataValidationError(
-                f"the holdout holds no transactions ({cal + dt.timedelta(days=1)} to {obs}; the last transaction "
-                f"is dated {prep.last_date}); pass an earlier calibration_end or a later observation_end"
-            )
-        selected = ", ".join(columns)
-        table = con.execute(f"SELECT {selected} FROM rfm WHERE first_day <= $cal ORDER BY 1", {"cal": cal}).df()
-        if table.empty:
-            raise DataValidationError(
-                f"no customer made a purchase on or before {cal} (the first valid transaction is dated "
-                f"{prep.first_date}); the table would be empty: check the dates"
-            )
-        rows_used = prep.n_tx - n_after - late_rows
-        value_after: float | None = None
-        if n_after:
-            n_after, value_after = (
-                (prep.n_after, prep.value_after)
-                if given and prep.order_column is None and prep.n_after == n_after
-                else prep.after(obs)
-            )
-        listed, extreme_entry = (
-            _extreme_entry(fence, extreme_days, cal, capped, log.has_amount)
-            if fence is not None and extreme_days else ([], None)
+    if obs is None:  # rfm_summary without observation_end: up to the last regular transaction
+        obs = prep.default_end
+    if cal is None:
+        cal = obs
+    assert obs is not None and cal is not None
+    _warn_after_last(prep, obs, given, stacklevel=stacklevel)
+    con = prep.con
+    params = {"cal": cal, "obs": obs, "unit": unit}
+    # only the columns used: DuckDB leaves out the aggregates nobody selects (no holdout ones in a summary;
+    # a summary's rows are counted by reading, a holdout table needs the rows of the new customers)
+    kept = [*columns, "first_day"]
+    if holdout:
+        kept += ["n_rows"] + [c for c in ("holdout_frequency", "holdout_spend") if c not in kept and (
+            c == "holdout_frequency" or log.has_amount)]
+    if log.has_amount:
+        kept += ["max_spend", "mean_day_value"]
+    pruned = (f"CREATE TEMP TABLE rfm AS SELECT {', '.join(kept)} FROM (", ")")
+    _run(con, RFM_SQL, params, prefix=pruned[0], suffix=pruned[1])
+    n_late = late_rows = holdout_days = 0
+    late_spend = None
+    if holdout:
+        # summed exactly: the same total whatever the order in which the engine adds the customers
+        late_value = _exact_sum("holdout_spend", "first_day > $cal") if log.has_amount else "NULL"
+        row = con.execute(  # a customer first seen after the calibration end has only holdout days
+            f"""SELECT count(*) FILTER (WHERE first_day > $cal), sum(n_rows) FILTER (WHERE first_day > $cal),
+                       {late_value}, sum(n_rows), sum(holdout_frequency)
+                FROM rfm""",
+            {"cal": cal},
+        ).fetchall()[0]
+        n_late, late_rows, late_spend = int(row[0]), int(row[1] or 0), row[2]
+        rows_within, holdout_days = int(row[3] or 0), int(row[4] or 0)
+        n_after = prep.n_tx - rows_within
+    elif given and prep.order_column is None:
+        n_after = prep.n_after  # counted while reading
+    else:
+        n_after = prep.after(obs)[0] if obs < (prep.last_date or obs) else 0
+    fence, extreme_days = _extremes(prep, obs, cal, False) if log.has_amount else (None, [])
+    capped = log.extreme == "cap" and bool(extreme_days)
+    if capped:  # a second pass with the cap: only when asked for and needed
+        con.execute("DROP TABLE rfm")
+        _run(con, RFM_SQL, {**params, "cap": fence}, prefix=pruned[0], suffix=pruned[1], cap=True)
+    if holdout and holdout_days == 0:
+        raise DataValidationError(
+            f"the holdout holds no transactions ({cal + dt.timedelta(days=1)} to {obs}; the last transaction "
+            f"is dated {prep.last_date}); pass an earlier calibration_end or a later observation_end"
         )
-        extra = []
-        if n_after:
-            extra.append(_entry("after_observation_end", n_after, value_after if log.has_amount else None,
-                                note=f"after {obs}"))  # fmt: skip
-        if n_late:
-            extra.append(
-                _entry("new_in_holdout", late_rows, float(late_spend) if log.has_amount and late_spend is not None
-                       else None, n_late,
-                       f"their first purchase is after the calibration end ({cal}): the models cannot score them")
-            )  # fmt: skip
-        if extreme_entry:
-            extra.append(extreme_entry)
-        ledger = prep.ledger(rows_used, extra)
-    table = table.set_index("customer_id").astype({c: t for c, t in _DTYPES.items() if c in table.columns})
+    selected = ", ".join(columns)
+    table, empty = fetch(con, f"SELECT {selected} FROM rfm WHERE first_day <= $cal", {"cal": cal})
+    if empty:
+        raise DataValidationError(
+            f"no customer made a purchase on or before {cal} (the first valid transaction is dated "
+            f"{prep.first_date}); the table would be empty: check the dates"
+        )
+    rows_used = prep.n_tx - n_after - late_rows
+    value_after: float | None = None
+    if n_after:
+        n_after, value_after = (
+            (prep.n_after, prep.value_after)
+            if given and prep.order_column is None and prep.n_after == n_after
+            else prep.after(obs)
+        )
+    listed, extreme_entry = (
+        _extreme_entry(fence, extreme_days, cal, capped, log.has_amount)
+        if fence is not None and extreme_days else ([], None)
+    )
+    extra = []
+    if n_after:
+        extra.append(_entry("after_observation_end", n_after, value_after if log.has_amount else None,
+                            note=f"after {obs}"))  # fmt: skip
+    if n_late:
+        extra.append(
+            _entry("new_in_holdout", late_rows, float(late_spend) if log.has_amount and late_spend is not None
+                   else None, n_late,
+                   f"their first purchase is after the calibration end ({cal}): the models cannot score them")
+        )  # fmt: skip
+    if extreme_entry:
+        extra.append(extreme_entry)
+    ledger = prep.ledger(rows_used, extra)
     attrs: dict[str, Any] = {
         "time_unit": unit_code,
         "observation_end": obs.isoformat(),
@@ -431,8 +472,7 @@ def _summarise(
         attrs["excluded_new_in_holdout"] = n_late
     attrs["ledger"] = ledger
     attrs["extreme_orders"] = listed
-    table.attrs = attrs
-    return table
+    return table, attrs
 
 
 # --- Public -------------------------------------------------------------------------------------------------

@@ -407,6 +407,8 @@ _CREATE = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _DESCRIBE = re.compile(r"^\s*DESCRIBE\s+(.*)$", re.IGNORECASE | re.DOTALL)
+_IS_TABLE = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP\s+|TEMPORARY\s+)?TABLE\b", re.IGNORECASE)
+_DROP = re.compile(r"^\s*DROP\s+(?:TABLE|VIEW)\s+(?:IF\s+EXISTS\s+)?(\w+)\s*$", re.IGNORECASE)
 _RELATION = re.compile(r"\b(FROM|JOIN)(\s+)([A-Za-z_]\w*)\b", re.IGNORECASE)
 _CTE = re.compile(r"(?:\bWITH|,)\s*([A-Za-z_]\w*)\s+AS\s*\(", re.IGNORECASE)
 _ALIAS = re.compile(r"\s+([A-Za-z_]\w*)")  # the word after a table name: an alias unless it is a clause
@@ -441,9 +443,13 @@ class SparkSQL:
     under a fresh name (``clvforecast_<id>_tx``), so that no user view is replaced and two calls never see each
     other's ``tx``, and :meth:`close` drops them all. (Dropping a temporary view uncaches any cached plan with
     the same result as the view; the views registered here are never the user's DataFrame itself, see
-    ``_open``.) ``CREATE TEMP TABLE`` is lazy like a view; :meth:`cache` caches one (materialised by the next
-    action, kept until :meth:`close`).
+    :meth:`SparkEngine.register`.) ``CREATE [TEMP] TABLE`` is cached (memory, spilling to disk; materialised by
+    the first action that reads it, kept until ``DROP TABLE`` or :meth:`close`), ``CREATE VIEW`` is lazy.
+    ``dialect`` tells :func:`clvforecast.rfm.render_sql` to render its definitions for Spark (they pass through
+    :func:`to_spark_sql` unchanged).
     """
+
+    dialect = "spark"
 
     def __init__(self, session: SparkSession, views: Mapping[str, DataFrame] | None = None) -> None:
         self.session = session
@@ -463,12 +469,23 @@ class SparkSQL:
         frame.createOrReplaceTempView(self._names[key])
         self.views[key] = frame
 
+    def unregister(self, name: str) -> None:
+        """Forget the view ``name`` (DataFrames built on it stay usable)."""
+        key = name.lower()
+        frame = self.views.pop(key, None)
+        if frame is not None and any(f is frame for f in self._cached):
+            frame.unpersist()
+            self._cached = [f for f in self._cached if f is not frame]
+        if key in self._names:
+            self.session.catalog.dropTempView(self._names.pop(key))
+
     def cache(self, name: str) -> DataFrame:
         """Cache the view ``name`` (memory, spilling to disk) for the statements that follow."""
         from pyspark import StorageLevel
 
         frame = self.views[name.lower()].persist(StorageLevel.MEMORY_AND_DISK)
         self._cached.append(frame)
+        self.register(name, frame)
         return frame
 
     def sql(self, statement: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> DataFrame:
@@ -496,10 +513,18 @@ class SparkSQL:
         created = _CREATE.match(statement)
         if created:
             self.register(created[1], self.sql(created[2], params))
+            if _IS_TABLE.match(statement):
+                self.cache(created[1])
+            return self
+        dropped = _DROP.match(statement)
+        if dropped:
+            self.unregister(dropped[1])
             return self
         described = _DESCRIBE.match(statement)
         if described:
-            schema = self.sql(described[1], params).schema
+            what = described[1].strip()
+            query = f"SELECT * FROM {what}" if re.fullmatch(r"\w+", what) else what  # DESCRIBE <table>
+            schema = self.sql(query, params).schema
             self._rows = [(f.name, _duckdb_type(f.dataType), "YES" if f.nullable else "NO") for f in schema]
             return self
         self._result = self.sql(statement, params)
@@ -531,113 +556,216 @@ class SparkSQL:
         self._cached.clear()
 
 
-# --- Reading ------------------------------------------------------------------------------------------------
+# --- Reading: io.py's pipeline with a Spark engine ----------------------------------------------------------
 
-# The read options of the DuckDB engine's rfm_summary/calibration_holdout, with their defaults.
-_READ_OPTIONS = {
-    name: p.default
-    for name, p in inspect.signature(_rfm.rfm_summary).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("observation_end", "time_unit")
-}
+# Python codec names (codecs.lookup(...).name) -> Java charset names, where Java spells them otherwise.
+_JAVA_CHARSETS = {"utf-8": "UTF-8", "iso8859-1": "ISO-8859-1", "latin-1": "ISO-8859-1", "cp1252": "windows-1252",
+                  "utf-16": "UTF-16", "utf-16-le": "UTF-16LE", "utf-16-be": "UTF-16BE", "ascii": "US-ASCII",
+                  "iso8859-15": "ISO-8859-15", "cp1250": "windows-1250", "mac-roman": "x-MacRoman"}  # fmt: skip
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
-def _read_options(options: Mapping[str, Any], what: str) -> dict[str, Any]:
-    unknown = [k for k in options if k not in _READ_OPTIONS]
-    if unknown:
-        raise TypeError(
-            f"{what}: unknown read option(s) {', '.join(map(repr, unknown))}; the read options are "
-            f"{', '.join(_READ_OPTIONS)}"
+def _local(path: str) -> str | None:
+    """The local file system path of ``path`` (``file://`` URLs included), or None for a cluster's file system."""
+    if path.startswith("file://"):
+        return path[len("file://") :]
+    return None if _SCHEME.match(path) else path
+
+
+def _is_spark_frame(source: Any) -> bool:
+    return hasattr(source, "sparkSession") and hasattr(source, "schema") and hasattr(source, "groupBy")
+
+
+def _java_charset(session: SparkSession, encoding: str) -> str:
+    """The Java name of a text encoding, or a clear refusal when it is unknown to Python or to Spark's Java."""
+    import codecs
+
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise ValueError(
+            f"encoding={encoding!r} is not a known text encoding; e.g. 'utf-8', 'latin-1', 'cp1252', 'utf-16'"
+        ) from None
+    java = _JAVA_CHARSETS.get(name, encoding)
+    if not session.sparkContext._jvm.java.nio.charset.Charset.isSupported(java):  # type: ignore[union-attr]
+        raise ValueError(
+            f"encoding={encoding!r} is a text encoding Python knows but Spark's Java does not ({java!r}); re-encode "
+            "the file to UTF-8 (e.g. `iconv -f <encoding> -t utf-8 in.csv > out.csv`) or read it with "
+            "clvforecast.rfm_summary (DuckDB)"
         )
-    return {**_READ_OPTIONS, **options}
+    return java
 
 
-def read_source(source: Any, session: SparkSession | None = None) -> tuple[DataFrame, str]:
-    """A Spark DataFrame for ``source`` and its kind for the parsing rules (``"dataframe"`` or ``"csv"``).
+def _csv_delimiter(path: str | None, encoding: str | None) -> str:
+    """The delimiter of a CSV file, chosen from its header line as the DuckDB engine's sniffer would (``,``, ``;``,
+    tab or ``|``: the most frequent); for a file on a cluster's file system, tab for ``.tsv``, else comma."""
+    if path is not None:
+        try:
+            with _io._open_text(path, encoding or "utf-8") as f:
+                header = f.readline()
+            if any(c in header for c in ",;\t|"):
+                return max(",;\t|", key=header.count)
+        except (OSError, UnicodeDecodeError, LookupError):
+            pass
+    return "\t" if ".tsv" in (path or "").lower() else ","
 
-    ``source``: a Spark DataFrame (returned as it is), or a path to a CSV (``.csv``, ``.tsv``, ``.txt``,
-    optionally gzipped; read with a header, every column as text, as the DuckDB engine reads id, date and
-    amount) or Parquet file or folder, read by Spark (so a path on HDFS/S3 works when the cluster reads it).
-    """
-    from pyspark.sql import DataFrame as SparkDataFrame
 
-    if isinstance(source, SparkDataFrame):
-        return source, "dataframe"
-    if hasattr(source, "sparkSession") and hasattr(source, "schema"):  # a Spark Connect DataFrame
-        return source, "dataframe"
+def _source_kind(source: Any) -> str:
+    """``"spark"`` (a Spark DataFrame), ``"csv"``, ``"parquet"`` or ``"parquet_folder"``; a local path is judged by
+    io.py's rules (one place decides what a file name means), a path on a cluster's file system by its suffix (no
+    suffix: a folder of Parquet files)."""
+    if _is_spark_frame(source):
+        return "spark"
     if isinstance(source, pd.DataFrame):
         raise TypeError(
             "clvforecast.spark needs a Spark DataFrame or a path; for a pandas DataFrame use clvforecast.rfm_summary "
             "(DuckDB), or convert it with spark.createDataFrame(df)"
         )
     if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"source must be a Spark DataFrame or a CSV/Parquet path; got {type(source).__name__}")
-    path = os.fspath(source)
-    spark = session or get_session()
-    if Path(path).is_dir():
-        return spark.read.parquet(path), "dataframe"  # a Parquet dataset folder
-    kind = _io._source_kind(path)  # one place decides what a file name means
-    if kind == "parquet":
-        return spark.read.parquet(path), "dataframe"
-    sep = "\t" if ".tsv" in path.lower() else ","
-    return spark.read.csv(path, header=True, sep=sep, inferSchema=False), "csv"
-
-
-def _open(
-    source: Any, session: SparkSession | None, options: Mapping[str, Any], obs: Any, stacklevel: int
-) -> _io.Prepared:
-    """The Spark twin of :func:`clvforecast.io.open_transactions`: the clean view ``tx`` and the counts.
-
-    The parsing and validation SQL is io.py's own (``io._validate``), run through :class:`SparkSQL`; the policy
-    (raise, drop and warn) follows ``io.open_transactions`` line by line.
-    """
-    from pyspark.sql import functions as F
-
-    sdf, kind = read_source(source, session)
-    on_invalid, zero_amounts = options["on_invalid"], options["zero_amounts"]
-    negative_amounts = options["negative_amounts"]
-    if on_invalid not in ("raise", "drop"):
-        raise ValueError(f"on_invalid must be 'raise' or 'drop'; got {on_invalid!r}")
-    if zero_amounts not in ("keep", "drop", "raise"):
-        raise ValueError(f"zero_amounts must be 'keep', 'drop' or 'raise'; got {zero_amounts!r}")
-    if negative_amounts not in (None, "raise", "drop"):
-        raise ValueError(f"negative_amounts must be None, 'raise' or 'drop'; got {negative_amounts!r}")
-    policy: dict[str, str] = dict.fromkeys(_io.REASONS, on_invalid)
-    policy["negative_amount"] = negative_amounts or on_invalid
-    policy["zero_amount"] = zero_amounts
-    fields = {"customer_id": options["customer_id"], "date_raw": options["date"]}
-    if options["amount"] is not None:
-        fields["amount_raw"] = options["amount"]
-    _io._check_columns(fields, list(sdf.columns))
-    # The marker column keeps this projection from having "the same result" as the source itself: dropping a
-    # temporary view (SparkSQL.close) uncaches every cached plan with the same result as the view, which would
-    # otherwise include the user's cached source.
-    raw = sdf.select(
-        *[sdf[f"`{v.replace('`', '``')}`"].alias(k) for k, v in fields.items()], F.lit(True).alias("_clvforecast")
-    )
-    con = SparkSQL(sdf.sparkSession, {"raw": raw})
-    try:
-        date_format = options["date_format"]
-        prep = _io._validate(con, kind, fields, policy, date_format, obs)  # type: ignore[arg-type]
-        names = {"customer_id": options["customer_id"], "date": options["date"], "amount": options["amount"] or ""}
-        for reason, n in prep.dropped.items():
-            if policy[reason] == "raise":
-                examples = _io._examples(con, reason)  # type: ignore[arg-type]
-                raise DataValidationError(_io._error_message(reason, n, prep.n_rows, names, examples, date_format))
-        if prep.dropped and sum(prep.dropped.values()) == prep.n_rows:
-            raise DataValidationError(
-                f"every one of the {prep.n_rows:,} rows is invalid ({_io._describe(prep.dropped)}); nothing is "
-                "left to analyse. Check the column arguments and date_format"
-            )
-    except BaseException:
-        con.close()
-        raise
-    if prep.dropped:
-        warnings.warn(
-            f"dropped {sum(prep.dropped.values()):,} of {prep.n_rows:,} rows: {_io._describe(prep.dropped)}",
-            DataQualityWarning,
-            stacklevel=stacklevel + 1,
+        raise TypeError(
+            "source must be a Spark DataFrame or a CSV/Parquet path (or a folder of Parquet files); got "
+            f"{type(source).__name__}"
         )
-    return prep
+    path = os.fspath(source)
+    local = _local(path)
+    if local is not None:
+        return _io._source_kind(local)
+    name = path.rstrip("/").lower()
+    if name.endswith(_io._CSV_SUFFIXES):
+        return "csv"
+    return "parquet" if name.endswith(_io._PARQUET_SUFFIXES) else "parquet_folder"
+
+
+def read_source(
+    source: Any, session: SparkSession | None = None, *, encoding: str | None = None, ordered: bool = False
+) -> tuple[DataFrame, str]:
+    """A Spark DataFrame for ``source`` and its kind (``"spark"``, ``"csv"``, ``"parquet"``, ``"parquet_folder"``).
+
+    ``source``: a Spark DataFrame (returned as it is), or a path read by Spark (so that a path on HDFS or S3 works
+    when the cluster reads it): a CSV file (``.csv``, ``.tsv``, ``.txt``, optionally gzipped; read with a header,
+    every column as text, ``"`` quoting as in RFC 4180, the delimiter of its header line, and ``encoding``;
+    a malformed line is an error, never padded), a Parquet file, or a folder of Parquet files (a dataset; its
+    ``key=value`` folders are columns). ``ordered``: the rows' order must be the DuckDB engine's (a folder's files
+    in name order; only for a local folder, where the files are read one by one and appended in that order).
+    """
+    kind = _source_kind(source)
+    if kind == "spark":
+        return source, kind
+    path = os.fspath(source)
+    local = _local(path)
+    if local is not None:
+        _io._check_file(local, kind)
+    spark = session or get_session()
+    if kind == "csv":
+        reader = spark.read.options(
+            header=True, inferSchema=False, quote='"', escape='"', mode="FAILFAST",
+            sep=_csv_delimiter(local, encoding),
+        )  # fmt: skip
+        if encoding is not None:
+            java = _java_charset(spark, encoding)
+            reader = reader.option("encoding", java)
+            if java.upper().startswith(("UTF-16", "UTF-32")):  # lines cannot be split on a byte: read files whole
+                reader = reader.option("multiLine", True)
+        return reader.csv(path), kind
+    if kind == "parquet_folder":
+        files = [p for p in _io._parquet_files(Path(local)) if p.name.lower().endswith(".parquet")] if local else []
+        if ordered and len(files) > 1:  # Spark packs files into partitions by size; DuckDB reads them by name
+            frames = [spark.read.option("basePath", local).parquet(str(f)) for f in files]
+            out = frames[0]
+            for frame in frames[1:]:
+                out = out.unionByName(frame, allowMissingColumns=True)
+            return out, kind
+        return spark.read.option("mergeSchema", True).parquet(path), kind
+    return spark.read.parquet(path), kind
+
+
+class SparkEngine:
+    """The Spark engine of :func:`clvforecast.io.open_transactions` (the twin of ``io.DuckDBEngine``).
+
+    Reading on Spark is the DuckDB engine's code: the same parsing and validation SQL (run through
+    :class:`SparkSQL`, which translates it), the same policies, messages, netting rules and ledger. Only what is not
+    SQL is here: reading the source, the rows' source order (``monotonically_increasing_id`` of the source's
+    partitions, which follow its files and their order), the date pattern check, the engine's errors, and the
+    netting kernel run on the executors (``applyInPandas`` over the (customer[, item]) groups that hold a return).
+    """
+
+    dialect = "spark"
+    row_number = "_src_row"
+    carry: tuple[str, ...] = ("_src_row",)
+
+    def __init__(self, session: SparkSession | None = None) -> None:
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+
+        self.session = session
+        self.errors: tuple[type[BaseException], ...] = (PySparkException, Py4JError)
+
+    def kind(self, source: Any) -> str:
+        if _is_spark_frame(source) and self.session is None:
+            self.session = source.sparkSession
+        return _source_kind(source)
+
+    def connect(self) -> SparkSQL:
+        return SparkSQL(self.session or get_session())
+
+    def check_date_format(self, con: Any, date_format: str | None) -> None:
+        if date_format is None:
+            return
+        try:
+            strftime_to_java(date_format)
+        except ValueError as exc:
+            raise _io._invalid_date_format(date_format, str(exc)) from None
+        _io._check_date_codes(date_format)
+
+    def register(self, con: Any, log: _io.TransactionLog, kind: str, fields: dict[str, str], *, ordered: bool) -> None:
+        from pyspark.sql import functions as F
+
+        sdf, kind = read_source(log.source, con.session, encoding=log.encoding, ordered=ordered)
+        present = list(sdf.columns)
+        local = None if kind == "spark" else _local(os.fspath(log.source))
+        if kind == "csv" and local is not None:
+            _io._check_csv_columns(local, log.encoding, present)
+        _io._check_columns(fields, present)
+        columns = [sdf[f"`{v.replace('`', '``')}`"].alias(k) for k, v in fields.items()]
+        # The row's position in the source, when asked for: partitions follow the files (one by one, in name
+        # order, for a local folder: read_source) and a file's splits follow its bytes. Otherwise a marker column,
+        # which keeps this projection from having "the same result" as the source: dropping a temporary view
+        # (SparkSQL.close) uncaches every cached plan with the same result, which would include a user's cached log.
+        marker = F.monotonically_increasing_id() if ordered else F.lit(True)
+        raw = sdf.select(*columns, marker.alias("_src_row" if ordered else "_clvforecast"))
+        con.register("raw", raw)
+        if kind == "csv":
+            self._check_decoded(con, log, fields, local)
+
+    @staticmethod
+    def _check_decoded(con: Any, log: _io.TransactionLog, fields: dict[str, str], local: str | None) -> None:
+        """Spark decodes bytes that are not text in the file's encoding as U+FFFD instead of failing: refuse
+        them, with the DuckDB engine's message (one more read of the file)."""
+        test = " OR ".join(f"instr({k}, '\ufffd') > 0" for k in fields)
+        if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM raw WHERE {test} LIMIT 1)").fetchall()[0][0]:
+            raise DataValidationError(_io._encoding_message(local or os.fspath(log.source), log.encoding))
+
+    def zone(self, con: Any, log: _io.TransactionLog, kind: str) -> None:
+        """None: a Spark timestamp gives its day in the session time zone (``spark.sql.session.timeZone``)."""
+        return None
+
+    def error(self, exc: BaseException, log: _io.TransactionLog, kind: str, scan: Any, name: str) -> Exception:
+        if kind in ("csv", "parquet", "parquet_folder"):
+            path = os.fspath(log.source)
+            return _io._file_error(exc, _local(path) or path, kind, log.encoding)
+        return DataValidationError(f"could not read {name}: {_io._engine_message(exc)}")
+
+    def net(self, con: Any, lines: str, keys: list[str]) -> None:
+        from .netting import NET_SCHEMA, net_group
+
+        on = " AND ".join(f"l.{k} IS NOT DISTINCT FROM g.{k}" for k in keys)
+        affected = con.sql(
+            f"""WITH g AS (SELECT DISTINCT {', '.join(keys)} FROM {lines} WHERE amount < 0)
+                SELECT l._row AS row, l.ts, l.amount, {', '.join(f'l.{k}' for k in keys)}
+                FROM {lines} l JOIN g ON {on}"""
+        )
+        result = affected.groupBy(*keys).applyInPandas(net_group, schema=NET_SCHEMA)
+        con.register("net_result", result.withColumnRenamed("row", "_row"))
 
 
 # --- RFM tables ---------------------------------------------------------------------------------------------
@@ -729,6 +857,14 @@ def read_table(path: str | os.PathLike[str], session: SparkSession | None = None
     return SparkTable(df, json.loads(rows[0][0]) if rows else {})
 
 
+def _fetch_spark(con: SparkSQL, sql: str, params: Mapping[str, Any]) -> tuple[DataFrame, bool]:
+    """The final table on Spark: cached, and computed now (so that it outlives the statement's cached views)."""
+    from pyspark import StorageLevel
+
+    table = con.sql(sql, params).persist(StorageLevel.MEMORY_AND_DISK)
+    return table, table.count() == 0
+
+
 def _summarise(
     source: Any,
     *,
@@ -736,59 +872,25 @@ def _summarise(
     observation_end: Any,
     time_unit: str,
     holdout: bool,
-    options: Mapping[str, Any],
+    read_options: dict[str, Any],
     session: SparkSession | None,
+    where: str,
 ) -> SparkTable:
-    """The Spark twin of :func:`clvforecast.rfm._summarise` (same checks, SQL and attrs)."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
+    """The Spark twin of :func:`clvforecast.rfm._summarise`: the same arguments, reading, SQL and attrs."""
     unit_code = check_time_unit(time_unit)
-    unit = days_per(unit_code)
-    obs = _io._to_date(observation_end, "observation_end") if observation_end is not None else None
-    cal = _io._to_date(calibration_end, "calibration_end") if calibration_end is not None else obs
-    if obs is not None and cal is not None and obs < cal:
-        raise ValueError(f"observation_end ({obs}) is before calibration_end ({cal}); swap them?")
-    columns = ["customer_id"] + _rfm.RFM_COLUMNS + (_rfm.HOLDOUT_COLUMNS if holdout else [])
-    if options["amount"] is None:
-        columns = [c for c in columns if c not in _rfm._MONEY_COLUMNS]
-    prep = _open(source, session, options, obs, stacklevel=3)
-    if obs is None:  # rfm_summary without observation_end: up to the last valid transaction
-        obs = cal = prep.last_date
-    assert obs is not None and cal is not None
-    con: SparkSQL = prep.con  # type: ignore[assignment]
-    selected = ", ".join(columns)
-    params = {"cal": cal, "obs": obs, "unit": unit}
+    log, cal, obs = _rfm._arguments(source, calibration_end, observation_end, holdout, read_options, where)
+    engine = SparkEngine(session)
+    table = None
     try:
-        table = con.sql(f"SELECT {selected}, first_day FROM ({_rfm._RFM_SQL})", params)
-        # The per-customer table is cached (one pass over the log for it) and not bound to a view of ``con``:
-        # closing ``con`` drops its views, which would uncache it.
-        table = table.persist(StorageLevel.MEMORY_AND_DISK)
-        first_day, cutoff = F.col("first_day"), F.lit(cal)
-        counts = table.agg(F.count_if(first_day > cutoff), F.count_if(first_day <= cutoff)).first()
-    finally:
-        con.close()
-    assert counts is not None
-    n_late, n_kept = int(counts[0]), int(counts[1])
-    if n_kept == 0:
-        table.unpersist()
-        raise DataValidationError(
-            f"no customer made a purchase on or before {cal} (the first valid transaction is dated "
-            f"{prep.first_date}); the table would be empty: check the dates"
-        )
-    result = table.where(first_day <= cutoff).select(*columns)
-    attrs: dict[str, Any] = {
-        "time_unit": unit_code,
-        "observation_end": obs.isoformat(),
-        "n_rows_read": prep.n_rows,
-        "dropped": dict(prep.dropped),
-        "excluded_after_observation_end": prep.n_after,
-    }
-    if holdout:
-        attrs["calibration_end"] = cal.isoformat()
-        attrs["holdout_duration"] = (obs - cal).days / unit
-        attrs["excluded_new_in_holdout"] = n_late
-    return SparkTable(result, attrs, table)
+        with _io.open_transactions(log, observation_end=obs, stacklevel=3, where=where, engine=engine) as prep:
+            table, attrs = _rfm._build(
+                prep, log, cal=cal, obs=obs, unit_code=unit_code, holdout=holdout, stacklevel=4, fetch=_fetch_spark
+            )
+    except BaseException:
+        if table is not None:
+            table.unpersist()
+        raise
+    return SparkTable(table, attrs, table)
 
 
 def rfm_summary(
@@ -801,25 +903,21 @@ def rfm_summary(
 ) -> SparkTable:
     """:func:`clvforecast.rfm_summary` on Spark: one row per customer up to ``observation_end``.
 
-    ``source``: a Spark DataFrame, or a CSV/Parquet path read by Spark (:func:`read_source`). The arguments and
-    ``read_options`` (``customer_id``, ``date``, ``amount``, ``date_format``, ``on_invalid``, ``zero_amounts``,
-    ``negative_amounts``) are those of :func:`clvforecast.rfm_summary`, with the same meaning and the same
-    errors; ``session`` is used only to read a path (default :func:`get_session`).
+    ``source``: a Spark DataFrame, a CSV/Parquet path or Parquet dataset folder read by Spark (:func:`read_source`),
+    or a :class:`~clvforecast.TransactionLog` of one. The arguments and ``read_options`` (every option of
+    :class:`~clvforecast.TransactionLog`: ``customer_id``, ``date``, ``amount``, ``quantity``, ``price``,
+    ``item``, ``invoice``, ``extra_columns``, ``date_format``, ``encoding``, ``on_invalid``, ``zero_amounts``,
+    ``returns``, ``duplicates``, ``extreme``) are those of :func:`clvforecast.rfm_summary`, with the same meaning,
+    the same errors and warnings; ``session`` reads a path (default :func:`get_session`).
 
     Returns a :class:`SparkTable`: ``.df`` has the columns ``customer_id``, ``frequency``, ``recency``, ``T``,
     ``monetary_value`` (not sorted: Spark has no order), ``.attrs`` the DuckDB engine's attrs for the same
-    source; ``.to_pandas()`` collects it into the DuckDB engine's table. Reads the log twice (validation counts,
-    then the per-customer aggregate, which is cached).
+    source (the ledger included); ``.to_pandas()`` collects it into the DuckDB engine's table.
     """
     return _summarise(
-        source,
-        calibration_end=None,
-        observation_end=observation_end,
-        time_unit=time_unit,
-        holdout=False,
-        options=_read_options(read_options, "rfm_summary"),
-        session=session,
-    )
+        source, calibration_end=None, observation_end=observation_end, time_unit=time_unit, holdout=False,
+        read_options=read_options, session=session, where="rfm_summary",
+    )  # fmt: skip
 
 
 def calibration_holdout(
@@ -837,14 +935,9 @@ def calibration_holdout(
     if calibration_end is None or observation_end is None:
         raise ValueError("calibration_holdout needs both calibration_end and observation_end (dates)")
     return _summarise(
-        source,
-        calibration_end=calibration_end,
-        observation_end=observation_end,
-        time_unit=time_unit,
-        holdout=True,
-        options=_read_options(read_options, "calibration_holdout"),
-        session=session,
-    )
+        source, calibration_end=calibration_end, observation_end=observation_end, time_unit=time_unit,
+        holdout=True, read_options=read_options, session=session, where="calibration_holdout",
+    )  # fmt: skip
 
 
 # --- Fitting: distinct histories on the cluster, the fit on the driver --------------------------------------
