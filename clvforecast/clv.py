@@ -96,10 +96,10 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from . import _interim_models as _interim  # INTERIM: delete with the adapter when the models branch lands
 from ._checks import check_discount_rate, check_margin
 from .exceptions import DataValidationError, ModelAssumptionWarning
-from .models._base import as_duration, validate_rfm
+from .models import GammaGamma
+from .models._base import PurchaseModel, as_duration, table_weights, validate_rfm
 from .units import DAYS_PER_UNIT, days_per, periodic_rate
 
 __all__ = ["INTERVAL_COLUMNS", "TOTAL_QUANTITIES", "forecast_totals", "predictive_clv"]
@@ -469,6 +469,7 @@ class _Forecast:
     count_bounds: np.ndarray | None = None  # per history (lower, upper)
     ratio_bounds: np.ndarray | None = None  # per history (lower, upper) of R
     draw_totals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # per virtual draw
+    weights: np.ndarray | None = None  # customers per row (BG/BB tables with a weight column), else None
     n_draws: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -529,29 +530,26 @@ class _VirtualDraws:
         return vm, vv
 
 
-def _purchase_api(model: Any, what: str) -> Any:
-    if hasattr(model, "_check_fitted"):
-        model._check_fitted()
-    try:
-        return _interim.purchase_api(model)
-    except TypeError:
+def _purchase_api(model: Any, what: str) -> PurchaseModel:
+    """The fitted purchase model (any of BetaGeo, ParetoNBD, ModifiedBetaGeo, BetaGeoBetaBinom)."""
+    if not isinstance(model, PurchaseModel):
         raise TypeError(
-            f"{what}: the first argument must be a fitted purchase model (BetaGeo, or ParetoNBD, ModifiedBetaGeo, "
+            f"{what}: the first argument must be a fitted purchase model (BetaGeo, ParetoNBD, ModifiedBetaGeo or "
             f"BetaGeoBetaBinom); got {type(model).__name__}. Pass the purchase model first and the "
             "GammaGamma second: predictive_clv(bg, gg, rfm, ...)"
-        ) from None
+        )
+    model._check_fitted()
+    return model
 
 
-def _spend_api(spend_model: Any, what: str) -> Any:
-    if hasattr(spend_model, "_check_fitted"):
-        spend_model._check_fitted()
-    try:
-        return _interim.spend_api(spend_model)
-    except TypeError:
+def _spend_api(spend_model: Any, what: str) -> GammaGamma:
+    if not isinstance(spend_model, GammaGamma):
         raise TypeError(
             f"{what}: spend_model must be a fitted GammaGamma (or None for purchases only); got "
             f"{type(spend_model).__name__}"
-        ) from None
+        )
+    spend_model._check_fitted()
+    return spend_model
 
 
 def _forecast(
@@ -574,7 +572,7 @@ def _forecast(
     api = _purchase_api(model, what)
     gg = _spend_api(spend_model, what) if spend_model is not None else None
     unit = api.time_unit_
-    H = as_duration(horizon, unit, name="horizon")
+    H = api._horizon(horizon, "horizon")  # whole periods for BG/BB
     step_len = _step_length(step, unit)
     margin = check_margin(margin)
     discount_rate = check_discount_rate(discount_rate)
@@ -584,8 +582,13 @@ def _forecast(
     n_draws = _check_draws(n_draws)
     step_rate = (1.0 + periodic_rate(discount_rate, "D")) ** (step_len * days_per(unit)) - 1.0
 
-    index, codes, hist = api.histories(rfm, what)
+    # a table without attrs["time_unit"] is taken to be in the model's unit, with a warning (as fit does)
+    index, codes, hist = api.histories(rfm, what, warn=True)
     hist = [np.asarray(h, dtype="float64") for h in hist]
+    # customers per row: BG/BB tables may aggregate identical histories (a ``weight`` column); the totals count
+    # each row that many times
+    wspec = api._default_weights(rfm, None)
+    weights = table_weights(rfm, wspec, len(index), what) if wspec is not None else None
     spend = scale = m_c = None
     if gg is not None:
         spend = gg.expected_spend(rfm).reindex(index).to_numpy()
@@ -626,8 +629,11 @@ def _forecast(
         "margin": float(margin),
         "model": getattr(api, "NAME", type(model).__name__),
     }
+    if weights is not None:
+        attrs["weight"] = str(wspec)
     fc = _Forecast(index=index, codes=codes, unit=unit, horizon=H, p_alive=p_alive, expected=p_alive * total,
-                   disc_ratio=disc_ratio, discounted=discounted, spend=spend, scale=scale, attrs=attrs)
+                   disc_ratio=disc_ratio, discounted=discounted, spend=spend, scale=scale, attrs=attrs,
+                   weights=weights)
     if level is None:
         return fc
 
@@ -636,7 +642,8 @@ def _forecast(
     draws = np.asarray(api.sample_params(n_draws, np.random.default_rng(seeds[0])), dtype="float64")
     gdraws = (np.asarray(gg.sample_params(n_draws, np.random.default_rng(seeds[1])), dtype="float64")
               if gg is not None else None)
-    n_cust = np.bincount(codes, minlength=len(x)).astype("float64")
+    n_cust = np.bincount(codes, weights=weights, minlength=len(x)).astype("float64")
+    w_c = np.ones(len(codes)) if weights is None else weights
     per_hist_min = None
     if n_min is not None:
         per_hist_min = np.zeros(len(x))
@@ -646,8 +653,8 @@ def _forecast(
     spend_ok = np.ones(n_draws, dtype=bool)
     if gg is not None and gdraws is not None and m_c is not None:
         # per history: sums over its customers of m and m^2 (m = 0 for x = 0), for the scale B = v + x m
-        s1 = np.bincount(codes, weights=m_c, minlength=len(x))
-        s2 = np.bincount(codes, weights=m_c * m_c, minlength=len(x))
+        s1 = np.bincount(codes, weights=w_c * m_c, minlength=len(x))
+        s2 = np.bincount(codes, weights=w_c * m_c * m_c, minlength=len(x))
         spend_ok = gdraws[:, 1] > 2.0  # q > 2: every customer's spend has a finite variance
 
     def on_moments(rows: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
@@ -873,10 +880,11 @@ def _totals_frame(fc: _Forecast, per_customer: pd.DataFrame) -> pd.DataFrame:
     assert fc.level is not None
     alpha = (1.0 - fc.level) / 2.0
     rows = {}
-    expected = {"purchases": float(per_customer["expected_purchases"].sum())}
+    w = np.ones(len(per_customer)) if fc.weights is None else fc.weights
+    expected = {"purchases": float(w @ per_customer["expected_purchases"].to_numpy())}
     if "clv" in per_customer:
-        expected["revenue"] = float((per_customer["expected_purchases"] * per_customer["expected_spend"]).sum())
-        expected["clv"] = float(per_customer["clv"].sum())
+        expected["revenue"] = float(w @ (per_customer["expected_purchases"] * per_customer["expected_spend"]).to_numpy())
+        expected["clv"] = float(w @ per_customer["clv"].to_numpy())
     for k, (means, variances) in fc.draw_totals.items():
         lo, hi = _mixture_quantiles(means, variances, [alpha, 1.0 - alpha])
         rows[k] = {"expected": expected[k], "lower": max(lo, 0.0), "upper": max(hi, 0.0)}

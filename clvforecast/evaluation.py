@@ -66,12 +66,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import _interim_models as _interim  # INTERIM: delete when the models branch lands
-from .clv import _check_interval, _forecast, _totals_with_errors
+from .clv import _check_interval, _forecast, _purchase_api, _totals_with_errors
 from .exceptions import DataValidationError
 from .historical import historical_forecast
 from .io import Source, _to_date, read_transactions
-from .models import GammaGamma
+from .models import GammaGamma, PurchaseModel, purchase_model
 from .models._base import check_same_unit
 from .rfm import calibration_holdout, cohort_days
 from .units import UNIT_NAMES, check_time_unit, days_per, parse_horizon
@@ -353,20 +352,32 @@ def period_transactions(rfm: pd.DataFrame, model: Any = None, *, max_frequency: 
     (customers, fractional).
     """
     max_frequency = _check_max_frequency(max_frequency)
+    api = _purchase_api(model, "period_transactions") if model is not None else None
+    # customers per row: 1, or a BG/BB table's weight column (aggregated histories)
+    wspec = api._default_weights(rfm, None) if api is not None else None
+    rows_w = (np.asarray(rfm[wspec], dtype=float) if isinstance(wspec, str) else np.ones(len(rfm)))
     bucket = _frequency_buckets(rfm["frequency"], max_frequency)
-    out = pd.DataFrame({"actual": pd.Series(bucket).value_counts(sort=False).astype("int64")})
-    out.index = pd.CategoricalIndex(out.index, name="frequency", ordered=True)
-    if model is not None:
-        api = _interim.purchase_api(model)
+    actual = np.bincount(np.asarray(bucket.codes), weights=rows_w, minlength=max_frequency + 1)
+    out = pd.DataFrame({"actual": actual if wspec is not None else actual.astype("int64")},
+                       index=pd.CategoricalIndex(bucket.categories, categories=bucket.categories, ordered=True,
+                                                 name="frequency"))
+    if api is not None:
         check_same_unit(rfm, api.time_unit_, "period_transactions")
-        theta = api.params_.to_numpy(dtype="float64")
+        theta = api.theta_
         # a new customer's exposure: T (continuous time) or the number of opportunities (BG/BB)
-        exposure, weight = np.unique(np.asarray(rfm[api.HISTORY[2]], dtype=float), return_counts=True)
+        col = api.HISTORY[2]
+        if col not in rfm.columns:
+            raise DataValidationError(
+                f"period_transactions: the {api.LABEL} model needs a {col!r} column; the table has "
+                f"{list(rfm.columns)}"
+            )
+        exposure, inverse = np.unique(np.asarray(rfm[col], dtype=float), return_inverse=True)
+        weight = np.bincount(inverse.ravel(), weights=rows_w, minlength=len(exposure))
         zero = np.zeros(1)
         head = np.zeros(max_frequency)
         for e, w in zip(exposure, weight, strict=True):
             head += w * np.asarray(api._pmf(theta, float(e), max_frequency - 1, zero, zero, zero))[0]
-        out["expected"] = np.r_[head, len(rfm) - head.sum()]
+        out["expected"] = np.r_[head, rows_w.sum() - head.sum()]
     return out
 
 
@@ -465,6 +476,12 @@ def repeat_transaction_tracking(
     ``expected`` and ``expected_cumulative``.
     """
     unit = check_time_unit(time_unit)
+    if model is not None and getattr(model, "DISCRETE", False):
+        raise ValueError(
+            f"repeat_transaction_tracking: the {model.LABEL} model counts periods with a purchase, not "
+            "transactions in continuous time, so it has no tracking curve; use period_transactions and "
+            "conditional_expectations (evaluate_holdout gives both), or a continuous-time model"
+        )
     cal, obs = _to_date(calibration_end, "calibration_end"), _to_date(observation_end, "observation_end")
     if obs < cal:
         raise ValueError(f"observation_end ({obs}) is before calibration_end ({cal})")
@@ -641,6 +658,55 @@ def _num(value: float, spec: str) -> str:
     return "n/a" if math.isnan(value) else format(value, spec)
 
 
+def _amount_of(log: pd.DataFrame | None) -> str | None:
+    """The amount column of a tidy log (``None`` for frequency-only data)."""
+    return "amount" if log is not None and "amount" in log.columns else None
+
+
+def _holdout_table(transactions: Any, table: pd.DataFrame | None, *, calibration_end: Any, observation_end: Any,
+                   time_unit: str, model: PurchaseModel, read_options: dict[str, Any], what: str
+                   ) -> tuple[pd.DataFrame | None, pd.DataFrame, str]:
+    """``(log, calibration table, unit)`` for a holdout evaluation: the tidy log read once (or None), and the
+    table given (checked against the model's kind) or built from the log (``calibration_holdout`` for the
+    continuous-time models; ``rfm.discrete_summary`` with periods of ``time_unit`` for BG/BB)."""
+    if table is None and _is_calibration_table(transactions):
+        table, transactions = transactions, None
+    log: pd.DataFrame | None = None
+    if transactions is not None:
+        # Read and validate once (the user's rules apply, dropped rows are reported once); every later pass
+        # (RFM table, baselines, tracking) scans this tidy frame with the canonical column names.
+        log = read_transactions(transactions, **read_options)
+    elif read_options:
+        raise TypeError(
+            f"{what}: {', '.join(sorted(read_options))} describe how to read a transaction log, but "
+            "none was given (only a calibration table)"
+        )
+    if table is not None:
+        cal_table = _check_table(table, calibration_end, observation_end, model)
+        return log, cal_table, check_time_unit(cal_table.attrs["time_unit"])
+    if log is None:
+        raise TypeError(f"{what} needs transactions (a log) or table=calibration_holdout(...)")
+    unit = check_time_unit(time_unit)
+    if model.DISCRETE:
+        from . import rfm as _rfm
+
+        discrete_summary = getattr(_rfm, "discrete_summary", None)
+        if discrete_summary is None:  # pragma: no cover - arrives with the data branch
+            raise TypeError(
+                f"{what}: the {model.LABEL} model needs a discrete-period table; build it with "
+                "rfm.discrete_summary(log, period=..., calibration_end=..., observation_end=...) and pass it"
+            )
+        cal_table = discrete_summary(log, period=unit, calibration_end=calibration_end,
+                                     observation_end=observation_end)
+        return log, _check_table(cal_table, None, None, model), unit
+    cal_table = calibration_holdout(
+        log, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit,
+        amount=_amount_of(log),
+    )
+    cal_table.attrs.update({k: log.attrs[k] for k in ("dropped", "n_rows_read") if k in log.attrs})
+    return log, cal_table, unit
+
+
 def _is_calibration_table(obj: Any) -> bool:
     needed = {"frequency", "recency", "holdout_frequency"}
     return isinstance(obj, pd.DataFrame) and needed <= set(obj.columns) and (
@@ -722,46 +788,32 @@ def evaluate_holdout(
     :class:`HoldoutEvaluation`.
     """
     level = _check_interval(interval)
-    if table is None and _is_calibration_table(transactions):
-        table, transactions = transactions, None  # type: ignore[assignment]
-    log: pd.DataFrame | None = None
-    if transactions is not None:
-        # Read and validate once (the user's rules apply, dropped rows are reported once); every later pass
-        # (RFM table, baselines, tracking) scans this tidy frame with the canonical column names.
-        log = read_transactions(transactions, **read_options)
-    elif read_options:
-        raise TypeError(
-            f"evaluate_holdout: {', '.join(sorted(read_options))} describe how to read a transaction log, but "
-            "none was given (only a calibration table)"
-        )
-    tidy: dict[str, Any] = {"amount": "amount" if log is not None and "amount" in log.columns else None}
-    if table is not None:
-        cal_table = _check_table(table, calibration_end, observation_end)
-        unit = check_time_unit(cal_table.attrs["time_unit"])
-    else:
-        if log is None:
-            raise TypeError("evaluate_holdout needs transactions (a log) or table=calibration_holdout(...)")
-        unit = check_time_unit(time_unit)
-        cal_table = calibration_holdout(
-            log, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit, **tidy,
-        )
-        cal_table.attrs.update({k: log.attrs[k] for k in ("dropped", "n_rows_read") if k in log.attrs})
-    cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
-    horizon = float(cal_table.attrs["holdout_duration"])
-    _check_holdout(cal_table, cal, obs, horizon)
-    has_spend = "monetary_value" in cal_table.columns
-
-    pm = _interim.purchase_model(model)
+    pm = purchase_model(model)
     if pm is model:  # an instance: fit a copy, never the caller's model
         pm = copy.deepcopy(pm)
     if penalizer and not isinstance(model, str | type):
         raise ValueError("penalizer applies to a model given by name or class; set it on the instance instead")
     if penalizer:
         pm.penalizer = penalizer
+    log, cal_table, unit = _holdout_table(transactions, table, calibration_end=calibration_end,
+                                          observation_end=observation_end, time_unit=time_unit, model=pm,
+                                          read_options=read_options, what="evaluate_holdout")
+    discrete = pm.DISCRETE
+    if discrete and past_cutoffs is not None:
+        raise ValueError(
+            "evaluate_holdout: past_cutoffs (the backtest-calibrated interval of the totals) supports the "
+            "continuous-time models (bgnbd, pnbd, mbgnbd); for BG/BB pass the past totals to "
+            "forecast_totals(..., past_errors=...) as a table of target, predicted and actual"
+        )
+    cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
+    horizon = float(cal_table.attrs["holdout_duration"])
+    _check_holdout(cal_table, cal, obs, horizon)
+    # BG/BB tables count periods with a purchase and carry no spend
+    has_spend = "monetary_value" in cal_table.columns and not discrete
+
     pm.fit(cal_table)
-    api = _interim.purchase_api(pm)
-    method = str(getattr(api, "NAME", "model"))
-    history_cols = list(api.HISTORY)
+    method = pm.NAME
+    history_cols = list(pm.HISTORY)
     rfm_cols = [c for c in (*history_cols, "monetary_value") if c in cal_table.columns]
     customers = cal_table[rfm_cols].copy()
     customers["actual_purchases"] = cal_table["holdout_frequency"].astype(float)
@@ -776,7 +828,7 @@ def evaluate_holdout(
         customers[f"{method}_spend"] = customers[f"{method}_purchases"] * spend
     methods = [method]
     targets = list(TARGETS if has_spend else TARGETS[:1])
-    if log is not None:
+    if log is not None and not discrete:
         hist = historical_forecast(log, calibration_end=cal, horizon=horizon, time_unit=unit,
                                    amount="amount" if has_spend else None)
         missing = customers.index.difference(hist.index)
@@ -848,9 +900,9 @@ def evaluate_holdout(
                                   predicted=[f"{m}_purchases" for m in methods])
     pt = period_transactions(cal_table, pm, max_frequency=max_frequency)
     track = None
-    if tracking and log is not None:
+    if tracking and log is not None and not discrete:
         track = repeat_transaction_tracking(
-            log, calibration_end=cal, observation_end=obs, time_unit=unit, model=pm, **tidy
+            log, calibration_end=cal, observation_end=obs, time_unit=unit, model=pm, amount=_amount_of(log)
         )
     return HoldoutEvaluation(
         customers=customers, metrics=metrics, conditional_expectations=ce, tracking=track,
@@ -879,12 +931,33 @@ def _check_holdout(table: pd.DataFrame, cal: str, obs: str, horizon: float) -> N
         )
 
 
-def _check_table(table: pd.DataFrame, calibration_end: Any, observation_end: Any) -> pd.DataFrame:
-    """Validate a calibration/holdout table and make sure its attrs carry the set-up."""
+def _is_discrete_table(table: pd.DataFrame) -> bool:
+    """A BG/BB calibration table (``n_periods``, ``holdout_n_periods``) rather than a continuous-time one."""
+    return "n_periods" in table.columns and "T" not in table.columns
+
+
+def _check_table(table: pd.DataFrame, calibration_end: Any, observation_end: Any,
+                 model: PurchaseModel | None = None) -> pd.DataFrame:
+    """Validate a calibration/holdout table against the purchase model's kind (continuous or discrete) and
+    make sure its attrs carry the set-up."""
     if not _is_calibration_table(table):
         raise ValueError(
             "table must come from calibration_holdout (columns frequency, recency, T, holdout_frequency"
-            f"[, monetary_value, holdout_spend]); it has {list(table.columns)}"
+            "[, monetary_value, holdout_spend]) or, for BG/BB, from rfm.discrete_summary(..., calibration_end=...) "
+            f"(frequency, recency, n_periods, holdout_frequency, holdout_n_periods); it has {list(table.columns)}"
+        )
+    discrete = _is_discrete_table(table)
+    if model is not None and model.DISCRETE != discrete:
+        if model.DISCRETE:
+            raise DataValidationError(
+                f"the {model.LABEL} model counts discrete opportunities and needs a table with n_periods and "
+                "holdout_n_periods (clvforecast.rfm.discrete_summary(log, period=..., calibration_end=..., "
+                "observation_end=...)); this one is a continuous-time table (T). Use model='bgnbd', 'pnbd' or "
+                "'mbgnbd' with it"
+            )
+        raise DataValidationError(
+            f"the {model.LABEL} model works in continuous time and needs a table with T (calibration_holdout); "
+            "this one is a discrete-period table (n_periods): use model='bgbb' with it"
         )
     attrs = dict(table.attrs)
     for key, given in (("calibration_end", calibration_end), ("observation_end", observation_end)):
@@ -902,7 +975,26 @@ def _check_table(table: pd.DataFrame, calibration_end: Any, observation_end: Any
         raise ValueError(
             "the table does not say its time_unit (attrs lost?); rebuild it with calibration_holdout"
         )
-    if "holdout_duration" not in attrs:
+    if discrete:
+        if "holdout_n_periods" not in table.columns:
+            raise ValueError(
+                "the discrete-period table has no holdout_n_periods column (the number of holdout periods); "
+                "rebuild it with clvforecast.rfm.discrete_summary(..., calibration_end=...)"
+            )
+        if "weight" in table.columns and not np.allclose(np.asarray(table["weight"], dtype=float), 1.0):
+            raise DataValidationError(
+                "evaluate_holdout scores customers one by one, but this table aggregates identical histories (a "
+                "'weight' column other than 1); give one row per customer, e.g. "
+                "table.loc[table.index.repeat(table['weight'])].reset_index(drop=True)"
+            )
+        periods = np.unique(np.asarray(table["holdout_n_periods"], dtype=float))
+        if len(periods) != 1 or periods[0] != np.floor(periods[0]):
+            raise DataValidationError(
+                "holdout_n_periods must be one whole number shared by every customer (the holdout is the same "
+                f"calendar periods for all); got {periods[:5].tolist()}"
+            )
+        attrs["holdout_duration"] = float(periods[0])
+    elif "holdout_duration" not in attrs:
         attrs["holdout_duration"] = (
             (pd.Timestamp(attrs["observation_end"]) - pd.Timestamp(attrs["calibration_end"])).days
             / days_per(attrs["time_unit"])

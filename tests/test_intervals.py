@@ -13,7 +13,6 @@ import pytest
 from scipy import optimize, special, stats
 
 import clvforecast as cf
-from clvforecast import _interim_models as interim
 from clvforecast import clv as C
 from clvforecast.exceptions import DataValidationError
 from clvforecast.models.beta_geo import probability_of_purchases
@@ -47,7 +46,7 @@ def fixed_gg(model: cf.GammaGamma) -> cf.GammaGamma:
 def mixture_pmf(model: cf.BetaGeo, t: float, x, tx, T, n_draws: int = 1, seed: int = 0) -> np.ndarray:  # noqa: ANN001
     """The count distribution through the code path of the intervals (the mixture engine), one row per history,
     padded with zeros to a common width."""
-    api = interim.purchase_api(model)
+    api = model
     hist = [np.atleast_1d(np.asarray(v, dtype="float64")) for v in (x, tx, T)]
     theta = api.params_.to_numpy(dtype="float64")
     draws = api.sample_params(n_draws, seed)
@@ -130,7 +129,7 @@ def test_pmf_equals_the_closed_form_of_each_probability(models):  # noqa: ANN001
     x = np.array([0.0, 1.0, 2.0, 26.0, 300.0, 5000.0])
     tx = np.array([0.0, 5.0, 30.43, 30.857, 39.0, 39.0])
     T = np.array([38.86, 39.0, 38.86, 31.0, 39.0, 39.0])
-    pmf = interim._BetaGeoAPI._pmf(theta, 52.0, 40, x, tx, T)
+    pmf = cf.BetaGeo._pmf(theta, 52.0, 40, x, tx, T)
     for n in (0, 1, 2, 5, 17, 40):
         np.testing.assert_allclose(pmf[:, n], probability_of_purchases(theta, 52.0, n, x, tx, T), rtol=1e-9,
                                    atol=1e-15)
@@ -138,7 +137,7 @@ def test_pmf_equals_the_closed_form_of_each_probability(models):  # noqa: ANN001
 
 def test_mixture_is_the_average_over_the_draws(models):  # noqa: ANN001
     bg, _ = models
-    api = interim.purchase_api(bg)
+    api = bg
     draws = api.sample_params(7, 3)
     x, tx, T = np.array([0.0, 4.0]), np.array([0.0, 20.0]), np.array([30.0, 38.0])
     pmf = mixture_pmf(bg, 26.0, x, tx, T, n_draws=7, seed=3)
@@ -265,7 +264,7 @@ def test_total_with_parameter_uncertainty_against_brute_force(cdnow_cal, models)
     bg, _ = models
     table = cdnow_cal.iloc[:200]
     tot = cf.forecast_totals(bg, None, table, horizon=39, interval=0.9, random_state=5)
-    api = interim.purchase_api(bg)
+    api = bg
     draws = api.sample_params(250, 11)
     x, tx, T = (table[c].to_numpy() for c in ("frequency", "recency", "T"))
     n = np.arange(81)
