@@ -58,6 +58,7 @@ import contextlib
 import copy
 import datetime as dt
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +68,7 @@ import pandas as pd
 from scipy import stats
 
 from .clv import _check_interval, _forecast, _purchase_api, _totals_with_errors
-from .exceptions import DataValidationError
+from .exceptions import DataValidationError, ModelAssumptionWarning
 from .historical import historical_forecast
 from .io import Source, _to_date, read_transactions
 from .models import GammaGamma, PurchaseModel, purchase_model
@@ -77,12 +78,15 @@ from .units import UNIT_NAMES, check_time_unit, days_per, parse_horizon
 
 __all__ = [
     "BASELINES",
+    "COMPARISON_COLUMNS",
+    "COMPARISON_RULES",
     "INTERVAL_METRICS",
     "METHODS",
     "METRICS",
     "TARGETS",
     "HoldoutEvaluation",
     "backtest",
+    "compare_models",
     "conditional_expectations",
     "evaluate_holdout",
     "period_transactions",
@@ -1225,3 +1229,208 @@ def _progress(show: bool, total: int) -> Iterator[Callable[[str], None]]:
     ) as bar:
         task = bar.add_task("", total=total)
         yield lambda description: bar.update(task, advance=1, description=description)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Model choice
+# ---------------------------------------------------------------------------------------------------------
+#: Columns of :func:`compare_models`, in order.
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "label", "n_params", "log_likelihood", "aic", "bic", "mae", "rmse", "pct_error", "spearman",
+    "tracking_error", "tracking_error_pct", "converged", "identified", "message", "chosen",
+)
+#: Rules of :func:`compare_models`: the column and whether higher is better.
+COMPARISON_RULES: dict[str, tuple[str, bool]] = {
+    "mae": ("mae", False),
+    "rmse": ("rmse", False),
+    "pct_error": ("pct_error", False),  # compared in absolute value
+    "spearman": ("spearman", True),
+    "tracking_error": ("tracking_error", False),
+    "aic": ("aic", False),
+    "bic": ("bic", False),
+}
+_RULE_WORDS = {
+    "mae": "the lowest holdout mean absolute error of each customer's purchases",
+    "rmse": "the lowest holdout root mean squared error of each customer's purchases",
+    "pct_error": "the smallest error of the holdout total of purchases (in absolute value)",
+    "spearman": "the highest Spearman rank correlation of predicted and actual holdout purchases",
+    "tracking_error": "the lowest tracking error (the cumulative repeat transactions over the holdout)",
+    "aic": "the lowest AIC (calibration fit, penalised by 2 per parameter)",
+    "bic": "the lowest BIC (calibration fit, penalised by log(customers) per parameter)",
+}
+
+
+def _tracking_error(track: pd.DataFrame) -> tuple[float, float]:
+    """``(mean |expected - actual| of the cumulative holdout curve, the same in % of the actual holdout total)``.
+
+    Both curves are cumulated from the start of the holdout (the calibration periods do not count), over the
+    holdout periods of :func:`repeat_transaction_tracking`."""
+    hold = track[track["period"] == "holdout"]
+    if hold.empty:
+        return math.nan, math.nan
+    actual = np.cumsum(hold["actual"].to_numpy(dtype=float))
+    expected = np.cumsum(hold["expected"].to_numpy(dtype=float))
+    err = float(np.mean(np.abs(expected - actual)))
+    return err, (100.0 * err / actual[-1] if actual[-1] > 0 else math.nan)
+
+
+def compare_models(
+    source_or_calibration_table: Any,
+    *,
+    calibration_end: Any = None,
+    observation_end: Any = None,
+    time_unit: str = "W",
+    models: Sequence[Any] = ("bgnbd", "pnbd", "mbgnbd"),
+    rule: str = "mae",
+    **read_options: Any,
+) -> pd.DataFrame:
+    """Fit several purchase models on one calibration period, score them on the holdout, and choose one.
+
+    Each model is fitted once, on the same calibration table (built once from the log, or given), and predicts
+    each customer's purchases over the holdout (its conditional expectation).
+
+    Parameters
+    ----------
+    source_or_calibration_table:
+        A transaction log (DataFrame, CSV/Parquet path or source description, read once with ``read_options``
+        as :func:`~clvforecast.read_transactions` reads it) or a table from
+        :func:`~clvforecast.calibration_holdout` (then ``calibration_end``/``observation_end`` come from its
+        ``attrs``, and there is no tracking curve: its ``tracking_error`` columns are NaN).
+    calibration_end, observation_end:
+        Last day of the calibration period and of the holdout (inclusive), for a log.
+    time_unit:
+        ``"D"``, ``"W"``, ``"M"`` or ``"Y"``: the unit of the models and of the tracking periods (a calibration
+        table keeps its own).
+    models:
+        Continuous-time purchase models, as names (``"bgnbd"``, ``"pnbd"``, ``"mbgnbd"``), classes or instances
+        (instances are copied, never fitted in place). BG/BB (``"bgbb"``) models another table (periods, not
+        transactions) whose likelihood is not comparable, and is refused.
+    rule:
+        How the model is chosen: ``"mae"`` (default: the lowest holdout MAE of purchases), ``"rmse"``,
+        ``"pct_error"`` (the smallest absolute error of the total), ``"spearman"`` (highest),
+        ``"tracking_error"``, ``"aic"`` or ``"bic"`` (lowest). Only sound fits compete: a model whose fit did
+        not converge or whose parameters the data do not identify (``diagnostics_``; a degenerate optimum such
+        as BG/NBD with no evidence of dropout) is chosen only when no model fitted soundly, and then
+        ``attrs["rule"]`` says so and a :class:`~clvforecast.exceptions.ModelAssumptionWarning` is raised.
+        Ties go to the model listed first.
+
+    Returns
+    -------
+    DataFrame indexed by ``model`` (the models' short names, in the order given) with
+
+    ``label``
+        ``"BG/NBD"``, ``"Pareto/NBD"``, ``"MBG/NBD"``.
+    ``n_params``, ``log_likelihood``, ``aic``, ``bic``
+        Number of parameters k, the calibration log-likelihood at the estimates (the published form), ``aic = 2 k
+        - 2 LL`` and ``bic = k log(n) - 2 LL`` with n the number of customers.
+    ``mae``, ``rmse``, ``pct_error``, ``spearman``
+        Holdout metrics of each customer's purchases (see the module docstring): mean absolute error and root
+        mean squared error (purchases per customer), signed error of the total in percent, Spearman's rank
+        correlation.
+    ``tracking_error``, ``tracking_error_pct``
+        The tracking curve's error: the mean over the holdout periods of ``|expected - actual|`` cumulative
+        repeat transactions, both cumulated from the start of the holdout (purchases), and that mean in percent of
+        the actual holdout total. The expected curve is the model's unconditional expectation for the cohort
+        given each customer's first-purchase day (:func:`repeat_transaction_tracking`), periods of
+        ``time_unit``. NaN when only a calibration table was given.
+    ``converged``, ``identified``, ``message``
+        From the fit's ``diagnostics_``.
+    ``chosen``
+        True on the chosen model's row.
+
+    ``attrs``: ``chosen`` (the chosen model's name), ``rule`` (the rule in words, including whether a degenerate
+    fit was passed over), ``rule_name``, ``calibration_end``, ``observation_end``, ``time_unit``,
+    ``holdout_duration`` (in ``time_unit``), ``n_customers``, ``actual_total`` (holdout purchases) and ``fits``
+    (per model its ``to_dict()``: parameters, covariance, diagnostics; JSON-able, what ``save`` writes).
+    """
+    if rule not in COMPARISON_RULES:
+        raise ValueError(f"rule must be one of {', '.join(repr(r) for r in COMPARISON_RULES)}; got {rule!r}")
+    if isinstance(models, (str, type, PurchaseModel)):
+        models = [models]
+    specs = list(models)
+    if not specs:
+        raise ValueError("models must name at least one purchase model, e.g. ('bgnbd', 'pnbd', 'mbgnbd')")
+    fitted_models: list[PurchaseModel] = []
+    for spec in specs:
+        pm = purchase_model(spec)
+        if pm is spec:
+            pm = copy.deepcopy(pm)
+        if pm.DISCRETE:
+            raise ValueError(
+                f"compare_models compares continuous-time models on one calibration table; {pm.LABEL} ({pm.NAME!r}) "
+                "models periods with a purchase (another table, whose likelihood is not comparable). Evaluate it "
+                "on its own: evaluate_holdout(rfm.discrete_summary(...), model='bgbb')"
+            )
+        fitted_models.append(pm)
+    names = [pm.NAME for pm in fitted_models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"models lists a model twice: {names}")
+
+    log, cal_table, unit = _holdout_table(
+        source_or_calibration_table, None, calibration_end=calibration_end, observation_end=observation_end,
+        time_unit=time_unit, model=fitted_models[0], read_options=read_options, what="compare_models",
+    )
+    cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
+    horizon = float(cal_table.attrs["holdout_duration"])
+    _check_holdout(cal_table, cal, obs, horizon)
+    actual = cal_table["holdout_frequency"].to_numpy(dtype=float)
+    cohort = None
+    if log is not None:
+        cohort = cohort_days(log, calibration_end=_to_date(cal, "calibration_end"),
+                             observation_end=_to_date(obs, "observation_end"), amount=_amount_of(log))
+
+    rows = {}
+    fits = {}
+    for pm in fitted_models:
+        pm.fit(cal_table)
+        k = len(pm.PARAM_NAMES)
+        ll = float(pm.log_likelihood_)
+        n = float(pm.n_customers_)
+        predicted = pm.expected_purchases(cal_table, horizon).to_numpy(dtype=float)
+        track_err = track_pct = math.nan
+        if cohort is not None:
+            track = _tracking_table(cohort[0], cohort[1], calibration_end=_to_date(cal, "calibration_end"),
+                                    observation_end=_to_date(obs, "observation_end"), time_unit=unit, model=pm)
+            track_err, track_pct = _tracking_error(track)
+        d = pm.diagnostics_
+        rows[pm.NAME] = {
+            "label": pm.LABEL, "n_params": k, "log_likelihood": ll, "aic": 2 * k - 2 * ll,
+            "bic": k * math.log(n) - 2 * ll,
+            "mae": mean_absolute_error(actual, predicted), "rmse": root_mean_squared_error(actual, predicted),
+            "pct_error": percent_total_error(actual, predicted), "spearman": spearman_correlation(actual, predicted),
+            "tracking_error": track_err, "tracking_error_pct": track_pct,
+            "converged": bool(d.get("converged", False)), "identified": bool(d.get("identified", False)),
+            "message": str(d.get("message", "") or ""),
+        }
+        fits[pm.NAME] = pm.to_dict()
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "model"
+
+    column, higher = COMPARISON_RULES[rule]
+    score = out[column].abs() if rule == "pct_error" else out[column]
+    sound = out["converged"] & out["identified"]
+    words = f"holdout {'MAE' if rule == 'mae' else rule}: {_RULE_WORDS[rule]}, among the models whose fit " \
+            "converged with identified parameters"
+    pool = score[sound & score.notna()]
+    if pool.empty:
+        pool = score[score.notna()]
+        if pool.empty:
+            raise ValueError(f"compare_models: {rule} is undefined for every model (e.g. tracking_error without a "
+                             "transaction log); choose another rule")
+        words += ("; no model fitted soundly (see the message column), so the choice falls back to all models "
+                  "and rests on a degenerate fit")
+        warnings.warn(f"compare_models: no model fitted soundly; {pool.idxmax() if higher else pool.idxmin()} is "
+                      "chosen by the rule anyway (see the message column)", ModelAssumptionWarning, stacklevel=2)
+    else:
+        passed = [m for m in out.index if not sound[m]]
+        if passed:
+            words += f" ({', '.join(passed)} passed over: {'its' if len(passed) == 1 else 'their'} fit is degenerate)"
+    best = pool.idxmax() if higher else pool.idxmin()
+    out["chosen"] = out.index == best
+    out = out[list(COMPARISON_COLUMNS)]
+    out.attrs = {
+        "chosen": str(best), "rule": words, "rule_name": rule, "calibration_end": cal, "observation_end": obs,
+        "time_unit": unit, "holdout_duration": horizon, "n_customers": int(len(cal_table)),
+        "actual_total": float(actual.sum()), "fits": fits,
+    }
+    return out
