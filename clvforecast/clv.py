@@ -99,7 +99,7 @@ from scipy import special
 from ._checks import check_discount_rate, check_margin
 from .exceptions import DataValidationError, ModelAssumptionWarning
 from .models import GammaGamma
-from .models._base import PurchaseModel, as_duration, table_weights, validate_rfm
+from .models._base import PurchaseModel, as_duration, table_weights, unique_rows, validate_rfm
 from .units import DAYS_PER_UNIT, days_per, periodic_rate
 
 __all__ = ["INTERVAL_COLUMNS", "TOTAL_QUANTITIES", "forecast_totals", "predictive_clv"]
@@ -243,12 +243,12 @@ def _room(size: np.ndarray | int) -> np.ndarray:
     return (np.ceil((np.asarray(size, dtype="float64") + 1.0) / 8.0) * 8.0 - 1.0).astype(np.int64)
 
 
-def _needed_n_max(api: Any, theta: np.ndarray, t: float, hist: Sequence[np.ndarray], mean_if_alive: np.ndarray,
+def _needed_n_max(pmf: Callable[[np.ndarray, int], np.ndarray], mean: np.ndarray,
                   n_min: np.ndarray | None) -> np.ndarray:
-    """n_max per history for the mixture: where the distribution at the point estimate leaves ``_TAIL / 10``
-    above, plus 25% and 4 for the parameter draws (a history whose mixture still leaves more than ``_TAIL`` is
-    grown later). Found by doubling from a guess based on the expected count."""
-    m = np.nan_to_num(np.maximum(mean_if_alive, 0.0), nan=0.0, posinf=float(_N_MAX_CAP))
+    """n_max per row for the mixture: where ``pmf(rows, size)`` (the count distribution at the point estimate)
+    leaves ``_TAIL / 10`` above, plus 25% and 4 for the parameter draws (a row whose mixture still leaves more
+    than ``_TAIL`` is grown later). Found by doubling from a guess based on the expected count ``mean``."""
+    m = np.nan_to_num(np.maximum(mean, 0.0), nan=0.0, posinf=float(_N_MAX_CAP))
     size = _room(np.minimum(2.0 * m + 6.0 * np.sqrt(m) + 8.0, _N_MAX_CAP))
     need = np.zeros(len(m))
     pending = np.arange(len(m))
@@ -258,7 +258,7 @@ def _needed_n_max(api: Any, theta: np.ndarray, t: float, hist: Sequence[np.ndarr
             rows_all = pending[size[pending] == s]
             for sl in _chunks(len(rows_all), int(s)):
                 rows = rows_all[sl]
-                cdf = np.cumsum(api._pmf(theta, t, int(s), *(h[rows] for h in hist)), axis=1)
+                cdf = np.cumsum(pmf(rows, int(s)), axis=1)
                 ok = (1.0 - cdf[:, -1] <= _TAIL / 100) | (s >= _N_MAX_CAP)
                 need[rows[ok]] = (cdf[ok] < 1.0 - _TAIL / 10).sum(axis=1)
                 redo.append(rows[~ok])
@@ -268,6 +268,15 @@ def _needed_n_max(api: Any, theta: np.ndarray, t: float, hist: Sequence[np.ndarr
     if n_min is not None:
         need = np.maximum(need, n_min)
     return _room(np.minimum(need, _N_MAX_CAP))
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The concatenation of ``arange(s, s + l)`` for each start and length (vectorised)."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+    return np.arange(total, dtype=np.int64) + offsets
 
 
 def _count_mixture(
@@ -284,14 +293,116 @@ def _count_mixture(
 ) -> _Counts:
     """The mixture over ``draws`` of ``api._pmf(theta_d, t, n_max, *hist)`` for every unique history.
 
-    ``n_max`` is sized per history by :func:`_needed_n_max` (at least ``n_min``); histories are processed in
-    groups of equal ``n_max`` and chunks of rows, and a history whose mixture leaves more than ``_TAIL`` above its
-    ``n_max`` is redone with twice the room. ``on_moments(rows, mean, second)`` receives, for each finished chunk,
-    the per-draw first and second moments of the count, arrays of shape (n_draws, len(rows)), for the totals.
+    Every purchase model's count is ``P(X = n) = P(alive) P(X = n | alive) + [n = 0] (1 - P(alive))`` with
+    ``P(X = n | alive)`` depending on the history through ``x`` and ``T`` only (``n_periods`` for BG/BB), not on
+    ``t_x``. So the model's ``_alive_pmf`` is computed once per distinct ``(x, T)`` pair and draw (a few thousand
+    pairs where there are hundreds of thousands of histories), ``_p_alive`` once per history and draw, and a
+    history's mixture is ``mean_d [P_d(alive) A_d(x, T)] + [n = 0] (1 - mean_d P_d(alive))``. ``n_max`` is sized
+    per pair (at least the ``n_min`` of its histories), and a pair whose alive distribution leaves more than
+    ``_TAIL`` above it (averaged over the draws) is redone with twice the room; a history's tail is at most its
+    pair's. ``on_moments(rows, mean, second)`` receives, for each finished group of histories, the per-draw first
+    and second moments of the count, arrays of shape (n_draws, len(rows)), for the totals. A model without
+    ``_alive_pmf`` is mixed history by history through ``_pmf``.
+
+    A history's mixture depends only on the history, the draws and ``n_min`` (not on the other histories of the
+    table), so scoring a table in parts gives the same distributions.
     """
+    if getattr(type(api), "_alive_pmf", None) is None:
+        return _count_mixture_by_history(api, theta, draws, t, hist, mean_if_alive, n_min=n_min,
+                                         on_moments=on_moments, progress=progress)
+    hist = [np.asarray(h, dtype="float64") for h in hist]
+    x, tx, T = hist
+    n_hist, n_draws = len(x), len(draws)
+    key, (kx, kT), _ = unique_rows(x, T)
+    n_keys = len(kx)
+    # histories grouped by pair (CSR layout)
+    order = np.argsort(key, kind="stable")
+    ptr = np.r_[0, np.cumsum(np.bincount(key, minlength=n_keys))]
+    key_min = None
+    if n_min is not None:
+        key_min = np.zeros(n_keys)
+        np.maximum.at(key_min, key, np.asarray(n_min, dtype="float64"))
+    size = _needed_n_max(lambda rows, s: api._alive_pmf(theta, t, s, kx[rows], kT[rows]),
+                         np.asarray(mean_if_alive, dtype="float64")[order[ptr[:-1]]], key_min)
+    pa = np.empty((n_draws, n_hist))
+    for d in range(n_draws):
+        pa[d] = api._p_alive(draws[d], x, tx, T)
+    np.clip(pa, 0.0, 1.0, out=pa)
+    dead = 1.0 - pa.mean(axis=0)
+    buckets: list[tuple[np.ndarray, np.ndarray]] = []
+    pending = np.arange(n_keys)
+    work = float(np.sum((size + 1.0) * np.diff(ptr))) * n_draws
+    with _progress("predictive intervals", work, progress) as advance:
+        while len(pending):
+            redo = []
+            for s_ in np.unique(size[pending]):
+                s_ = int(s_)
+                keys_all = pending[size[pending] == s_]
+                n = np.arange(s_ + 1, dtype="float64")
+                # pairs in chunks of about _MAX_CELLS cells over the draws; their histories in chunks of about
+                # _CHUNK_CELLS cells
+                per_keys = max(1, _MAX_CELLS // (n_draws * (s_ + 1)))
+                for k0 in range(0, len(keys_all), per_keys):
+                    keys = keys_all[k0:k0 + per_keys]
+                    A = np.empty((n_draws, len(keys), s_ + 1))
+                    for d in range(n_draws):
+                        A[d] = api._alive_pmf(draws[d], t, s_, kx[keys], kT[keys])
+                    np.clip(A, 0.0, 1.0, out=A)
+                    tail = 1.0 - A.sum(axis=2).mean(axis=0)
+                    bad = tail > _TAIL
+                    if bad.any() and s_ < _N_MAX_CAP:
+                        redo.append(keys[bad])
+                        keep = ~bad
+                    else:
+                        if bad.any():  # pragma: no cover - needs a million purchases in the horizon
+                            warnings.warn(
+                                f"{int(bad.sum())} customers' count distributions leave up to {tail.max():.2g} "
+                                f"of their probability above {s_:,} purchases; their upper bounds are lower "
+                                "bounds", ModelAssumptionWarning, stacklevel=3,
+                            )
+                        keep = np.ones(len(keys), dtype=bool)
+                    if not keep.any():
+                        continue
+                    keys, A = keys[keep], A[:, keep]
+                    m1 = A @ n  # (draws, pairs): moments of the alive distribution
+                    m2 = A @ (n * n)
+                    lengths = ptr[keys + 1] - ptr[keys]
+                    rows_all = order[_ranges(ptr[keys], lengths)]
+                    local_all = np.repeat(np.arange(len(keys)), lengths)
+                    for sl in _chunks(len(rows_all), s_):
+                        rows, local = rows_all[sl], local_all[sl]
+                        mix = np.zeros((len(rows), s_ + 1))
+                        for d in range(n_draws):
+                            mix += pa[d, rows, None] * A[d, local]
+                        mix /= n_draws
+                        mix[:, 0] += dead[rows]
+                        buckets.append((rows, mix))
+                        if on_moments is not None:
+                            on_moments(rows, pa[:, rows] * m1[:, local], pa[:, rows] * m2[:, local])
+                        advance(float(len(rows) * (s_ + 1) * n_draws))
+            pending = np.concatenate(redo) if redo else np.array([], dtype=np.int64)
+            size[pending] = _room(np.minimum(2 * size[pending] + 1, _N_MAX_CAP))
+    return _Counts(buckets, n_hist)
+
+
+def _count_mixture_by_history(
+    api: Any,
+    theta: np.ndarray,
+    draws: np.ndarray,
+    t: float,
+    hist: Sequence[np.ndarray],
+    mean_if_alive: np.ndarray,
+    *,
+    n_min: np.ndarray | None = None,
+    on_moments: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+    progress: bool | None = None,
+) -> _Counts:
+    """:func:`_count_mixture` for a model without ``_alive_pmf``: ``_pmf`` per history and draw, ``n_max`` sized
+    per history, a history whose mixture leaves more than ``_TAIL`` above its ``n_max`` redone with twice the
+    room."""
     hist = [np.asarray(h, dtype="float64") for h in hist]
     n_hist = len(hist[0])
-    n_max = _needed_n_max(api, theta, t, hist, mean_if_alive, n_min)
+    n_max = _needed_n_max(lambda rows, s: api._pmf(theta, t, s, *(h[rows] for h in hist)), mean_if_alive, n_min)
     pending = np.arange(n_hist)
     buckets: list[tuple[np.ndarray, np.ndarray]] = []
     n_draws = len(draws)
@@ -335,6 +446,8 @@ def _count_mixture(
             pending = np.concatenate(redo) if redo else np.array([], dtype=np.int64)
             n_max[pending] = _room(np.minimum(2 * n_max[pending] + 1, _N_MAX_CAP))
     return _Counts(buckets, n_hist)
+
+
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -249,10 +249,20 @@ class BetaGeoBetaBinom(PurchaseModel):
         ``B(gamma, delta+n+t)/B(gamma, delta+n)`` (j = t), and makes ``BetaBinomial(j, alpha+x, beta+n-x)``
         transactions in them.
         """
-        a, b, g, d = (float(v) for v in theta)
         x, tx, n = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, tx, T))
-        t_int = int(round(float(t)))
         pa = BetaGeoBetaBinom._p_alive(theta, x, tx, n)
+        out = BetaGeoBetaBinom._alive_pmf(theta, t, n_max, x, n)
+        out *= pa[:, None]
+        out[:, 0] += 1.0 - pa
+        return np.clip(out, 0.0, 1.0)
+
+    @staticmethod
+    def _alive_pmf(theta: Any, t: float, n_max: int, x: Any, T: Any) -> np.ndarray:
+        """P(X = k in the next t opportunities | alive at opportunity n, x, n), k = 0..n_max (depends on x and n
+        only, not on t_x); see :meth:`_pmf`."""
+        a, b, g, d = (float(v) for v in theta)
+        x, n = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, T))
+        t_int = int(round(float(t)))
         ap, bp, dp = a + x, b + n - x, d + n
         log_s = _log_survival(g, dp, t_int)  # log P(alive at each of the next j opportunities), j = 0..t
         out = np.zeros((len(x), n_max + 1))
@@ -270,9 +280,7 @@ class BetaGeoBetaBinom(PurchaseModel):
                       - np.log(bp[:, None] + j - k[:, :-1] - 1))
             log_bb = log0[:, None] + np.concatenate([np.zeros((len(x), 1)), np.cumsum(ratios, axis=1)], axis=1)
             out[:, kk <= j] += pj[:, None] * np.exp(log_bb)
-        out *= pa[:, None]
-        out[:, 0] += 1.0 - pa
-        return np.clip(out, 0.0, 1.0)
+        return out
 
     @classmethod
     def _expected(cls, theta: Any, t: Any, x: Any, tx: Any, T: Any) -> np.ndarray:

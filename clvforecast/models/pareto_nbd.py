@@ -339,36 +339,53 @@ class ParetoNBD(PurchaseModel):
         ``z = log(1 + u/b)`` by a graded Gauss-Legendre rule whose weights are rescaled so that the lifetime
         density integrates exactly (the probabilities add up to one).
         """
-        r, alpha, s, beta = (float(v) for v in theta)
         x, tx, T = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, tx, T))
-        t = float(t)
         p_alive = ParetoNBD._p_alive(theta, x, tx, T)
-        n = np.arange(n_max + 1, dtype="float64")
-        out = np.zeros((len(x), n_max + 1))
-        rx_all, aT_all, bT_all = r + x, alpha + T, beta + T
-        for lo in range(0, len(x), 2048):
-            sl = slice(lo, lo + 2048)
-            rx, aT, bT = rx_all[sl, None, None], aT_all[sl, None, None], bT_all[sl, None, None]
-            Z = np.log1p(t / bT)  # (rows, 1, 1)
-            z = _Z_NODES[None, :, None] * Z
-            dens = s * np.exp(-s * z)  # lifetime density in z
-            wts = _Z_WEIGHTS[None, :, None] * Z * dens
-            exact = -np.expm1(-s * Z)  # P(tau <= t)
-            total = wts.sum(axis=1, keepdims=True)
-            wts = np.where(total > 0, wts * exact / np.where(total > 0, total, 1.0), 0.0)
-            u = bT * np.expm1(z)
-            nn = n[None, None, :]
-            with np.errstate(all="ignore"):
-                lognb = (special.gammaln(rx + nn) - special.gammaln(rx) - special.gammaln(nn + 1)
-                         - rx * np.log1p(u / aT) + nn * (np.log(u) - np.log(aT + u)))
-                lognb = np.where((u == 0) & (nn == 0), 0.0, lognb)
-                inside = (wts * np.exp(lognb)).sum(axis=1)
-                lognb_t = (special.gammaln(rx + nn) - special.gammaln(rx) - special.gammaln(nn + 1)
-                           - rx * np.log1p(t / aT) + nn * (math.log(t) - np.log(aT + t))) if t > 0 else \
-                    np.where(nn == 0, 0.0, -np.inf)
-                alive_to_t = np.exp(-s * Z[:, :, 0])  # P(tau > t)
-                outside = alive_to_t * np.exp(lognb_t[:, 0, :] if t > 0 else lognb_t[0])
-            out[sl] = np.nan_to_num(inside + outside, nan=0.0)
+        out = ParetoNBD._alive_pmf(theta, t, n_max, x, T)
         out *= p_alive[:, None]
         out[:, 0] += 1.0 - p_alive
         return np.clip(out, 0.0, 1.0)  # rounding at extreme parameters
+
+    @staticmethod
+    def _alive_pmf(theta: Any, t: float, n_max: int, x: Any, T: Any) -> np.ndarray:
+        """P(X(t) = n | alive at T, x, T), n = 0..n_max (depends on x and T only); see :meth:`_pmf`."""
+        r, alpha, s, beta = (float(v) for v in theta)
+        x, T = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, T))
+        t = float(t)
+        out = np.zeros((len(x), n_max + 1))
+        if t <= 0:
+            out[:, 0] = 1.0
+            return out
+        k = np.arange(n_max, dtype="float64")
+        for lo in range(0, len(x), 512):
+            sl = slice(lo, lo + 512)
+            rx, aT, bT = (r + x[sl])[:, None], (alpha + T[sl])[:, None], (beta + T[sl])[:, None]
+            with np.errstate(all="ignore"):
+                Z = np.log1p(t / bT)  # (rows, 1)
+                z = _Z_NODES[None, :] * Z
+                wts = _Z_WEIGHTS[None, :] * Z * (s * np.exp(-s * z))  # lifetime density in z
+                total = wts.sum(axis=1, keepdims=True)
+                exact = -np.expm1(-s * Z)  # P(tau <= t)
+                wts = np.where(total > 0, wts * exact / np.where(total > 0, total, 1.0), 0.0)
+                # the nodes u inside (0, t) and the node u = t for a customer alive throughout, P(tau > t)
+                u = np.concatenate([bT * np.expm1(z), np.full_like(Z, t)], axis=1)
+                w = np.concatenate([wts, np.exp(-s * Z)], axis=1)
+                log_p = np.log(u) - np.log(aT + u)  # log of the NB's success probability u/(alpha+T+u)
+                log_nb0 = -rx * np.log1p(u / aT)
+                # NB(n; u) by cumulative products of (rx+n)/(n+1) p from NB(0) = (aT/(aT+u))^rx, or in logs for the
+                # rows where NB(0) underflows at some node (thousands of purchases)
+                small = np.min(log_nb0, axis=1) < -600.0
+                nb = np.empty((len(rx), u.shape[1], n_max + 1))
+                normal = ~small
+                if normal.any():
+                    nn = nb[normal]
+                    nn[:, :, 0] = np.exp(log_nb0[normal])
+                    nn[:, :, 1:] = ((rx[normal, :, None] + k) / (k + 1.0)) * np.exp(log_p[normal])[:, :, None]
+                    np.cumprod(nn, axis=2, out=nn)
+                    nb[normal] = nn
+                if small.any():
+                    steps = (np.log(rx[small, :, None] + k) - np.log(k + 1.0)) + log_p[small][:, :, None]
+                    ls = np.concatenate([np.zeros(steps.shape[:2] + (1,)), np.cumsum(steps, axis=2)], axis=2)
+                    nb[small] = np.exp(ls + log_nb0[small][:, :, None])
+                out[sl] = np.nan_to_num(np.einsum("ij,ijn->in", w, nb), nan=0.0)
+        return out
