@@ -486,3 +486,22 @@ def test_table_errors_name_the_column(cdnow_cal, models):  # noqa: ANN001
     bg, gg = models
     with pytest.raises(DataValidationError, match="monetary_value"):
         cf.predictive_clv(bg, gg, cdnow_cal.drop(columns="monetary_value"), horizon="12M", interval=0.9)
+
+
+@pytest.mark.parametrize("model_cls", [cf.BetaGeo, cf.ParetoNBD])
+def test_bounds_do_not_depend_on_how_customers_are_batched(cdnow_cal, models, model_cls):  # noqa: ANN001
+    # the Spark engine scores batch by batch with random_state=0: a customer's bounds must depend only on her
+    # history and the seed (the parameter draws), not on the other customers of the batch
+    model = model_cls().fit(cdnow_cal)
+    _, gg = models
+    kw = dict(horizon="52W", discount_rate=0.1, margin=0.3, interval=0.9, random_state=0)
+    whole = cf.predictive_clv(model, gg, cdnow_cal, **kw)
+    odd, even = cdnow_cal.iloc[1::2], cdnow_cal.iloc[::2]
+    parts = pd.concat([cf.predictive_clv(model, gg, odd, **kw), cf.predictive_clv(model, gg, even, **kw)])
+    parts = parts.loc[whole.index]
+    for c in ("expected_purchases_lower", "expected_purchases_upper"):
+        pd.testing.assert_series_equal(parts[c], whole[c])  # whole numbers: identical
+    for c in ("clv_lower", "clv_upper", "clv", "expected_purchases"):
+        pd.testing.assert_series_equal(parts[c], whole[c], rtol=1e-10)
+    # and run to run with the same seed, every number is identical
+    pd.testing.assert_frame_equal(cf.predictive_clv(model, gg, odd, **kw), parts.loc[odd.index])
