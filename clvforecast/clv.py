@@ -521,12 +521,13 @@ def _spend_ratio_quantiles(counts: _Counts, x: np.ndarray, p: float, q: float,
 
     ``P(R <= r) = P(X = 0) + sum_{n >= 1} P(X = n) I_{r/(1+r)}(n p, p x + q)`` is tabulated once per distinct
     ``x`` on a log grid of ``r`` and inverted by interpolation. The grid spans the quantiles sought for every
-    history with that ``x``: with ``n_lo`` the smallest count reaching ``P(X <= n) >= min(probs) / 5`` and
-    ``n_hi`` the largest reaching ``P(X <= n) >= 1 - (1 - max(probs)) / 5``, F is below ``min(probs)`` at the
-    ``min(probs) / 10`` quantile of ``R_{n_lo}`` and above ``max(probs)`` at the ``1 - (1 - max(probs)) / 10``
-    quantile of ``R_{n_hi}`` (``I_n(r)`` decreases in ``n``).
+    history with that ``x``: for a history whose lowest quantile sought above 0 is at probability ``P(X = 0) + c``,
+    with ``n_a`` the first count with ``P(1 <= X <= n_a) >= c / 5``, F is below ``P(X = 0) + c`` at the ``c / 10``
+    quantile of ``R_{n_a}``; and with ``n_hi`` the largest count reaching ``P(X <= n) >= 1 - (1 - max(probs)) / 5``,
+    F is above ``max(probs)`` at the ``1 - (1 - max(probs)) / 10`` quantile of ``R_{n_hi}`` (``I_n(r)`` decreases
+    in ``n``). The grid runs from the lowest of the first over the histories to the second.
     """
-    p_min, p_max = min(probs), max(probs)
+    p_max = max(probs)
     ux, x_code = np.unique(x, return_inverse=True)
     # the histories of each x, gathered from the buckets (one large product per x is much faster than many
     # small ones, above all when the BLAS threads compete for busy cores)
@@ -547,12 +548,24 @@ def _spend_ratio_quantiles(counts: _Counts, x: np.ndarray, p: float, q: float,
             P[at: at + len(r), : pmf.shape[1]] = pmf
             at += len(r)
         cdf = np.cumsum(P, axis=1)
-        n_lo = max(1, int(np.min((cdf < p_min / 5).sum(axis=1))))
+        # the lowest probability each history needs inverted: the first of probs above her P(X = 0) (the rest
+        # of her quantiles are 0), and its distance c from P(X = 0)
+        p0 = P[:, 0]
+        need = np.full(len(rows), np.nan)
+        for pr in sorted(probs, reverse=True):
+            need = np.where(p0 < pr, pr - p0, need)
+        needs = np.isfinite(need)
+        if not needs.any():
+            continue  # every quantile sought is 0
+        c = need[needs]
+        # n_a: the first n >= 1 with P(1 <= X <= n) >= c / 5; below the c / 10 quantile of R_{n_a}, F < P(X = 0) + c
+        n_a = 1 + ((cdf[needs, 1:] - p0[needs, None]) < c[:, None] / 5).sum(axis=1)
+        n_lo = int(np.min(n_a))
         n_hi = max(1, int(np.max((cdf < 1 - (1 - p_max) / 5).sum(axis=1))))
         top = max(n_hi, int(np.max(np.nonzero(P.max(axis=0) > 1e-12)[0], initial=1)))
         P = P[:, : top + 1]
         A = p * float(ux[j]) + q
-        log_grid = _ratio_grid(p, A, n_lo, n_hi, p_min / 10, 1 - (1 - p_max) / 10)
+        log_grid = _ratio_grid(p, A, n_lo, n_hi, float(np.min(c)) / 10, 1 - (1 - p_max) / 10)
         r = np.exp(log_grid)
         n = np.arange(1, P.shape[1], dtype="float64")[:, None]
         table = special.betainc(n * p, A, (r / (1 + r))[None, :])  # (top, G)
