@@ -324,9 +324,7 @@ def _count_mixture(
         np.maximum.at(key_min, key, np.asarray(n_min, dtype="float64"))
     size = _needed_n_max(lambda rows, s: api._alive_pmf(theta, t, s, kx[rows], kT[rows]),
                          np.asarray(mean_if_alive, dtype="float64")[order[ptr[:-1]]], key_min)
-    pa = np.empty((n_draws, n_hist))
-    for d in range(n_draws):
-        pa[d] = api._p_alive(draws[d], x, tx, T)
+    pa = np.asarray(api._p_alive_draws(draws, x, tx, T), dtype="float64").reshape(n_draws, n_hist)
     np.clip(pa, 0.0, 1.0, out=pa)
     dead = 1.0 - pa.mean(axis=0)
     buckets: list[tuple[np.ndarray, np.ndarray]] = []

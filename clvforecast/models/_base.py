@@ -416,11 +416,23 @@ class FittedModel:
         H0 = None
         sub_evals = 0
         if n_rows >= WARM_START_MIN_ROWS:
-            mask = np.random.default_rng(0).random(n_rows) < max(0.05, 10_000 / n_rows)
-            sub = data.subset(mask)
+            # a ladder of seeded subsamples of the distinct histories: the cold start (L-BFGS-B) on about 10,000
+            # rows, Newton from there on 5% of the rows, then Newton on the full table from that optimum and
+            # Hessian (each level needs a handful of evaluations of the next, larger one)
+            rng = np.random.default_rng(0)
+            mask = rng.random(n_rows) < max(0.05, 10_000 / n_rows)
+            sub, w_sub = data.subset(mask), w[mask]
+            sub_starts, H_sub = starts, None
             try:
-                sub_best, sub_tried = _engine.minimize(objective_on(sub, w[mask]), starts, forward=True)
-                sub_evals = sum(o.n_evaluations for o in sub_tried)
+                if len(w_sub) >= 3 * 10_000:
+                    small = rng.random(len(w_sub)) < 10_000 / len(w_sub)
+                    s_best, s_tried = _engine.minimize(objective_on(sub.subset(small), w_sub[small]), starts,
+                                                       forward=True)
+                    sub_evals += sum(o.n_evaluations for o in s_tried)
+                    if np.all(np.linalg.eigvalsh(s_best.hessian) > 0):
+                        sub_starts, H_sub = [s_best.phi, *starts], s_best.hessian
+                sub_best, sub_tried = _engine.minimize(objective_on(sub, w_sub), sub_starts, H0=H_sub, forward=True)
+                sub_evals += sum(o.n_evaluations for o in sub_tried)
                 if np.all(np.linalg.eigvalsh(sub_best.hessian) > 0):
                     starts = [sub_best.phi, *starts]
                     H0 = sub_best.hessian
@@ -797,6 +809,12 @@ class PurchaseModel(FittedModel):
     @staticmethod
     def _pmf(theta: Any, t: float, n_max: int, x: Any, tx: Any, T: Any) -> np.ndarray:
         raise NotImplementedError
+
+    @classmethod
+    def _p_alive_draws(cls, draws: np.ndarray, x: Any, tx: Any, T: Any) -> np.ndarray:
+        """``_p_alive`` at each row of ``draws`` (parameter vectors): shape (len(draws), len(x)). Models whose
+        P(alive) has work that depends on the histories only override this to do it once."""
+        return np.array([cls._p_alive(d, x, tx, T) for d in np.asarray(draws, dtype="float64")])
 
     @classmethod
     def _expected(cls, theta: Any, t: Any, x: Any, tx: Any, T: Any) -> np.ndarray:
