@@ -266,20 +266,25 @@ class BetaGeoBetaBinom(PurchaseModel):
         ap, bp, dp = a + x, b + n - x, d + n
         log_s = _log_survival(g, dp, t_int)  # log P(alive at each of the next j opportunities), j = 0..t
         out = np.zeros((len(x), n_max + 1))
-        kk = np.arange(n_max + 1)
+        k = np.arange(n_max + 1, dtype="float64")[None, :]
+        ap_, bp_, D = ap[:, None], bp[:, None], (ap + bp)[:, None]
+        # BetaBinomial(k; j, ap, bp) for j = 0, 1, ..., t by the urn recursion (no special functions):
+        # BB(k; j+1) = BB(k; j) (bp+j-k)/(ap+bp+j) + BB(k-1; j) (ap+k-1)/(ap+bp+j)
+        bb = np.zeros((len(x), n_max + 1))
+        bb[:, 0] = 1.0
+        log_g = np.log(g)
         for j in range(t_int + 1):
             # P(J = j): alive for exactly j of the t opportunities (dies before opportunity j+1), or all t
             if j < t_int:
-                pj = np.exp(log_s[:, j] + np.log(g) - np.log(g + dp + j))
+                pj = np.exp(log_s[:, j] + log_g - np.log(g + dp + j))
             else:
                 pj = np.exp(log_s[:, t_int])
-            # BetaBinomial(k; j, ap, bp) by its ratio recursion, in logs: P(0) = prod_{i<j} (bp+i)/(ap+bp+i)
-            k = np.arange(min(j, n_max) + 1, dtype="float64")[None, :]
-            log0 = -np.log1p(ap[:, None] / (bp[:, None] + np.arange(j, dtype="float64")[None, :])).sum(axis=1)
-            ratios = (np.log(j - k[:, :-1]) - np.log(k[:, :-1] + 1) + np.log(ap[:, None] + k[:, :-1])
-                      - np.log(bp[:, None] + j - k[:, :-1] - 1))
-            log_bb = log0[:, None] + np.concatenate([np.zeros((len(x), 1)), np.cumsum(ratios, axis=1)], axis=1)
-            out[:, kk <= j] += pj[:, None] * np.exp(log_bb)
+            out += pj[:, None] * bb
+            if j == t_int:
+                break
+            nxt = bb * (np.maximum(bp_ + j - k, 0.0) / (D + j))
+            nxt[:, 1:] += bb[:, :-1] * ((ap_ + k[:, :-1]) / (D + j))
+            bb = nxt
         return out
 
     @classmethod
