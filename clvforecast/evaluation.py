@@ -1312,7 +1312,9 @@ def compare_models(
         not converge or whose parameters the data do not identify (``diagnostics_``; a degenerate optimum such
         as BG/NBD with no evidence of dropout) is chosen only when no model fitted soundly, and then
         ``attrs["rule"]`` says so and a :class:`~clvforecast.exceptions.ModelAssumptionWarning` is raised.
-        Ties go to the model listed first.
+        Values within 1e-6 (relative) of the best are ties, won by the model listed first (degenerate fits that
+        reach the same limit, e.g. three models without dropout that all behave as an NBD, differ only by where
+        each optimizer stopped).
 
     Returns
     -------
@@ -1419,13 +1421,16 @@ def compare_models(
                              "transaction log); choose another rule")
         words += ("; no model fitted soundly (see the message column), so the choice falls back to all models "
                   "and rests on a degenerate fit")
-        warnings.warn(f"compare_models: no model fitted soundly; {pool.idxmax() if higher else pool.idxmin()} is "
-                      "chosen by the rule anyway (see the message column)", ModelAssumptionWarning, stacklevel=2)
+        warnings.warn("compare_models: no model fitted soundly, so the choice rests on a degenerate fit (see the "
+                      "message column and attrs['rule'])", ModelAssumptionWarning, stacklevel=2)
     else:
         passed = [m for m in out.index if not sound[m]]
         if passed:
             words += f" ({', '.join(passed)} passed over: {'its' if len(passed) == 1 else 'their'} fit is degenerate)"
-    best = pool.idxmax() if higher else pool.idxmin()
+    # values within 1e-6 (relative) of the best are ties (degenerate fits that reach the same limit differ only
+    # by where each optimizer stopped), won by the model listed first
+    top = float(pool.max() if higher else pool.min())
+    best = next(m for m in pool.index if abs(float(pool[m]) - top) <= 1e-6 * max(abs(top), 1e-12))
     out["chosen"] = out.index == best
     out = out[list(COMPARISON_COLUMNS)]
     out.attrs = {

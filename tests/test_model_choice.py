@@ -166,3 +166,18 @@ def test_refusals(cdnow_cal: pd.DataFrame, cdnow_tx: pd.DataFrame) -> None:
     mine = cf.BetaGeo()
     cf.compare_models(cdnow_cal, models=(mine,))
     assert not hasattr(mine, "params_")  # instances are copied, not fitted in place
+
+
+class _Twin(cf.ParetoNBD):
+    """A Pareto/NBD whose holdout predictions are BG/NBD's less 1e-9 relative (as degenerate fits that reach the
+    same NBD limit are)."""
+
+    def expected_purchases(self, table, t):  # noqa: ANN001, ANN201
+        return cf.BetaGeo().fit(table).expected_purchases(table, t) * (1 - 1e-9)
+
+
+def test_ties_within_rounding_go_to_the_model_listed_first(cdnow_cal: pd.DataFrame) -> None:
+    c = cf.compare_models(cdnow_cal, models=("bgnbd", _Twin))
+    assert c.loc["pnbd", "mae"] < c.loc["bgnbd", "mae"] < c.loc["pnbd", "mae"] * (1 + 1e-8)
+    assert c.attrs["chosen"] == "bgnbd"
+    assert cf.compare_models(cdnow_cal, models=(_Twin, "bgnbd")).attrs["chosen"] == "pnbd"
