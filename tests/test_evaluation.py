@@ -488,3 +488,72 @@ def test_total_errors_and_calibrated_totals_from_a_backtest(cdnow_tx, cdnow_cal)
     b = cf.forecast_totals(bg, gg, cdnow_cal, horizon="39W", past_errors=errs, random_state=0)
     pd.testing.assert_frame_equal(a, b)
     assert a.attrs["past_errors"]["spend"]["n_cutoffs"] == 3
+
+
+# ------------------------------------------------------------------------------------------------------------
+# every continuous-time purchase model through the holdout evaluation
+# ------------------------------------------------------------------------------------------------------------
+LIFETIMES_FITTERS = {"pnbd": ("ParetoNBDFitter", ["r", "alpha", "s", "beta"]),
+                     "mbgnbd": ("ModifiedBetaGeoFitter", ["r", "alpha", "a", "b"])}
+
+
+@pytest.mark.parametrize("name", ["pnbd", "mbgnbd"])
+def test_other_models_through_the_holdout_evaluation(cdnow_tx, name):  # noqa: ANN001
+    import warnings
+
+    from clvforecast.models import _base
+
+    ev = evaluate_holdout(cdnow_tx, calibration_end=CAL_END, observation_end=OBS_END, time_unit="W", model=name,
+                          interval=0.9, random_state=0)
+    assert ev.method == name and ev.model.NAME == name
+    assert sorted(ev.metrics["method"].unique()) == sorted([name, "avg_formula", "run_rate"])
+    # the model's holdout predictions are lifetimes' conditional expectations at the fitted parameters
+    lifetimes = _base.import_lifetimes()
+    cls, names = LIFETIMES_FITTERS[name]
+    f = getattr(lifetimes, cls)()
+    f.params_ = ev.model.params_[names]
+    c = ev.customers
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = f.conditional_expected_number_of_purchases_up_to_time(39, c["frequency"], c["recency"], c["T"])
+    np.testing.assert_allclose(c[f"{name}_purchases"], theirs, rtol=1e-7)
+    ce = ev.conditional_expectations
+    bucket = np.minimum(c["frequency"].to_numpy(), 7)
+    np.testing.assert_allclose(ce[f"{name}_purchases"], [np.mean(np.asarray(theirs)[bucket == k]) for k in range(8)],
+                               rtol=1e-7)
+    # period transactions: sum over customers of P(X(T) = n) for a new customer, lifetimes' pmf for n < 7
+    pt = ev.period_transactions
+    exposure, count = np.unique(c["T"].to_numpy(), return_counts=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if name == "pnbd":
+            p = [[f.conditional_probability_of_n_purchases_up_to_time(n, e, 0, 0, 0) for n in range(7)]
+                 for e in exposure]
+        else:
+            p = [[f.probability_of_n_purchases_up_to_time(e, n) for n in range(7)] for e in exposure]
+    head = count @ np.asarray(p, dtype=float)
+    np.testing.assert_allclose(pt["expected"].to_numpy()[:7], head, rtol=1e-6)
+    assert pt["expected"].sum() == pytest.approx(len(c))
+    # tracking with the model's own cohort curve, and calibrated intervals
+    assert ev.tracking is not None and ev.tracking["expected_cumulative"].iloc[-1] > 0
+    cov = float(ev.metric("coverage", "purchases")[name])
+    assert 0.9 <= cov <= 0.98
+    assert f"({name})" in ev.summary
+
+
+def test_backtest_with_another_model(cdnow_tx):  # noqa: ANN001
+    bt = backtest(cdnow_tx, cutoffs=["1997-06-30", "1997-07-31"], horizon="8W", model="mbgnbd", progress=False)
+    assert set(bt["method"]) == {"mbgnbd", "avg_formula", "run_rate"}
+    errs = cf.evaluation.total_errors(bt)
+    assert len(errs) == 4 and (errs["predicted"] > 0).all()
+    with pytest.raises(ValueError, match="BG/BB model counts periods with a purchase.*no tracking curve"):
+        repeat_transaction_tracking(cdnow_tx, calibration_end=CAL_END, observation_end=OBS_END,
+                                    model=cf.BetaGeoBetaBinom().fit(_donations()))
+    with pytest.raises(TypeError, match="BG/BB.*discrete_summary|discrete-period"):
+        backtest(cdnow_tx, cutoffs=["1997-06-30"], horizon="8W", model="bgbb", progress=False)
+
+
+def _donations():  # noqa: ANN202
+    from clvforecast.models.bgbb import donations
+
+    return donations()
