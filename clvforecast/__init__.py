@@ -25,7 +25,7 @@ from .historical import (
     historical_forecast,
     implied_lifetime,
 )
-from .io import read_transactions
+from .io import TransactionLog, read_transactions
 from .models import (
     PURCHASE_MODELS,
     BetaGeo,
@@ -37,7 +37,7 @@ from .models import (
     purchase_model,
 )
 from .report import ForecastReport
-from .rfm import calibration_holdout, rfm_summary
+from .rfm import calibration_holdout, discrete_summary, extreme_orders, rfm_summary
 from .units import parse_horizon, periodic_rate
 
 __version__ = "0.1.0"
@@ -81,5 +81,8 @@ __all__ = [
     "parse_horizon",
     "periodic_rate",
     "read_transactions",
+    "TransactionLog",
+    "discrete_summary",
+    "extreme_orders",
     "rfm_summary",
 ]
