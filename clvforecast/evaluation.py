@@ -803,12 +803,6 @@ def evaluate_holdout(
                                           observation_end=observation_end, time_unit=time_unit, model=pm,
                                           read_options=read_options, what="evaluate_holdout")
     discrete = pm.DISCRETE
-    if discrete and past_cutoffs is not None:
-        raise ValueError(
-            "evaluate_holdout: past_cutoffs (the backtest-calibrated interval of the totals) supports the "
-            "continuous-time models (bgnbd, pnbd, mbgnbd); for BG/BB pass the past totals to "
-            "forecast_totals(..., past_errors=...) as a table of target, predicted and actual"
-        )
     cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
     horizon = float(cal_table.attrs["holdout_duration"])
     _check_holdout(cal_table, cal, obs, horizon)

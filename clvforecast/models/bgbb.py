@@ -31,6 +31,14 @@ def _bb(u: Any, v: Any) -> np.ndarray:
     return special.betaln(u, v)
 
 
+def _ladder(start: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """``start + [0, steps_0, steps_0 + steps_1, ...]`` along axis 1 (k columns from k steps, the last unused)."""
+    out = np.empty_like(steps)
+    out[:, 0] = 0.0
+    np.cumsum(steps[:, :-1], axis=1, out=out[:, 1:])
+    return out + start[:, None]
+
+
 def _ll_rows(theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
     a, b, g, d = (float(v) for v in theta)
     x, tx, n = data["x"], data["tx"], data["T"]
@@ -38,10 +46,17 @@ def _ll_rows(theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarr
     A = _bb(a + x, b + n - x) + _bb(g, d + n) - base
     steps = np.maximum(n - tx, 0).astype("int64")  # terms i = 0 .. n - t_x - 1
     k_max = int(steps.max()) if steps.size else 0
-    terms = np.full((len(x), max(k_max, 1)), -np.inf)
-    for i in range(k_max):
-        on = steps > i
-        terms[on, i] = _bb(a + x[on], b + tx[on] - x[on] + i) + _bb(g + 1, d + tx[on] + i) - base
+    # the terms B(a+x, b+t_x-x+i) B(g+1, d+t_x+i) / (B(a, b) B(g, d)) as one (rows, k_max) array, by the
+    # recursion B(p, q+1) = B(p, q) q / (p+q) in logs (one log-beta per row, not per cell); cells i >= n - t_x are
+    # off (-inf)
+    k = max(k_max, 1)
+    i = np.arange(k, dtype="float64")[None, :]
+    on = i < steps[:, None]
+    p1, q1 = a + x, b + tx - x
+    q2 = d + tx
+    L1 = _ladder(_bb(p1, q1), np.log(q1[:, None] + i) - np.log(p1[:, None] + q1[:, None] + i))
+    L2 = _ladder(_bb(g + 1, q2), np.log(q2[:, None] + i) - np.log(g + 1 + q2[:, None] + i))
+    terms = np.where(on, L1 + L2 - base, -np.inf)
     with np.errstate(divide="ignore"):
         B = special.logsumexp(terms, axis=1) if k_max else np.full(len(x), -np.inf)
     ll = np.logaddexp(A, B)
@@ -57,16 +72,18 @@ def _ll_rows(theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarr
         np.full(len(x), dg(g)) - dg(g + d + n), dg(d + n) - dg(g + d + n),
     ])
     G[:] = wA[:, None] * gA
-    for i in range(k_max):
-        on = steps > i
-        if not on.any():
-            continue
-        wi = np.exp(terms[on, i] - ll[on])
-        xo, to = x[on], tx[on]
-        G[on, 0] += wi * (dg(a + xo) - dg(a + b + to + i))
-        G[on, 1] += wi * (dg(b + to - xo + i) - dg(a + b + to + i))
-        G[on, 2] += wi * (dg(g + 1) - dg(g + d + 1 + to + i))
-        G[on, 3] += wi * (dg(d + to + i) - dg(g + d + 1 + to + i))
+    if k_max:
+        wi = np.exp(terms - ll[:, None])  # 0 where off
+
+        def psi(z: np.ndarray) -> np.ndarray:  # digamma(z + i) by psi(z+1) = psi(z) + 1/z
+            return _ladder(dg(z), 1.0 / (z[:, None] + i))
+
+        ab = psi(p1 + q1)  # a + b + t_x + i
+        gd = psi(g + 1 + q2)  # g + d + 1 + t_x + i
+        G[:, 0] += (wi * (dg(p1)[:, None] - ab)).sum(axis=1)
+        G[:, 1] += (wi * (psi(q1) - ab)).sum(axis=1)
+        G[:, 2] += (wi * (dg(g + 1) - gd)).sum(axis=1)
+        G[:, 3] += (wi * (psi(q2) - gd)).sum(axis=1)
     G -= d_base[None, :]
     return ll, G
 
