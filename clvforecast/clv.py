@@ -25,9 +25,11 @@ models know about, not only the uncertainty of the mean (a posterior of ``E[X]``
 covers about 1% of CDNOW customers' actual holdout purchases at 94%):
 
 * **Process** (the count itself). The number of purchases ``X`` in the horizon has the exact distribution
-  ``P(X = n | history, theta)`` of the purchase model (the model's ``_pmf``: alive or not at T, purchases while
-  alive, dropout), computed for ``n = 0..n_max`` with ``n_max`` grown (doubling) per history until the mass above
-  it is below ``1e-6``.
+  ``P(X = n | history, theta)`` of the purchase model (BG/NBD, Pareto/NBD, MBG/NBD; BG/BB in whole periods):
+  ``P(alive at T) P(X = n | alive) + [n = 0] P(dead)``, the model's ``_p_alive`` per history and its
+  ``_alive_pmf`` (purchases while alive, dropout), which depends on the history through ``x`` and ``T`` only and
+  is computed once per distinct ``(x, T)`` for ``n = 0..n_max``, ``n_max`` grown (doubling) until the mass above
+  it is below ``1e-5``.
 * **Parameters**. ``theta`` is drawn ``n_draws`` times from the estimator's asymptotic sampling distribution on
   the log scale (``model.sample_params``: ``log theta ~ Normal(log theta_hat, log_covariance_)``, every draw
   positive), and the customer's predictive distribution is the mixture ``P(X = n | history) = mean_d P(X = n |

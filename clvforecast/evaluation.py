@@ -1,12 +1,20 @@
 """Holdout validation: how good is the forecast, and is it better than the historical formula?
 
-:func:`evaluate_holdout` fits BG/NBD and Gamma-Gamma on a calibration period, predicts the holdout period and
-scores the prediction against the two historical baselines of
-:func:`~clvforecast.historical.historical_forecast` (``avg_formula``: the population's average rate for
-everyone; ``run_rate``: each customer's own past rate), per customer and in aggregate, with the diagnostics of
-Fader, Hardie & Lee (2005): the conditional-expectation table, the tracking plot of repeat transactions and
-the period-transactions histogram. :func:`backtest` repeats this at several calibration cutoffs (rolling
-origin).
+:func:`evaluate_holdout` fits a purchase model (BG/NBD by default; Pareto/NBD, MBG/NBD or BG/BB) and
+Gamma-Gamma on a calibration period, predicts the holdout period and scores the prediction against the two
+historical baselines of :func:`~clvforecast.historical.historical_forecast` (``avg_formula``: the population's
+average rate for everyone; ``run_rate``: each customer's own past rate), per customer and in aggregate, with the
+diagnostics of Fader, Hardie & Lee (2005): the conditional-expectation table, the tracking plot of repeat
+transactions and the period-transactions histogram. :func:`backtest` repeats this at several calibration cutoffs
+(rolling origin). :func:`compare_models` fits several purchase models on one calibration table and chooses one by
+a documented rule.
+
+BG/BB (discrete opportunities) is evaluated on a table of ``rfm.discrete_summary`` (given, or built from the log
+with periods of ``time_unit``): each customer's holdout count of periods with a purchase, with intervals,
+coverage, PIT, conditional expectations and period transactions, past cutoffs and ``backtest``. It has no
+tracking curve (it does not model transactions in continuous time), no spend target and no historical baselines
+(they predict transactions, not periods with one); an aggregated table (a ``weight`` column) is refused, since the
+holdout is scored customer by customer, and so is ``compare_models`` (its likelihood is of another table).
 
 Metrics
 -------
@@ -447,13 +455,7 @@ def repeat_transaction_tracking(
     observation_end: Any,
     time_unit: str = "W",
     model: Any = None,
-    customer_id: str = "customer_id",
-    date: str = "date",
-    amount: str | None = "amount",
-    date_format: str | None = None,
-    on_invalid: str = "raise",
-    zero_amounts: str = "keep",
-    negative_amounts: str | None = None,
+    **read_options: Any,
 ) -> pd.DataFrame:
     """Repeat transactions per period, actual and expected, across calibration and holdout (tracking plot).
 
@@ -467,10 +469,14 @@ def repeat_transaction_tracking(
     Hardie & Lee 2005). The first period starts on or before the earliest first purchase; the last one is cut
     at ``observation_end`` when the holdout is not a whole number of periods.
 
-    The model curve (``model`` a fitted BG/NBD, i.e. anything with ``expected_purchases_new_customer(t)``) is
+    The model curve (``model`` a fitted purchase model, anything with ``expected_purchases_new_customer(t)``) is
     the expected repeat transactions of the cohort given each customer's first-purchase time: customer ``i``,
     first purchase at ``s_i``, contributes ``E[X(t - s_i)]`` (the unconditional expectation of the model) to
-    the cumulative count at the end ``t`` of a period, for ``t > s_i``.
+    the cumulative count at the end ``t`` of a period, for ``t > s_i``. Any continuous-time purchase model
+    (BG/NBD, Pareto/NBD, MBG/NBD); BG/BB, which counts periods with a purchase, is refused.
+
+    ``read_options`` say how to read the log (``customer_id=...``, ``amount=None``, ``on_invalid=...``): the
+    options of :func:`~clvforecast.read_transactions`.
 
     Returns
     -------
@@ -489,11 +495,7 @@ def repeat_transaction_tracking(
     cal, obs = _to_date(calibration_end, "calibration_end"), _to_date(observation_end, "observation_end")
     if obs < cal:
         raise ValueError(f"observation_end ({obs}) is before calibration_end ({cal})")
-    read_kwargs: dict[str, Any] = dict(
-        customer_id=customer_id, date=date, amount=amount, date_format=date_format, on_invalid=on_invalid,
-        zero_amounts=zero_amounts, negative_amounts=negative_amounts,
-    )
-    firsts, repeats = cohort_days(transactions, calibration_end=cal, observation_end=obs, **read_kwargs)
+    firsts, repeats = cohort_days(transactions, calibration_end=cal, observation_end=obs, **read_options)
     if firsts.empty:
         raise ValueError(f"no customer made a purchase on or before calibration_end={cal}; check the dates")
     return _tracking_table(
@@ -539,7 +541,7 @@ class HoldoutEvaluation:
         :func:`conditional_expectations` of the holdout purchases (every method).
     tracking:
         :func:`repeat_transaction_tracking` with the model's curve, or ``None`` when no transaction log was
-        given.
+        given (and for BG/BB, which has no tracking curve).
     period_transactions:
         :func:`period_transactions` under the fitted purchase model.
     model, gamma_gamma:
@@ -755,8 +757,9 @@ def evaluate_holdout(
         A :func:`~clvforecast.calibration_holdout` table to use instead of computing one from ``transactions``
         (passing it as ``transactions`` does the same).
     model:
-        The purchase model: a name (``"bgnbd"``; with the models of the models branch ``"pnbd"``, ``"mbgnbd"``,
-        ``"bgbb"``), a class or an instance (refitted on the calibration period).
+        The purchase model: a name (``"bgnbd"``, ``"pnbd"``, ``"mbgnbd"``, ``"bgbb"``), a class or an instance
+        (a copy is refitted on the calibration period). BG/BB needs a discrete table: given, or built from the log
+        by ``rfm.discrete_summary`` with periods of ``time_unit`` (see the module docstring for what it supports).
     penalizer, gg_penalizer:
         L2 penalties of the purchase model (when given by name or class) and of
         :class:`~clvforecast.GammaGamma` (0: maximum likelihood).
@@ -785,7 +788,7 @@ def evaluate_holdout(
     spend, which the table does not hold. Pass the log too (``evaluate_holdout(log, table=table)``) to get
     both; the models are then fitted on the table as given. Frequency-only data (``amount=None``) gives the
     ``purchases`` target only (the baselines predict purchases without amounts). A holdout without any
-    transaction is refused.
+    transaction is refused. BG/BB gives the ``purchases`` target (periods with a purchase) of the model only.
 
     Returns
     -------
