@@ -25,10 +25,7 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-CANDIDATES = [
-    HERE.parents[1] / "shared" / "data" / "online_retail_II_2009_2010.parquet",
-    Path("/work/shared/data/online_retail_II_2009_2010.parquet"),
-]
+CANDIDATES = [HERE.parent / "data" / "online_retail_II_2009_2010.parquet"]  # bundled (data/README.md)
 OPTIONS = dict(
     customer_id="Customer ID", date="InvoiceDate", quantity="Quantity", price="Price", item="StockCode",
     invoice="Invoice", on_invalid="drop",

@@ -6,7 +6,7 @@ Transactions -> RFM table (:func:`rfm_summary`, :func:`calibration_holdout`) -> 
 
 from .clv import forecast_totals, predictive_clv
 from .compare import CLVComparison, compare_clv, rfm_scores, silent_customers
-from .datasets import load_cdnow
+from .datasets import load_cdnow, load_online_retail
 from .evaluation import HoldoutEvaluation, backtest, compare_models, evaluate_holdout, forecast_metrics
 from .exceptions import (
     ConvergenceError,
@@ -78,6 +78,7 @@ __all__ = [
     "NotFittedError",
     "calibration_holdout",
     "load_cdnow",
+    "load_online_retail",
     "parse_horizon",
     "periodic_rate",
     "read_transactions",

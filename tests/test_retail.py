@@ -17,10 +17,7 @@ import pytest
 import clvforecast as cf
 from clvforecast.exceptions import DataQualityWarning
 
-PATH = Path(__file__).resolve().parents[2] / "shared" / "data" / "online_retail_II_2009_2010.parquet"
-if not PATH.exists():  # the worktrees live beside the shared folder; CI runs in the same workplace
-    PATH = Path("/work/shared/data/online_retail_II_2009_2010.parquet")
-pytestmark = pytest.mark.skipif(not PATH.exists(), reason=f"the Online Retail II log is not at {PATH}")
+PATH = cf.datasets.online_retail_path()  # bundled in data/ (UCI Online Retail II, CC BY 4.0)
 
 OPTIONS = dict(
     customer_id="Customer ID", date="InvoiceDate", quantity="Quantity", price="Price", item="StockCode",
