@@ -129,27 +129,29 @@ for rule in ("mae", "bic", "tracking_error", "spearman"):
 
 The shared log of a UK online gift shop (UCI dataset 502, 2009-12-01 to 2010-12-09; many customers are
 wholesalers). {retail_note} We calibrate to the end of August 2010 and hold out the rest of the year (14 weeks).
-The file is looked up next to the repository (`../shared/data/` from the repository's folder); set the
-environment variable `CLVFORECAST_RETAIL` to its path to use another copy.
+clvforecast ships the file (`cf.datasets.online_retail_path()`; else it is looked up in `../shared/data/` next to
+the repository); set the environment variable `CLVFORECAST_RETAIL` to its path to use another copy.
 """),
         code("""
 import os
 
 
 def find_retail() -> Path:
+    # $CLVFORECAST_RETAIL if set, else the copy bundled with clvforecast, else the shared copy next to the
+    # repository (../shared/data/ from the repository's folder)
     name = "online_retail_II_2009_2010.parquet"
     if os.environ.get("CLVFORECAST_RETAIL"):
         candidates = [Path(os.environ["CLVFORECAST_RETAIL"])]
-    else:  # the repository's folder is the first parent holding pyproject.toml
+    else:
         here = Path.cwd().resolve()
         repo = next((p for p in (here, *here.parents) if (p / "pyproject.toml").exists()), here)
-        candidates = [repo.parent / "shared" / "data" / name, repo / "data" / name]
+        candidates = [cf.datasets.online_retail_path(), repo.parent / "shared" / "data" / name]
     for path in candidates:
         if path.is_file():
             return path
     raise FileNotFoundError(
-        f"the Online Retail II log {name} is not at {', '.join(map(str, candidates))}; put it in "
-        "../shared/data/ next to the repository or set CLVFORECAST_RETAIL to its path"
+        f"the Online Retail II log {name} is not at {', '.join(map(str, candidates))}; reinstall clvforecast "
+        "(it ships the file), put it in ../shared/data/ next to the repository, or set CLVFORECAST_RETAIL to its path"
     )
 
 
