@@ -885,13 +885,18 @@ def predictive_clv(
     Parameters
     ----------
     model:
-        A fitted purchase model (:class:`~clvforecast.BetaGeo`; Pareto/NBD, MBG/NBD and BG/BB work the same way).
+        A fitted purchase model: :class:`~clvforecast.BetaGeo`, :class:`~clvforecast.ParetoNBD`,
+        :class:`~clvforecast.ModifiedBetaGeo` or :class:`~clvforecast.BetaGeoBetaBinom` (BG/BB: a table with
+        ``frequency``, ``recency``, ``n_periods``, horizons in whole periods; a ``weight`` column, customers per
+        row, counts in the totals).
     spend_model:
         A fitted :class:`~clvforecast.GammaGamma`, or ``None`` for frequency-only data: then only the purchase
         columns are returned (no spend or CLV columns).
     rfm:
         RFM table in the purchase model's time unit: ``frequency``, ``recency``, ``T`` (BG/BB: ``n_periods``) and,
-        with a spend model, ``monetary_value``.
+        with a spend model, ``monetary_value``. A table that does not record its unit (``attrs["time_unit"]``) is
+        taken to be in the model's unit, with a :class:`~clvforecast.exceptions.DataQualityWarning` (as ``fit``
+        warns).
     horizon:
         Length of the forecast, e.g. ``"12M"``, ``"52W"``, ``"365D"``, or a number in the model's time unit.
     discount_rate:
