@@ -181,3 +181,16 @@ def test_ties_within_rounding_go_to_the_model_listed_first(cdnow_cal: pd.DataFra
     assert c.loc["pnbd", "mae"] < c.loc["bgnbd", "mae"] < c.loc["pnbd", "mae"] * (1 + 1e-8)
     assert c.attrs["chosen"] == "bgnbd"
     assert cf.compare_models(cdnow_cal, models=(_Twin, "bgnbd")).attrs["chosen"] == "pnbd"
+
+
+def test_the_chosen_fit_is_rebuilt_from_attrs_without_refitting(comparison: pd.DataFrame, cdnow_cal: pd.DataFrame) -> None:
+    from clvforecast.models import model_from_dict
+
+    fit = comparison.attrs["fits"][comparison.attrs["chosen"]]
+    model = model_from_dict(fit)
+    assert isinstance(model, cf.ParetoNBD) and model.time_unit_ == "W"
+    again = cf.ParetoNBD().fit(cdnow_cal)
+    pd.testing.assert_series_equal(model.expected_purchases(cdnow_cal, 39), again.expected_purchases(cdnow_cal, 39),
+                                   rtol=1e-9)
+    with pytest.raises(cf.models.ModelFileError, match="parameter 'r'"):
+        model_from_dict({**fit, "params": {**fit["params"], "r": -1.0}})

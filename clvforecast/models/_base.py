@@ -1082,6 +1082,18 @@ def _validate_model_dict(d: Any, path: Path) -> type[FittedModel]:
     return cls
 
 
+def model_from_dict(d: dict[str, Any]) -> FittedModel:
+    """The fitted model described by ``d``, a ``model.to_dict()`` (what ``save`` writes; e.g. the fits that
+    :func:`~clvforecast.compare_models` keeps in ``attrs["fits"]``), validated as :func:`load_model` validates a
+    file (:class:`ModelFileError` naming the key or parameter and the rule it breaks)."""
+    where = Path("<model dict>")
+    cls = _validate_model_dict(d, where)
+    try:
+        return cls._from_dict(d)
+    except (KeyError, TypeError, ValueError) as exc:  # pragma: no cover - the checks above cover the keys
+        raise _fail(where, f"the {d['model']} model description is incomplete or corrupt ({exc!r})") from None
+
+
 def load_model(path: str | Path) -> FittedModel:
     """Read a model written by ``model.save(path)`` (JSON): a fitted :class:`BetaGeo`, :class:`ParetoNBD`,
     :class:`ModifiedBetaGeo`, :class:`BetaGeoBetaBinom` or :class:`GammaGamma`.
