@@ -742,3 +742,17 @@ def test_bgbb_forecasts_in_whole_periods_and_weighted_totals():
     assert a.loc["purchases", "expected"] == pytest.approx((out["expected_purchases"] * agg["weight"]).sum())
     pd.testing.assert_frame_equal(a, b, rtol=1e-9)
     assert a.attrs["n_customers"] == 22 and b.attrs["n_customers"] == 11104
+
+
+def test_seeded_calls_give_identical_numbers_run_to_run(cdnow_cal, models):  # noqa: ANN001
+    # the report and the CLI pass random_state=0: every number must be the same on every run
+    bg, gg = models
+    a = cf.forecast_totals(bg, gg, cdnow_cal, horizon="26W", random_state=0)
+    b = cf.forecast_totals(bg, gg, cdnow_cal, horizon="26W", random_state=0)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    table = simulate_model_population("pnbd", np.random.default_rng(3), 800, 26.0)
+    e1 = cf.evaluate_holdout(table, model="pnbd", interval=0.9, random_state=0)
+    e2 = cf.evaluate_holdout(table, model="pnbd", interval=0.9, random_state=0)
+    pd.testing.assert_frame_equal(e1.customers, e2.customers, check_exact=True)
+    pd.testing.assert_frame_equal(e1.totals, e2.totals, check_exact=True)
+    pd.testing.assert_frame_equal(e1.metrics, e2.metrics, check_exact=True)
