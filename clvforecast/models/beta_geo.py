@@ -303,8 +303,9 @@ def bg_family_sum(theta: np.ndarray, data: HistoryData, w: np.ndarray, shift: in
         data.cache.clear()
         data.cache[key] = (x[rep], xc[rep], tc[rep], Tc[rep], w[rep],
                            np.bincount(Tc[zero], weights=w[zero], minlength=len(Tl)),
-                           np.bincount(xc, weights=w, minlength=len(xl)), float(w.sum()))
-    x, xc_r, tc_r, Tc_r, w_r, w0_T, wx, W = data.cache[key]
+                           np.bincount(xc, weights=w, minlength=len(xl)), float(w.sum()),
+                           np.bincount(xc[rep], weights=w[rep], minlength=len(xl)))
+    x, xc_r, tc_r, Tc_r, w_r, w0_T, wx, W, wx_rep = data.cache[key]
     nT, nt, nx = len(Tl), len(tl), len(xl)
     bx = b + xl + shift
     has_dead = xl + shift > 0
@@ -348,15 +349,16 @@ def bg_family_sum(theta: np.ndarray, data: HistoryData, w: np.ndarray, shift: in
     wwB = w_r - wwA
     total += dot(w_r, L) + float(wx @ special.gammaln(r + xl)) - W * (
         special.gammaln(r) - r * math.log(alpha) + special.betaln(a, b))
-    sA_T += np.bincount(Tc_r, weights=wwA, minlength=nT)
+    bA_T = np.bincount(Tc_r, weights=wwA, minlength=nT)  # the repeat customers' alive weights per T
+    rA_T = np.bincount(Tc_r, weights=wwA * rx, minlength=nT) + r * sA_T  # sA_T: the x = 0 customers so far
+    sA_T += bA_T
     sB_t = np.bincount(tc_r, weights=wwB, minlength=nt)
     sA_x = np.bincount(xc_r, weights=wwA, minlength=nx)
-    sB_x = np.bincount(xc_r, weights=wwB, minlength=nx)
-    rA_T = np.bincount(Tc_r, weights=wwA * rx, minlength=nT) + r * (sA_T - np.bincount(Tc_r, weights=wwA, minlength=nT))
+    sB_x = wx_rep - sA_x  # wwB = w - wwA
     rB_t = np.bincount(tc_r, weights=wwB * rx, minlength=nt)
     if i0 >= 0:
-        sA_x[i0] += float(sA_T.sum() - np.bincount(Tc_r, weights=wwA, minlength=nT).sum())
-        sB_x[i0] += float(sB_0.sum())
+        sA_x[i0] += float(sA_T.sum() - bA_T.sum())
+        sB_x[i0] = float(sB_0.sum())
     log_a0 = math.log(alpha)
     dab = special.digamma(a + b)
     g = np.empty(4)
