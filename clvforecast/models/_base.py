@@ -448,8 +448,8 @@ class FittedModel:
                 "T in the stated time unit, frequencies that are whole numbers)"
             ) from None
         theta = np.exp(best.phi)
-        ll_rows, _ = cls._ll_rows(theta, data, False)
-        loglik = float(w @ ll_rows)
+        # the total log-likelihood at the optimum, from the objective's value there (mean, penalty removed)
+        loglik = -W * (float(best.value) - pen * float(np.sum(theta**2)))
         # observed information of the total log-likelihood in log-parameters (penalty removed)
         info = W * (best.hessian - np.diag(4 * pen * theta**2))
         grad_total = -W * (best.gradient - 2 * pen * theta**2)
