@@ -536,20 +536,30 @@ class ParetoNBD(PurchaseModel):
                 w = np.concatenate([wts, np.exp(-s * Z)], axis=1)
                 log_p = np.log(u) - np.log(aT + u)  # log of the NB's success probability u/(alpha+T+u)
                 log_nb0 = -rx * np.log1p(u / aT)
-                # NB(n; u) by cumulative products of (rx+n)/(n+1) p from NB(0) = (aT/(aT+u))^rx, or in logs for the
-                # rows where NB(0) underflows at some node (thousands of purchases)
-                small = np.min(log_nb0, axis=1) < -600.0
-                nb = np.empty((len(rx), u.shape[1], n_max + 1))
-                normal = ~small
-                if normal.any():
-                    nn = nb[normal]
-                    nn[:, :, 0] = np.exp(log_nb0[normal])
-                    nn[:, :, 1:] = ((rx[normal, :, None] + k) / (k + 1.0)) * np.exp(log_p[normal])[:, :, None]
-                    np.cumprod(nn, axis=2, out=nn)
-                    nb[normal] = nn
-                if small.any():
+                # NB(n; u) = C(n) NB(0) p^n with C(n) = prod_{k<n} (rx+k)/(k+1) and NB(0) = (aT/(aT+u))^rx, so
+                # the sum over the nodes is C(n) sum_j w_j NB_j(0) p_j^n: powers of p in blocks of 16 counts
+                # (multiplications only). Rows where NB(0) underflows at some node or C(n) overflows (thousands
+                # of purchases) are computed in logs.
+                log_c = np.concatenate([np.zeros((len(rx), 1)),
+                                        np.cumsum(np.log(rx + k) - np.log(k + 1.0), axis=1)], axis=1)
+                small = (np.min(log_nb0, axis=1) < -600.0) | (log_c[:, -1] > 600.0)
+                normal = np.flatnonzero(~small)
+                if len(normal):
+                    a = w[normal] * np.exp(log_nb0[normal])  # (rows, nodes)
+                    lp = log_p[normal]
+                    block = 16
+                    powers = np.exp(lp[:, :, None] * np.arange(block, dtype="float64"))  # p^0 .. p^15
+                    step = np.exp(lp * block)
+                    S = np.empty((len(normal), n_max + 1))
+                    for start in range(0, n_max + 1, block):
+                        width = min(block, n_max + 1 - start)
+                        S[:, start:start + width] = np.einsum("ij,ijb->ib", a, powers[:, :, :width])
+                        a = a * step
+                    out[lo + normal] = np.nan_to_num(S * np.exp(log_c[normal]), nan=0.0)
+                small = np.flatnonzero(small)
+                if len(small):
                     steps = (np.log(rx[small, :, None] + k) - np.log(k + 1.0)) + log_p[small][:, :, None]
                     ls = np.concatenate([np.zeros(steps.shape[:2] + (1,)), np.cumsum(steps, axis=2)], axis=2)
-                    nb[small] = np.exp(ls + log_nb0[small][:, :, None])
-                out[sl] = np.nan_to_num(np.einsum("ij,ijn->in", w, nb), nan=0.0)
+                    nb = np.exp(ls + log_nb0[small][:, :, None])
+                    out[lo + small] = np.nan_to_num(np.einsum("ij,ijn->in", w[small], nb), nan=0.0)
         return out
