@@ -110,14 +110,18 @@ def _expected_if_alive(params: Any, t: float | np.ndarray, x: np.ndarray, T: np.
     """
     r, alpha, a, b = params
     if a + b > _CONCENTRATED:
-        # p | history ~ Beta(a, b+x) has variance below 1e-10: E[g(p)] = g(E[p]) to that order, where
-        # g(p) = (1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p (the closed form loses all precision there)
-        t_, x_, T_ = np.broadcast_arrays(np.asarray(t, dtype="float64"), np.asarray(x, dtype="float64"),
-                                         np.asarray(T, dtype="float64"))
-        p = a / (a + b + x_)
-        L = np.log1p(p * t_ / (alpha + T_))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(p > 0, -np.expm1(-(r + x_) * L) / np.where(p > 0, p, 1.0), (r + x_) * t_ / (alpha + T_))
+        return _expected_if_alive_concentrated(params, t, x, T)
+    # p | history ~ Beta(a, b+x) is also a point mass, at p = 1, when b + x is tiny next to a (b -> 0 with no
+    # repeat purchase: every customer drops out after her first purchase); the closed form is 0/0 there
+    xa = np.asarray(x, dtype="float64")
+    var_p = a * (b + xa) / ((a + b + xa) ** 2 * (a + b + xa + 1))
+    if np.any(var_p < 1e-14):
+        t_, x_, T_ = np.broadcast_arrays(np.asarray(t, dtype="float64"), xa, np.asarray(T, dtype="float64"))
+        conc = np.broadcast_to(var_p < 1e-14, x_.shape)
+        out = np.empty(x_.shape)
+        out[conc] = _expected_if_alive_concentrated(params, t_[conc], x_[conc], T_[conc])
+        if (~conc).any():
+            out[~conc] = _expected_if_alive(params, t_[~conc], x_[~conc], T_[~conc])
         return out
     if abs(a - 1) < _A_NEAR_ONE:
         lo = _expected_if_alive_closed((r, alpha, 1 - _A_NEAR_ONE, b), t, x, T)
@@ -125,6 +129,19 @@ def _expected_if_alive(params: Any, t: float | np.ndarray, x: np.ndarray, T: np.
         w = (a - (1 - _A_NEAR_ONE)) / (2 * _A_NEAR_ONE)
         return (1 - w) * lo + w * hi
     return _expected_if_alive_closed(params, t, x, T)
+
+
+def _expected_if_alive_concentrated(params: Any, t: Any, x: Any, T: Any) -> np.ndarray:
+    """The alive part of eq. (10) when p | history ~ Beta(a, b+x) is a point mass (variance below 1e-10):
+    E[g(p)] = g(E[p]) to that order, with g(p) = (1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p (the closed form loses
+    all precision there)."""
+    r, alpha, a, b = params
+    t_, x_, T_ = np.broadcast_arrays(np.asarray(t, dtype="float64"), np.asarray(x, dtype="float64"),
+                                     np.asarray(T, dtype="float64"))
+    p = a / (a + b + x_)
+    L = np.log1p(p * t_ / (alpha + T_))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(p > 0, -np.expm1(-(r + x_) * L) / np.where(p > 0, p, 1.0), (r + x_) * t_ / (alpha + T_))
 
 
 def _expected_if_alive_closed(params: Any, t: float | np.ndarray, x: np.ndarray, T: np.ndarray) -> np.ndarray:
