@@ -89,13 +89,12 @@ def range_words(fmt: Formatter, lo_hi: list[float] | None, money: bool) -> str:
 
 
 def both_ranges(fmt: Formatter, rng: dict[str, Any], quantity: str, *, money: bool) -> str:
-    """``"90% range $64,723 to $77,366 (model-only); $55,000 to $95,000 with the model's past errors
-    (backtest-calibrated)"``."""
-    pct = f"{100 * rng['level']:.0f}%"
-    text = f"{pct} range {range_words(fmt, rng['model_only'].get(quantity), money)} (model-only)"
+    """``"90% range: model-only $64,723 to $77,366; backtest-calibrated (with the model's past errors) $55,000
+    to $95,000"``."""
+    text = f"{100 * rng['level']:.0f}% range: model-only {range_words(fmt, rng['model_only'].get(quantity), money)}"
     cal = (rng.get("calibrated") or {}).get(quantity)
     if cal is not None:
-        text += f"; {range_words(fmt, cal, money)} with the model's past errors (backtest-calibrated)"
+        text += f"; backtest-calibrated (with the model's past errors) {range_words(fmt, cal, money)}"
     return text
 
 
