@@ -163,13 +163,14 @@ def compute(settings: Settings, transactions: Any = None, rfm: pd.DataFrame | No
     import clvforecast as cf
 
     tx = cf.read_transactions(transactions, **settings.read_options)
-    tidy = {} if "amount" in tx.columns else {"amount": None}
+    tidy: dict[str, Any] = {} if "amount" in tx.columns else {"amount": None}
     obs = settings.observation_end or tx["date"].max().date().isoformat()
     table = cf.rfm_summary(tx, observation_end=obs, time_unit=settings.time_unit, **tidy)
     for key in ("dropped", "n_rows_read", "ledger"):
         if key in tx.attrs and key not in table.attrs:
             table.attrs[key] = tx.attrs[key]
-    chosen, mc, ev, cal, notes = settings.model, None, None, None, []
+    chosen, mc, ev, cal = settings.model, None, None, None
+    notes: list[str] = []
     if settings.calibration_end is not None:
         cal = cf.calibration_holdout(tx, calibration_end=settings.calibration_end, observation_end=obs,
                                      time_unit=settings.time_unit, **tidy)
@@ -190,7 +191,8 @@ def _compute_from_table(settings: Settings, rfm: pd.DataFrame) -> Results:
     if unit is not None and unit != settings.time_unit:
         raise ValueError(f"the RFM table is in unit {unit!r} but time_unit={settings.time_unit!r}")
     obs = rfm.attrs.get("calibration_end") or rfm.attrs.get("observation_end")
-    chosen, mc, ev, notes = settings.model, None, None, []
+    chosen, mc, ev = settings.model, None, None
+    notes: list[str] = []
     if "holdout_frequency" in rfm.columns:
         if chosen == "auto":
             mc, chosen = _choose_model(settings, rfm, None, {})
@@ -267,7 +269,7 @@ def _past_errors(ev: Any) -> pd.DataFrame | None:
     itself (the latest), as ``forecast_totals(past_errors=...)`` reads them; None without a backtest."""
     totals = getattr(ev, "totals", None)
     past = None if totals is None else totals.attrs.get("past_totals")
-    if not past:
+    if not past or totals is None:
         return None
     rows = [{"cutoff": r["cutoff"], "target": r["target"], "predicted": r["predicted"], "actual": r["actual"]}
             for r in past]
@@ -281,7 +283,7 @@ def _totals(settings: Settings, res: Results, past_errors: pd.DataFrame | None) 
     ``forecast_totals`` when the model's past errors are known."""
     import clvforecast as cf
 
-    if past_errors is not None:
+    if past_errors is not None and settings.interval is not None:
         try:
             return cf.forecast_totals(
                 res.purchase_model, res.spend_model, res.rfm, horizon=settings.horizon_units,

@@ -109,6 +109,11 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _model_label(results: Results) -> str:
+    """The validated purchase model's name ("BG/NBD", "Pareto/NBD", ...)."""
+    return str(getattr(results.evaluation.model, "LABEL", "") or "model")
+
+
 def _money_label(summary: dict[str, Any], what: str) -> str:
     cur = summary["settings"]["currency"]
     return f"{what} ({cur})" if cur else what
@@ -173,12 +178,14 @@ def predictive_vs_historical(summary: dict[str, Any], results: Results) -> Draw:
 
 @figure("tracking_cumulative", "Repeat purchases to date, actual vs model")
 def tracking_cumulative(summary: dict[str, Any], results: Results) -> Draw:
-    return lambda ax: plotting.plot_tracking(results.evaluation.tracking, cumulative=True, ax=ax)
+    return lambda ax: plotting.plot_tracking(results.evaluation.tracking, cumulative=True, ax=ax,
+                                             model_label=_model_label(results))
 
 
 @figure("tracking_incremental", "Repeat purchases per {unit}, actual vs model")
 def tracking_incremental(summary: dict[str, Any], results: Results) -> Draw:
-    return lambda ax: plotting.plot_tracking(results.evaluation.tracking, cumulative=False, ax=ax)
+    return lambda ax: plotting.plot_tracking(results.evaluation.tracking, cumulative=False, ax=ax,
+                                             model_label=_model_label(results))
 
 
 @figure("conditional_expectations", "Holdout purchases by number of earlier repeat purchases")
@@ -188,7 +195,8 @@ def conditional_expectations(summary: dict[str, Any], results: Results) -> Draw:
 
 @figure("period_transactions", "Customers by number of repeat purchases in the calibration period")
 def period_transactions(summary: dict[str, Any], results: Results) -> Draw:
-    return lambda ax: plotting.plot_period_transactions(results.evaluation.period_transactions, ax=ax)
+    return lambda ax: plotting.plot_period_transactions(results.evaluation.period_transactions, ax=ax,
+                                                        model_label=_model_label(results))
 
 
 @figure("gains", "Share of holdout spend captured by the customers ranked first")

@@ -444,8 +444,8 @@ def _extreme_days(ctx: Context) -> dict[str, Any]:
     listed = ctx.results.rfm.attrs.get("extreme_orders") or []
     if not listed:
         return {"extreme_text": "", "extreme": None}
-    entry = next((e for e in ctx.results.rfm.attrs.get("ledger", {}).get("entries", [])
-                  if e.get("key") == "extreme_orders"), {})
+    entry: dict[str, Any] = next((e for e in ctx.results.rfm.attrs.get("ledger", {}).get("entries", [])
+                                  if e.get("key") == "extreme_orders"), {})
     frame = pd.DataFrame(listed)
     frame = frame.rename(columns={"value": "day_value"}).set_index("customer_id")
     kinds = {"date": "date", "day_value": "money"}
@@ -825,7 +825,8 @@ def _coverage(ctx: Context, ev: Any, targets: list[str]) -> dict[str, Any]:
 
 
 def _totals_sentences(ctx: Context, ev: Any) -> list[str]:
-    tot, fmt, out = ev.totals, ctx.fmt, []
+    tot, fmt = ev.totals, ctx.fmt
+    out: list[str] = []
     if tot is None:
         return out
     for target in tot.index:
