@@ -454,6 +454,27 @@ def test_a_ledger_becomes_the_data_preparation_section(small) -> None:
     assert "1,000 = 880 + 20 + 100 (the ledger adds up)" in prep["identity"]
     caveat = next(c for c in s["executive"]["caveats"] if c["key"] == "heavy_cleaning")
     assert "12.0% of the rows read were removed" in caveat["text"] and "returns netted" in caveat["text"]
+    assert prep["extreme"] is None and prep["extreme_text"] == ""
+
+
+def test_extreme_purchase_days_are_listed_largest_first(small) -> None:
+    res = small.results
+    rfm = res.rfm.copy()
+    days = [{"customer_id": 100 + i % 7, "date": f"1997-0{1 + i % 9}-1{i % 10}", "value": 1000.0 + 37 * i,
+             "period": "calibration"} for i in range(25)]
+    rfm.attrs["extreme_orders"] = days
+    rfm.attrs["ledger"] = {"rows_read": 10, "rows_used": 10, "identity_holds": True, "entries": [
+        {"key": "extreme_orders", "label": "extreme purchase days", "rows": 0, "value": None, "customers": 7,
+         "note": "25 purchase days worth more than 1,000.00 (the fence), listed in attrs['extreme_orders']"}]}
+    prep = build_summary(Results(**{**vars(res), "rfm": rfm}), small.settings)["data_preparation"]
+    assert prep["extreme_text"].startswith("25 purchase days (more than $1,000) lie far above the rest of the "
+                                           "customer base (they belong to 7 customers); the 20 largest are listed.")
+    rows = prep["extreme"]["rows"]
+    assert [c["label"] for c in prep["extreme"]["columns"]] == ["Customer", "Date", "Value of the purchase day"]
+    values = sorted((d["value"] for d in days), reverse=True)[:20]
+    assert [r[2] for r in rows] == values and rows[0][:2] == [100 + 24 % 7, "1997-07-14"]
+    steps = {r[0]: r for r in prep["table"]["rows"]}
+    assert steps["Extreme purchase days"][1] is None  # counted, nothing removed: a blank, not a zero
 
 
 def test_a_model_comparison_plugs_in(small) -> None:

@@ -109,6 +109,13 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _thousands(ax: Any) -> None:
+    """Thousands separators on the x axis (totals run into millions)."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+
+
 def _model_label(results: Results) -> str:
     """The validated purchase model's name ("BG/NBD", "Pareto/NBD", ...)."""
     return str(getattr(results.evaluation.model, "LABEL", "") or "model")
@@ -220,6 +227,7 @@ def total_range(summary: dict[str, Any], results: Results) -> Draw:
     def draw(ax: Any) -> None:
         plotting.plot_total_intervals(results.totals, quantity=quantity, ax=ax)
         ax.set_title("")
+        _thousands(ax)
         ax.set_xlabel(f"{words}, next {summary['settings']['horizon_words']}")
 
     return draw
@@ -254,6 +262,7 @@ def holdout_total(summary: dict[str, Any], results: Results) -> Draw:
     def draw(ax: Any) -> None:
         plotting.plot_total_intervals(results.evaluation.totals, quantity="purchases", ax=ax)
         ax.set_title("")
+        _thousands(ax)
         ax.set_xlabel("repeat purchases in the holdout")
 
     return draw

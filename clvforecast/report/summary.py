@@ -446,16 +446,23 @@ def _extreme_days(ctx: Context) -> dict[str, Any]:
         return {"extreme_text": "", "extreme": None}
     entry: dict[str, Any] = next((e for e in ctx.results.rfm.attrs.get("ledger", {}).get("entries", [])
                                   if e.get("key") == "extreme_orders"), {})
-    frame = pd.DataFrame(listed)
-    frame = frame.rename(columns={"value": "day_value"}).set_index("customer_id")
+    frame = pd.DataFrame(listed).rename(columns={"value": "day_value"})
+    frame = frame.sort_values("day_value", ascending=False, kind="stable").set_index("customer_id")
     kinds = {"date": "date", "day_value": "money"}
     fence = re.search(r"more than ([\d,]+(?:\.\d+)?)", str(entry.get("note") or ""))
     limit = f" (more than {ctx.fmt.money(float(fence.group(1).replace(',', '')))})" if fence else ""
-    text = (f"{ctx.fmt.count(len(listed))} purchase days{limit} lie far above the rest of the customer base "
-            f"(they belong to {ctx.fmt.count(frame.index.nunique())} customers). They are kept in the forecast: "
-            "check that they are real orders (a wholesale order, a data error?).")
+    n = ctx.settings.top_n
+    days = re.match(r"\s*([\d,]+) purchase days", str(entry.get("note") or ""))  # the ledger's count: all of them
+    n_days = int(days.group(1).replace(",", "")) if days else len(listed)
+    who = entry.get("customers") or frame.index.nunique()
+    text = (f"{ctx.fmt.count(n_days)} purchase days{limit} lie far above the rest of the customer base "
+            f"(they belong to {ctx.fmt.count(who)} customers)"
+            + (f"; the {min(n, len(frame))} largest are listed" if n_days > min(n, len(frame)) else "")
+            + ". They are kept in the forecast: check that they are real orders (a wholesale order, a data "
+            "error?).")
     if "capped" in str(entry.get("note") or ""):
         text = text.replace("They are kept in the forecast", "Their value is capped for the spend model")
+    frame = frame.head(n)
     return {"extreme_text": text, "extreme": ctx.table(frame, kinds, index="customer_id")}
 
 
