@@ -90,7 +90,9 @@ def test_cancelled_orders_extreme_days_and_new_customers_are_shown(report, raw) 
     new = int((first > "2010-06-30 23:59:59").sum())
     shown = int(re.search(r"([\d,]+) customers made their first purchase", prep["holdout_note"]).group(1)
                 .replace(",", ""))
-    assert 0 <= shown - new <= 20  # the few more are customers whose early orders were all cancelled by returns
+    # netting moves a few either way: a customer whose early orders were all cancelled starts later; one whose
+    # every holdout purchase was returned is left with nothing (1,339 by this count, 1,331 after netting)
+    assert abs(shown - new) <= 20
     html = BeautifulSoup(report.to_html(), "html.parser")
     text = html.find("section", id="data_preparation").get_text(" ", strip=True)
     assert "525,461" in text and "Extreme purchase days" in text and "£" in text
