@@ -140,7 +140,7 @@ def test_one_number_per_concept(report, soup: BeautifulSoup, api) -> None:
     col = [c["key"] for c in tiers["columns"]].index("clv_total")
     assert sum(row[col] for row in tiers["rows"]) == pytest.approx(clv["clv"].sum())
     money_headers = [th.get_text(" ", strip=True) for th in soup.find_all("th") if th["class"][0].startswith("money")]
-    clv_headers = [h for h in money_headers if "CLV" in h or "Value" in h]
+    clv_headers = [h for h in money_headers if "CLV" in h or h.startswith("Value if")]
     assert len(clv_headers) >= 8 and all("discounted" in h for h in clv_headers), clv_headers
 
 
@@ -416,7 +416,7 @@ def test_dropped_rows_are_shown_step_by_step(cdnow_tx) -> None:
     steps = {row[0]: row[1] for row in prep["table"]["rows"]}
     # the table reads as the identity: rows read, minus each step, equals rows used
     assert steps["Rows read"] == len(log) and steps["Rows used"] == len(tx)
-    assert steps["After the observation end"] == -2
+    assert next(v for k, v in steps.items() if "after the observation end" in k.lower()) == -2
     assert steps["Rows read"] + sum(v for k, v in steps.items() if k not in ("Rows read", "Rows used")) == len(tx)
     assert f"{len(log):,} = {len(tx):,} + 3 + 2 (the ledger adds up)" in prep["identity"]
 
