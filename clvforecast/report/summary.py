@@ -848,7 +848,8 @@ def _totals_sentences(ctx: Context, ev: Any) -> list[str]:
         out.append(text + ".")
     if not bool(tot["covered"].all()):
         out.append("The model-only range of a total leaves out shocks that hit every customer at once (a season, "
-                   "a campaign): that is what the backtest-calibrated range adds.")
+                   "a campaign): " + ("that is what the backtest-calibrated range adds." if "calibrated_lower"
+                                      in tot.columns else "read the model-only ranges of totals as too narrow."))
     return out
 
 
