@@ -479,24 +479,31 @@ def test_extreme_purchase_days_are_listed_largest_first(small) -> None:
 
 def test_a_model_comparison_plugs_in(small) -> None:
     """A comparison table (a stand-in with compare_models' columns) becomes its section, with plain headers and
-    the reason for the choice worded from the rule's numbers."""
+    the reason for the choice worded from the rule's numbers; a degenerate fit is said to be passed over."""
     res = small.results
-    mc = pd.DataFrame({"n_params": [4, 4, 4], "log_likelihood": [-9582.43, -9594.98, -9588.1],
-                       "aic": [19172.9, 19198.0, 19184.2], "bic": [19196.0, 19221.1, 19207.3],
-                       "mae": [0.785, 0.79, 0.80], "pct_error": [-12.1, -11.5, -16.2]},
+    mc = pd.DataFrame({"label": ["BG/NBD", "Pareto/NBD", "MBG/NBD"], "n_params": [4, 4, 4],
+                       "log_likelihood": [-9582.43, -9594.98, -9588.1], "aic": [19172.9, 19198.0, 19184.2],
+                       "bic": [19196.0, 19221.1, 19207.3], "mae": [0.785, 0.70, 0.80], "rmse": [1.9, 1.8, 2.0],
+                       "pct_error": [-12.1, -11.5, -16.2], "spearman": [0.45, 0.46, 0.44],
+                       "tracking_error": [float("nan")] * 3, "tracking_error_pct": [float("nan")] * 3,
+                       "converged": [True, False, True], "identified": [True, False, True],
+                       "message": ["", "no evidence of dropout", ""], "chosen": [True, False, False]},
                       index=pd.Index(["bgnbd", "pnbd", "mbgnbd"], name="model"))
-    mc.attrs.update(chosen="bgnbd", rule="mae")
+    mc.attrs.update(chosen="bgnbd", rule_name="mae", rule="holdout MAE: the lowest ... (pnbd passed over)")
     s = build_summary(Results(**{**vars(res), "model_comparison": mc}), small.settings)
     assert [x["id"] for x in s["sections"]].index("model_comparison") == len(s["sections"]) - 4
     sec = s["model_comparison"]
     assert sec["chosen"] == "bgnbd" and sec["chosen_label"] == "BG/NBD"
     headers = [c["label"] for c in sec["table"]["columns"]]
     assert headers == ["Model", "Parameters", "Log-likelihood", "AIC", "BIC", "Average error per customer",
-                       "Error of the total", "Chosen"]
+                       "Root mean squared error", "Error of the total", "Rank correlation with what happened",
+                       "Fit", "Chosen"]  # no tracking columns of n/a: the table came without a log
     assert [r[0] for r in sec["table"]["rows"]] == ["BG/NBD", "Pareto/NBD", "MBG/NBD"]
-    assert [r[-1] for r in sec["table"]["rows"]] == ["chosen", "", ""]
+    assert [r[-2:] for r in sec["table"]["rows"]] == [["sound", "chosen"], ["degenerate", ""], ["sound", ""]]
+    assert sec["table"]["rows"][0][7] == pytest.approx(-0.121)  # percent points to a fraction
     assert ("The forecast uses BG/NBD: it had the lowest average error per customer on the holdout purchases "
-            "(0.785, against 0.790 for Pareto/NBD, 0.800 for MBG/NBD).") in sec["text"]
+            "(0.785, against 0.800 for MBG/NBD). Pareto/NBD was passed over: its fit is degenerate.") in sec["text"]
+    assert sec["notes"] == ["Pareto/NBD: no evidence of dropout"]
     html = cf.report.render.to_html(s, {})
     assert "Model comparison" in html and "AIC / BIC" in html  # the glossary explains the scores
 

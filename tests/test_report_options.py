@@ -43,10 +43,12 @@ def auto_report(cdnow_tx):
                        rule="mae", **read_options):
         calls.append({"source": source, "calibration_end": calibration_end, "observation_end": observation_end,
                       "time_unit": time_unit, "models": tuple(models), "read_options": read_options})
-        table = pd.DataFrame({"n_params": [4, 4, 4], "log_likelihood": [-9582.43, -9594.98, -9588.1],
-                              "aic": [19172.86, 19197.95, 19184.2], "bic": [19195.9, 19221.0, 19207.3],
-                              "mae": [0.79, 0.78, 0.80]}, index=pd.Index(list(models), name="model"))
-        table.attrs.update(chosen="pnbd", rule=rule)
+        table = pd.DataFrame({"label": ["BG/NBD", "Pareto/NBD", "MBG/NBD"], "n_params": [4, 4, 4],
+                              "log_likelihood": [-9582.43, -9594.98, -9588.1], "aic": [19172.86, 19197.95, 19184.2],
+                              "bic": [19195.9, 19221.0, 19207.3], "mae": [0.79, 0.78, 0.80],
+                              "converged": True, "identified": True, "message": "", "chosen": [False, True, False]},
+                             index=pd.Index(list(models), name="model"))
+        table.attrs.update(chosen="pnbd", rule_name=rule, rule="holdout MAE: ...")
         return table
 
     mp = pytest.MonkeyPatch()
@@ -68,7 +70,7 @@ def test_auto_compares_the_models_and_forecasts_with_the_chosen_one(auto_report)
     soup = BeautifulSoup(rep.to_html(), "html.parser")
     sec = soup.find("section", id="model_comparison")
     assert [th.get_text() for th in sec.find_all("th")] == [
-        "Model", "Parameters", "Log-likelihood", "AIC", "BIC", "Average error per customer", "Chosen"]
+        "Model", "Parameters", "Log-likelihood", "AIC", "BIC", "Average error per customer", "Fit", "Chosen"]
     assert [r.td.get_text() for r in sec.tbody.find_all("tr")] == ["BG/NBD", "Pareto/NBD", "MBG/NBD"]
     text = sec.get_text(" ", strip=True)
     assert ("The forecast uses Pareto/NBD: it had the lowest average error per customer on the holdout purchases "

@@ -271,7 +271,9 @@ LABELS: dict[str, str] = {
     "coverage": "Customers whose actual value fell inside their range",
     "interval_width": "Average width of the range",
     "holdout_total_actual": "Actual total",
-    "tracking_error": "Tracking error",
+    "tracking_error": "Tracking error (purchases)",
+    "tracking_error_pct": "Tracking error, share of the actual total",
+    "fit": "Fit",
 }
 
 #: The purchase models' names for a reader (the evaluation's method codes are the models' short names).

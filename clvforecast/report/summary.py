@@ -910,9 +910,16 @@ def _params_table(ctx: Context, model: Any) -> dict[str, Any]:
     return ctx.table(frame, kinds, index="parameter")
 
 
-#: How the comparison's columns are printed (other numeric columns: 3 decimals).
+#: How the comparison's columns are printed, in this order (other numeric columns: 3 decimals, after them).
 _COMPARISON_KINDS = {"n_params": "int", "log_likelihood": "num2", "aic": "num1", "bic": "num1", "mae": "num3",
-                     "rmse": "num3", "pct_error": "signed_pct", "spearman": "num3", "tracking_error": "num3"}
+                     "rmse": "num3", "pct_error": "signed_pct", "rank_correlation": "num3", "tracking_error": "num1",
+                     "tracking_error_pct": "pct"}
+#: The comparison's rules (``compare_models(rule=...)``) in words, for the reason of the choice.
+_RULE_WORDS = {"mae": "the lowest average error per customer on the holdout purchases",
+               "rmse": "the lowest root mean squared error on the holdout purchases",
+               "pct_error": "the smallest error of the holdout total", "spearman": "the best ranking of the "
+               "customers on the holdout (rank correlation)", "tracking_error": "the lowest tracking error over the "
+               "holdout", "aic": "the lowest AIC", "bic": "the lowest BIC"}
 
 
 @section("model_comparison")
@@ -924,36 +931,58 @@ def model_comparison(ctx: Context) -> dict[str, Any] | None:
     chosen = str(mc.attrs.get("chosen") or "")
     if not chosen and "chosen" in mc.columns:
         chosen = next((str(k) for k, v in mc["chosen"].items() if bool(v)), "")
-    frame = mc.drop(columns=[c for c in mc.columns if c == "chosen" or not pd.api.types.is_numeric_dtype(mc[c])])
-    if "pct_error" in frame.columns:
-        frame = frame.assign(pct_error=frame["pct_error"] / 100)  # percent points, as the evaluation's metrics
-    frame = frame.assign(chosen=["chosen" if str(k) == chosen else "" for k in frame.index])
-    kinds = {c: _COMPARISON_KINDS.get(c, "num3") for c in frame.columns if c != "chosen"} | {"chosen": "text"}
-    frame = frame.rename(index=lambda k: MODEL_LABELS.get(str(k), str(k))).rename_axis("model")
-    name = MODEL_LABELS.get(chosen, chosen)
+    names = {str(k): str(mc.loc[k, "label"]) if "label" in mc.columns else MODEL_LABELS.get(str(k), str(k))
+             for k in mc.index}
+    sound = _sound_fits(mc)
+    frame = mc.rename(columns={"spearman": "rank_correlation"})
+    for col in ("pct_error", "tracking_error_pct"):  # percent points, as the evaluation's metrics
+        if col in frame.columns:
+            frame[col] = frame[col] / 100
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+               and not pd.api.types.is_bool_dtype(frame[c]) and c not in ("chosen",)]
+    numeric = [c for c in _COMPARISON_KINDS if c in numeric] + [c for c in numeric if c not in _COMPARISON_KINDS]
+    numeric = [c for c in numeric if frame[c].notna().any()]  # no column of n/a (e.g. no tracking from a table)
+    frame = frame[numeric].assign(fit=["sound" if sound[str(k)] else "degenerate" for k in frame.index],
+                                  chosen=["chosen" if str(k) == chosen else "" for k in frame.index])
+    kinds = {c: _COMPARISON_KINDS.get(c, "num3") for c in numeric} | {"fit": "text", "chosen": "text"}
+    frame = frame.rename(index=lambda k: names[str(k)]).rename_axis("model")
     text = (f"{len(mc)} purchase models were fitted on the calibration period and scored on the "
-            f"{ctx.holdout or 'holdout'} holdout. The forecast uses {name}: {_why(ctx, mc, chosen)}")
-    return {"title": "Model comparison", "text": text, "chosen": chosen, "chosen_label": name,
-            "rule": mc.attrs.get("rule"), "table": ctx.table(frame, kinds, index="model"),
+            f"{ctx.holdout or 'holdout'} holdout. The forecast uses {names.get(chosen, chosen)}: "
+            f"{_why(mc, chosen, names, sound)}")
+    notes = [f"{names[str(k)]}: {mc.loc[k, 'message']}" for k in mc.index
+             if not sound[str(k)] and "message" in mc.columns and mc.loc[k, "message"]]
+    return {"title": "Model comparison", "text": text, "chosen": chosen, "chosen_label": names.get(chosen, chosen),
+            "rule": mc.attrs.get("rule"), "table": ctx.table(frame, kinds, index="model"), "notes": notes,
             "caption": ("Log-likelihood, AIC and BIC measure the fit to the calibration period (AIC and BIC "
-                        "penalise parameters; lower is better); the other columns score the holdout.")}
+                        "penalise parameters; lower is better); the other columns score the holdout. A degenerate "
+                        "fit (not converged, or parameters the data do not determine) is passed over.")}
 
 
-def _why(ctx: Context, mc: pd.DataFrame, chosen: str) -> str:
+def _sound_fits(mc: pd.DataFrame) -> dict[str, bool]:
+    """Per model: did its fit converge with identified parameters (True when the table does not say)."""
+    ok = pd.Series(True, index=mc.index)
+    for col in ("converged", "identified"):
+        if col in mc.columns:
+            ok &= mc[col].astype(bool)
+    return {str(k): bool(v) for k, v in ok.items()}
+
+
+def _why(mc: pd.DataFrame, chosen: str, names: dict[str, str], sound: dict[str, bool]) -> str:
     """Why the comparison chose ``chosen``, in words from its rule and numbers."""
-    if mc.attrs.get("reason"):
-        return str(mc.attrs["reason"]).rstrip(".") + "."
-    rule = str(mc.attrs.get("rule") or "mae")
-    column = next((c for c in (rule, f"holdout_{rule}", f"{rule}_purchases", f"purchases_{rule}")
-                   if c in mc.columns), None)
-    if column is None or chosen not in mc.index:
-        return f"it is the best by the rule {rule!r}."
-    what = {"mae": "the lowest average error per customer on the holdout purchases",
-            "rmse": "the lowest root mean squared error on the holdout purchases",
-            "aic": "the lowest AIC", "bic": "the lowest BIC"}.get(rule, f"the best {label(column).lower()}")
-    others = ", ".join(f"{float(v):.3f} for {MODEL_LABELS.get(str(k), str(k))}" for k, v in mc[column].items()
-                       if str(k) != chosen)
-    return f"it had {what} ({float(mc.loc[chosen, column]):.3f}" + (f", against {others})." if others else ").")
+    rule = str(mc.attrs.get("rule_name") or mc.attrs.get("rule") or "mae")
+    if rule not in _RULE_WORDS or rule not in mc.columns or chosen not in mc.index:
+        return str(mc.attrs.get("rule") or f"it is the best by the rule {rule!r}").rstrip(".") + "."
+    rivals = [k for k in mc.index if str(k) != chosen and (sound[str(k)] or not sound[chosen])]
+    others = ", ".join(f"{float(mc.loc[k, rule]):.3f} for {names[str(k)]}" for k in rivals)
+    text = (f"it had {_RULE_WORDS[rule]} ({float(mc.loc[chosen, rule]):.3f}"
+            + (f", against {others})." if others else ")."))
+    passed = [names[str(k)] for k in mc.index if not sound[str(k)] and str(k) != chosen]
+    if not sound[chosen]:
+        text += " No model fitted soundly, so the choice rests on a degenerate fit: read the forecast with care."
+    elif passed:
+        text += (f" {' and '.join(passed)} {'was' if len(passed) == 1 else 'were'} passed over: "
+                 f"{'its' if len(passed) == 1 else 'their'} fit is degenerate.")
+    return text
 
 
 def _purchase_notes(ctx: Context, pm: Any) -> list[str]:
