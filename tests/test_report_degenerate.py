@@ -40,7 +40,7 @@ def simulate_no_dropout(n: int = 200, seed: int = 7, days: int = 546) -> pd.Data
 @pytest.fixture(scope="module")
 def report() -> cf.ForecastReport:
     tx = simulate_no_dropout()
-    rep = cf.ForecastReport(tx, calibration_end="2020-12-31", currency="£", title="No dropout")
+    rep = cf.ForecastReport(tx, calibration_end="2020-12-31", currency="£", title="No dropout", model="bgnbd")
     rep.summary  # noqa: B018 (the fit warns that its Hessian is singular: expected here)
     return rep
 

@@ -946,8 +946,9 @@ def model_comparison(ctx: Context) -> dict[str, Any] | None:
                                   chosen=["chosen" if str(k) == chosen else "" for k in frame.index])
     kinds = {c: _COMPARISON_KINDS.get(c, "num3") for c in numeric} | {"fit": "text", "chosen": "text"}
     frame = frame.rename(index=lambda k: names[str(k)]).rename_axis("model")
-    text = (f"{len(mc)} purchase models were fitted on the calibration period and scored on the "
-            f"{ctx.holdout or 'holdout'} holdout. The forecast uses {names.get(chosen, chosen)}: "
+    span = f"{adjective(ctx.holdout)} " if ctx.holdout else ""
+    text = (f"{len(mc)} purchase models were fitted on the calibration period and scored on the {span}holdout. "
+            f"The forecast uses {names.get(chosen, chosen)}: "
             f"{_why(mc, chosen, names, sound)}")
     notes = [f"{names[str(k)]}: {mc.loc[k, 'message']}" for k in mc.index
              if not sound[str(k)] and "message" in mc.columns and mc.loc[k, "message"]]
@@ -955,7 +956,8 @@ def model_comparison(ctx: Context) -> dict[str, Any] | None:
             "rule": mc.attrs.get("rule"), "table": ctx.table(frame, kinds, index="model"), "notes": notes,
             "caption": ("Log-likelihood, AIC and BIC measure the fit to the calibration period (AIC and BIC "
                         "penalise parameters; lower is better); the other columns score the holdout. A degenerate "
-                        "fit (not converged, or parameters the data do not determine) is passed over.")}
+                        "fit (not converged, or parameters the data do not determine) is passed over unless every "
+                        "fit is.")}
 
 
 def _sound_fits(mc: pd.DataFrame) -> dict[str, bool]:
@@ -973,9 +975,11 @@ def _why(mc: pd.DataFrame, chosen: str, names: dict[str, str], sound: dict[str, 
     if rule not in _RULE_WORDS or rule not in mc.columns or chosen not in mc.index:
         return str(mc.attrs.get("rule") or f"it is the best by the rule {rule!r}").rstrip(".") + "."
     rivals = [k for k in mc.index if str(k) != chosen and (sound[str(k)] or not sound[chosen])]
+    value = f"{float(mc.loc[chosen, rule]):.3f}"
     others = ", ".join(f"{float(mc.loc[k, rule]):.3f} for {names[str(k)]}" for k in rivals)
-    text = (f"it had {_RULE_WORDS[rule]} ({float(mc.loc[chosen, rule]):.3f}"
-            + (f", against {others})." if others else ")."))
+    if rivals and all(f"{float(mc.loc[k, rule]):.3f}" == value for k in rivals):
+        others = f"{value} for every other model: a tie, which goes to the model listed first"
+    text = f"it had {_RULE_WORDS[rule]} ({value}" + (f", against {others})." if others else ").")
     passed = [names[str(k)] for k in mc.index if not sound[str(k)] and str(k) != chosen]
     if not sound[chosen]:
         text += " No model fitted soundly, so the choice rests on a degenerate fit: read the forecast with care."
