@@ -6,7 +6,7 @@ Transactions -> RFM table (:func:`rfm_summary`, :func:`calibration_holdout`) -> 
 
 from .clv import forecast_totals, predictive_clv
 from .compare import CLVComparison, compare_clv, rfm_scores, silent_customers
-from .datasets import load_cdnow
+from .datasets import load_cdnow, load_online_retail
 from .evaluation import HoldoutEvaluation, backtest, evaluate_holdout, forecast_metrics
 from .exceptions import (
     ConvergenceError,
@@ -25,7 +25,7 @@ from .historical import (
     historical_forecast,
     implied_lifetime,
 )
-from .io import read_transactions
+from .io import TransactionLog, read_transactions
 from .models import (
     PURCHASE_MODELS,
     BetaGeo,
@@ -37,7 +37,7 @@ from .models import (
     purchase_model,
 )
 from .report import ForecastReport
-from .rfm import calibration_holdout, rfm_summary
+from .rfm import calibration_holdout, discrete_summary, extreme_orders, rfm_summary
 from .units import parse_horizon, periodic_rate
 
 __version__ = "0.1.0"
@@ -77,8 +77,12 @@ __all__ = [
     "NotFittedError",
     "calibration_holdout",
     "load_cdnow",
+    "load_online_retail",
     "parse_horizon",
     "periodic_rate",
     "read_transactions",
+    "TransactionLog",
+    "discrete_summary",
+    "extreme_orders",
     "rfm_summary",
 ]

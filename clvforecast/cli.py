@@ -124,20 +124,44 @@ class _ReadFlag:
 
 
 # The flags of every subcommand that reads transactions, defined once: each maps to one read option of the
-# library, so the CLI and the Python API name the same things.
+# library (clvforecast.TransactionLog), so the CLI and the Python API name the same things, and the hints in the
+# library's messages ("pass returns='net'") are rewritten to these flags.
 READ_FLAGS: tuple[_ReadFlag, ...] = (
     _ReadFlag("customer_id", "--customer-col", "Column holding the customer id.", "customer_id"),
     _ReadFlag("date", "--date-col", "Column holding the purchase date (or timestamp).", "date"),
-    _ReadFlag("amount", "--amount-col", "Column holding the purchase value.", "amount"),
+    _ReadFlag("amount", "--amount-col", "Column holding the purchase value (not with --price-col).", "amount"),
+    _ReadFlag("no_amount", "--no-amount", "The log has no amounts: purchases and P(alive) only, no spend.",
+              False, bool),
+    _ReadFlag("quantity", "--quantity-col", "Column holding the quantity of a line item.", None, str | None),
+    _ReadFlag("price", "--price-col", "Column holding the unit price: amount = quantity x price.", None,
+              str | None),
+    _ReadFlag("item", "--item-col", "Column naming the item (returns are matched to the same item).", None,
+              str | None),
+    _ReadFlag("invoice", "--invoice-col", "Column naming the order/invoice.", None, str | None),
     _ReadFlag("date_format", "--date-format", "strftime pattern for non-ISO dates, e.g. '%d/%m/%Y'.",
               None, str | None),
+    _ReadFlag("encoding", "--encoding", "Text encoding of a CSV file, e.g. latin-1 (default UTF-8).", None,
+              str | None),
     _ReadFlag("on_invalid", "--on-invalid", "raise (default) or drop invalid rows (counted).", "raise"),
+    _ReadFlag("returns", "--returns", "Returns (negative lines): raise, drop (counted) or net them against "
+              "earlier purchases.", None, str | None),
+    _ReadFlag("duplicates", "--duplicates", "Exact duplicate rows: keep (counted, warned) or drop (counted).",
+              None, str | None),
+    _ReadFlag("zero_amounts", "--zero-amounts", "Zero-value rows: keep, drop (counted) or raise.", None,
+              str | None),
+    _ReadFlag("extreme", "--extreme", "Extreme purchase days: keep (listed) or cap the spend model's view.",
+              "keep"),
 )
 
 
 def _read_options(values: dict[str, Any]) -> dict[str, Any]:
     """The library's read options from the flags' values (only those that differ from the defaults)."""
-    return {f.option: values[f.option] for f in READ_FLAGS if values[f.option] != f.default}
+    options = {f.option: values[f.option] for f in READ_FLAGS if values[f.option] != f.default}
+    if options.pop("no_amount", False):
+        if "amount" in options or options.get("price"):
+            raise ValueError("--no-amount reads a log without amounts: drop --amount-col and --price-col")
+        options["amount"] = None
+    return options
 
 
 def _reads_transactions(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -292,15 +316,26 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 # The library's messages name Python arguments; on the command line the same fixes are flags. Only a name
 # that starts a word after a space or "(" is a hint: paths ('date=2024-01-01/x.csv') and values stay as they are.
-_FLAG_FOR = [
-    (re.compile(r"(?<=[\s(])negative_amounts='drop'"), "--on-invalid drop"),
-    (re.compile(r"(?<=[\s(])on_invalid='drop'"), "--on-invalid drop"),
-    (re.compile(r"(?<=[\s(])customer_id="), "--customer-col "),
-    (re.compile(r"(?<=[\s(])date_format="), "--date-format "),
-    (re.compile(r"(?<=[\s(])date="), "--date-col "),
-    (re.compile(r"(?<=[\s(])amount="), "--amount-col "),
-    (re.compile(r"(?<=[\s(])time_unit="), "--time-unit "),
-]
+def _hint_patterns() -> list[tuple[re.Pattern[str], str]]:
+    """Library hints -> CLI flags: ``returns='net'`` -> ``--returns net``, ``date=`` -> ``--date-col ``."""
+    hint = r"(?<=[\s(])"
+    patterns = [
+        (re.compile(hint + r"negative_amounts='(\w+)'"), r"--returns \1"),
+        (re.compile(hint + r"amount=None"), "--no-amount"),
+        (re.compile(hint + r"time_unit="), "--time-unit "),
+    ]
+    for f in READ_FLAGS:
+        if f.kind is bool:
+            continue
+        if f.option.endswith(("_id", "date", "amount", "quantity", "price", "item", "invoice", "format")):
+            patterns.append((re.compile(hint + f.option + "="), f.flag + " "))
+        else:  # a policy or a pattern: the value follows the flag
+            patterns.append((re.compile(hint + f.option + r"='([^']*)'"), f.flag + r" \1"))
+            patterns.append((re.compile(hint + f.option + "="), f.flag + " "))
+    return patterns
+
+
+_FLAG_FOR = _hint_patterns()
 
 
 def _cli_words(message: str) -> str:

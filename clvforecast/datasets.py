@@ -14,9 +14,10 @@ from typing import Literal
 
 import pandas as pd
 
-__all__ = ["cdnow_path", "dataset_path", "load_cdnow"]
+__all__ = ["cdnow_path", "dataset_path", "load_cdnow", "load_online_retail", "online_retail_path"]
 
 _FILES = {"sample": "cdnow_sample.csv", "master": "cdnow_master.csv"}
+_ONLINE_RETAIL = "online_retail_II_2009_2010.parquet"
 _DTYPES = {"customer_id": "int64", "quantity": "int64", "amount": "float64"}
 
 
@@ -62,3 +63,27 @@ def load_cdnow(kind: Literal["sample", "master"] = "sample") -> pd.DataFrame:
     df = pd.read_csv(cdnow_path(kind), dtype=_DTYPES)
     df["date"] = pd.to_datetime(df["date"], format="%Y-%m-%d")
     return df
+
+
+def online_retail_path() -> Path:
+    """Path of the bundled Online Retail II Parquet file (UCI dataset 502, sheet "Year 2009-2010")."""
+    return dataset_path(_ONLINE_RETAIL)
+
+
+def load_online_retail() -> pd.DataFrame:
+    """A UK online gift shop's invoice lines, 2009-12-01 to 2010-12-09, exactly as published (UCI Machine
+    Learning Repository dataset 502, "Online Retail II", Chen 2012, CC BY 4.0).
+
+    Returns the raw lines: ``Invoice`` (a leading ``C`` marks a cancellation), ``StockCode``, ``Description``,
+    ``Quantity`` (negative on cancellations), ``InvoiceDate`` (text, UK local time), ``Price`` (GBP per unit),
+    ``Customer ID`` (float; blank on 107,927 rows) and ``Country``: 525,461 rows. Read them with
+    :func:`~clvforecast.read_transactions` (``quantity="Quantity", price="Price", item="StockCode",
+    invoice="Invoice", returns="net"``; see data/README.md).
+
+    Examples
+    --------
+    >>> import clvforecast as cf
+    >>> len(cf.load_online_retail())
+    525461
+    """
+    return pd.read_parquet(online_retail_path())

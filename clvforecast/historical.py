@@ -30,6 +30,7 @@ are one transaction. :func:`historical_clv` follows this by default and can coun
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
@@ -42,7 +43,7 @@ from scipy import integrate, optimize, special
 
 from ._checks import check_number as _check_number
 from .exceptions import DataQualityWarning, DataValidationError
-from .io import Source, _to_date, read_transactions
+from .io import Source, TransactionLog, _entry, _ledger, _to_date, as_log, read_transactions
 from .rfm import rfm_summary
 from .units import DAYS_PER_UNIT, UNIT_NAMES, check_time_unit, days_per, parse_horizon
 
@@ -65,11 +66,12 @@ _VALUE_COLUMNS = ["apv", "apfr", "customer_value", "annual_value", "lifespan_yea
 # ----------------------------------------------------------------------------------------------------
 # shared helpers
 # ----------------------------------------------------------------------------------------------------
-def _require_amount(amount: Any) -> None:
-    if not isinstance(amount, str):
+def _require_amount(log: TransactionLog, where: str) -> None:
+    if not log.has_amount:
         raise ValueError(
-            f"amount must name the column of purchase values (e.g. amount='amount'); got {amount!r}: the "
-            "historical formula needs what each purchase was worth"
+            f"{where} needs what each purchase was worth, and this log has no amounts (amount=None): pass "
+            "amount='<the column of purchase values>', or price= (and quantity=) for line items. For a "
+            "frequency-only log use estimate_lifespan, historical_forecast (purchases only) or the purchase models"
         )
 
 
@@ -77,20 +79,24 @@ def _examples(values: Any, k: int = 3) -> str:
     return ", ".join(repr(v) for v in list(values)[:k])
 
 
-def _read(
-    transactions: Source,
-    *,
-    customer_id: str,
-    date: str,
-    amount: str | None,
-    date_format: str | None,
-    segment: Any = None,
-) -> pd.DataFrame:
+def _log_for(transactions: Any, read_options: dict[str, Any], where: str, *, amount_optional: bool = False) -> TransactionLog:
+    """The source description; a function that needs no amounts reads none unless told (``amount=None``):
+    unless ``amount`` or ``price`` is given, or ``returns='net'`` (netting needs the amounts)."""
+    if amount_optional and not isinstance(transactions, TransactionLog) and not (
+        {"amount", "price"} & set(read_options) or read_options.get("returns") == "net"
+    ):
+        read_options = {**read_options, "amount": None}
+    return as_log(transactions, where=where, **read_options)
+
+
+def _read(log: TransactionLog, *, segment: Any = None) -> pd.DataFrame:
     """Validated transactions (``customer_id, date, amount[, segment]``) via :func:`read_transactions`.
 
     ``segment`` may be a column name (read along with the other columns) or a mapping customer -> segment
-    (looked up here). Without a segment the column ``segment`` is :data:`ALL` for every row.
+    (looked up here). Without a segment the column ``segment`` is :data:`ALL` for every row. The result's
+    ``attrs["ledger"]`` is the reading's ledger.
     """
+    transactions = log.source
     column = segment if isinstance(segment, str) else None
     if segment is not None and column is None and not isinstance(segment, (Mapping, pd.Series)):
         raise TypeError(
@@ -103,20 +109,20 @@ def _read(
             f"segment column {column!r} not found; the transactions have columns {shown}. Pass "
             "segment=<one of those columns> or a mapping (dict or Series) customer_id -> segment"
         )
+    extra = tuple(log.extra_columns)
+    if column is not None and column not in extra:
+        extra = (*extra, column)
     try:
         # The segment column is carried through the reader unchanged, so it is read from a DataFrame, a CSV or
         # a Parquet file alike and the validated rows keep their segment.
-        tx = read_transactions(
-            transactions, customer_id=customer_id, date=date, amount=amount, date_format=date_format,
-            extra_columns=[column] if column is not None else [],
-        )
+        tx = read_transactions(dataclasses.replace(log, extra_columns=extra))
     except DataValidationError as exc:
         if column is not None and str(exc).startswith(f"column {column!r} not found"):
             raise DataValidationError(
                 f"segment column {column!r} not found: {exc}; or pass a mapping customer_id -> segment"
             ) from exc
         raise
-    if amount is None:
+    if not log.has_amount:
         tx["amount"] = 0.0
     if column is not None:
         tx = tx.rename(columns={column: "segment"})
@@ -149,6 +155,12 @@ def _read(
     else:
         tx["segment"] = ALL
     return tx
+
+
+def _ledger_after(tx: pd.DataFrame, used: int, extra: list[dict[str, Any]]) -> dict[str, Any]:
+    """The reading's ledger continued with ``extra`` entries and ``used`` rows."""
+    ledger = tx.attrs["ledger"]
+    return _ledger(ledger["rows_read"], [*ledger["entries"], *extra], used)
 
 
 def _purchases(tx: pd.DataFrame, purchase_unit: str) -> pd.DataFrame:
@@ -236,10 +248,7 @@ def historical_clv(
     acquisition_cost: float = 0.0,
     segment: str | Mapping[Any, Any] | pd.Series | None = None,
     purchase_unit: Literal["day", "row"] = "day",
-    customer_id: str = "customer_id",
-    date: str = "date",
-    amount: str = "amount",
-    date_format: str | None = None,
+    **read_options: Any,
 ) -> HistoricalCLV:
     """Customer lifetime value by the historical (average) formula, overall and per segment.
 
@@ -291,15 +300,17 @@ def historical_clv(
         on one calendar day (in one segment) are one purchase, amounts summed. ``"row"``: every row of the log
         is a purchase, for logs holding several distinct orders per customer and day. Revenue is the same
         either way; only ``purchases`` (hence ``apv`` and ``apfr``, not their product) changes.
-    customer_id, date, amount, date_format:
-        Column names and date format, as for :func:`~clvforecast.read_transactions`.
+    **read_options:
+        How to read ``transactions`` (columns, ``date_format``, ``on_invalid``, ``returns``, ...): the options
+        of :class:`~clvforecast.TransactionLog`, as for :func:`~clvforecast.read_transactions`. The formula
+        needs amounts (an ``amount`` column, or ``price`` for line items).
 
     Returns
     -------
     HistoricalCLV
         ``.table`` (one row per segment plus ``"all"``), ``.summary`` and the combined values as attributes
         (``.apv``, ``.apfr``, ``.customer_value``, ``.annual_value``, ``.lifespan_years``, ``.clv``,
-        ``.net_clv``).
+        ``.net_clv``). ``summary["ledger"]`` (and ``table.attrs["ledger"]``) accounts for every row read.
 
     Raises
     ------
@@ -317,9 +328,9 @@ def historical_clv(
     cost = _check_number(acquisition_cost, "acquisition_cost", example=" (currency per customer)")
     if purchase_unit not in ("day", "row"):
         raise ValueError(f"purchase_unit must be 'day' or 'row'; got {purchase_unit!r}")
-    _require_amount(amount)
-    tx = _read(transactions, customer_id=customer_id, date=date, amount=amount, date_format=date_format,
-               segment=segment)
+    log = _log_for(transactions, read_options, "historical_clv")
+    _require_amount(log, "historical_clv")
+    tx = _read(log, segment=segment)
     if segment is not None and (tx["segment"] == ALL).any():
         raise ValueError(f"a segment is named {ALL!r}, the label of the combined row; rename that segment")
     first, last = tx["date"].min(), tx["date"].max()
@@ -360,7 +371,9 @@ def historical_clv(
         "period_start": str(first.date()),
         "period_end": str(last.date()),
         "period_days": int(span_days),
+        "ledger": _ledger_after(tx, len(tx), []),
     }
+    table.attrs["ledger"] = summary["ledger"]
     return HistoricalCLV(table=table, summary=summary)
 
 
@@ -421,9 +434,7 @@ def estimate_lifespan(
     *,
     window: str | float | None = None,
     end: Any = None,
-    customer_id: str = "customer_id",
-    date: str = "date",
-    date_format: str | None = None,
+    **read_options: Any,
 ) -> LifespanEstimate:
     """Average customer lifespan in years, estimated from churn between consecutive windows.
 
@@ -469,8 +480,10 @@ def estimate_lifespan(
     end:
         Last day of the last window (inclusive); default the last transaction date. Later transactions are
         ignored. Pass a calibration end to estimate from calibration data only.
-    customer_id, date, date_format:
-        As for :func:`~clvforecast.read_transactions`.
+    **read_options:
+        How to read ``transactions``: the options of :class:`~clvforecast.TransactionLog`, as for
+        :func:`~clvforecast.read_transactions`. Amounts are not read unless ``amount`` or ``price`` is given,
+        or ``returns='net'`` (then fully returned orders are not activity).
 
     Returns
     -------
@@ -487,8 +500,10 @@ def estimate_lifespan(
         Fewer than two whole windows fit in the data (pass a shorter ``window``), or no active customer was
         lost between any two windows (no churn to measure: the lifespan would be infinite).
     """
-    tx = _read(transactions, customer_id=customer_id, date=date, amount=None, date_format=date_format)
-    last_day = pd.Timestamp(_to_date(end, "end")) if end is not None else tx["date"].max()
+    log = _log_for(transactions, read_options, "estimate_lifespan", amount_optional=True)
+    tx = _read(log)
+    last_day = pd.Timestamp(_to_date(end, "end", log.date_format)) if end is not None else tx["date"].max()
+    n_read = len(tx)
     tx = tx.loc[tx["date"] <= last_day]
     if tx.empty:
         raise ValueError(f"no transaction on or before end={last_day.date()}; check end")
@@ -514,7 +529,14 @@ def estimate_lifespan(
             f"window='{max(1, span_days // 2)}D'"
         )
     start = last_day - pd.Timedelta(days=n_windows * window_days - 1)
+    n_upto = len(tx)
     tx = tx.loc[tx["date"] >= start]
+    extra = []
+    if n_read > n_upto:
+        extra.append(_entry("after_observation_end", n_read - n_upto, None, None, f"after end={last_day.date()}"))
+    if n_upto > len(tx):
+        extra.append(_entry("before_first_window", n_upto - len(tx), None, None,
+                            f"before {start.date()}, the start of the first whole window"))
     k = ((tx["date"] - start).dt.days // window_days).to_numpy()
     active = pd.DataFrame({"customer_id": tx["customer_id"].to_numpy(), "k": k}).drop_duplicates()
     nxt = active.assign(k=active["k"] - 1, retained=True)
@@ -561,7 +583,9 @@ def estimate_lifespan(
         "customers": int(tx["customer_id"].nunique()),
         "active": total_active,
         "churned": total_churned,
+        "ledger": _ledger_after(tx, len(tx), extra),
     }
+    table.attrs["ledger"] = summary["ledger"]
     return LifespanEstimate(
         lifespan_years=lifespan, churn=churn, annual_churn=annual_churn, window=str(window),
         window_days=int(window_days), window_years=window_years, table=table, summary=summary,
@@ -692,11 +716,8 @@ def historical_forecast(
     calibration_end: Any,
     horizon: str | float,
     time_unit: str = "W",
-    customer_id: str = "customer_id",
-    date: str = "date",
-    amount: str | None = "amount",
-    date_format: str | None = None,
     segment: str | Mapping[Any, Any] | pd.Series | None = None,
+    **read_options: Any,
 ) -> pd.DataFrame:
     """What two historical rules predict for each customer over ``horizon`` after ``calibration_end``.
 
@@ -736,6 +757,9 @@ def historical_forecast(
     segment:
         Optional column name or mapping customer_id -> segment: the average formula then uses each segment's
         average (each customer must be in exactly one segment).
+    **read_options:
+        How to read ``transactions``: the options of :class:`~clvforecast.TransactionLog`, as for
+        :func:`~clvforecast.read_transactions` (``amount=None`` for frequency-only data).
 
     Returns
     -------
@@ -743,14 +767,16 @@ def historical_forecast(
     sorted), columns ``avg_formula_purchases``, ``avg_formula_spend``, ``run_rate_purchases``,
     ``run_rate_spend`` (only the two ``*_purchases`` columns for frequency-only data, ``amount=None``).
     ``attrs``: ``time_unit``, ``horizon`` (in ``time_unit``), ``calibration_start``,
-    ``calibration_end``, ``calibration_length`` (``L``), and ``avg_formula_rates`` (per segment: customers,
+    ``calibration_end``, ``calibration_length`` (``L``), ``ledger`` (rows after ``calibration_end`` counted as
+    after the observation end), and ``avg_formula_rates`` (per segment: customers,
     purchases, revenue, purchases and spend per customer per unit).
     """
     unit = check_time_unit(time_unit)
     h = parse_horizon(horizon, unit)
-    cal = pd.Timestamp(_to_date(calibration_end, "calibration_end"))
-    tx = _read(transactions, customer_id=customer_id, date=date, amount=amount, date_format=date_format,
-               segment=segment)
+    log = _log_for(transactions, read_options, "historical_forecast")
+    cal = pd.Timestamp(_to_date(calibration_end, "calibration_end", log.date_format))
+    tx = _read(log, segment=segment)
+    n_read = len(tx)
     tx = tx.loc[tx["date"] <= cal]
     if tx.empty:
         raise ValueError(f"no purchase on or before calibration_end={cal.date()}; check the dates")
@@ -783,8 +809,9 @@ def historical_forecast(
         },
         index=rfm.index,
     )
-    if amount is None:  # frequency-only data: purchases only
+    if not log.has_amount:  # frequency-only data: purchases only
         out = out[["avg_formula_purchases", "run_rate_purchases"]]
+    extra = [_entry("after_observation_end", n_read - len(tx), None, None, f"after calibration_end={cal.date()}")]
     out.attrs = {
         "time_unit": unit,
         "time_unit_name": UNIT_NAMES[unit],
@@ -793,5 +820,6 @@ def historical_forecast(
         "calibration_end": str(cal.date()),
         "calibration_length": length,
         "avg_formula_rates": rates.reset_index().to_dict(orient="records"),
+        "ledger": _ledger_after(tx, len(tx), [e for e in extra if e["rows"]]),
     }
     return out

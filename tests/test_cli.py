@@ -194,13 +194,46 @@ def test_unusable_out_is_refused_before_any_work(tmp_path: Path) -> None:
     assert "ending in .html" in one_line_error(run("report", SAMPLE, "--out", tmp_path / "r.pdf"))
 
 
-def test_error_hints_name_cli_flags(tmp_path: Path) -> None:
-    src = tmp_path / "returns.csv"
-    src.write_text("customer_id,date,amount\n1,2024-01-01,10\n1,2024-01-05,-5\n")
-    msg = one_line_error(run("summarize", src, "--out", tmp_path / "x.csv"))
-    assert "--on-invalid drop" in msg and "negative_amounts" not in msg
-    msg = one_line_error(run("summarize", SAMPLE, "--date-col", "when", "--out", tmp_path / "x.csv"))
-    assert "--date-col" in msg
+def _hints(message: str) -> list[list[str]]:
+    """The flags a message suggests, each as the arguments to add: [['--returns', 'net'], ['--no-amount']]."""
+    import re
+    import shlex
+
+    found = []
+    for m in re.finditer(r"(--[a-z][a-z-]+)((?: (?:'[^']*'|[^\s,;)]+))?)", message):
+        flag, value = m.group(1), m.group(2).strip()
+        found.append([flag, *shlex.split(value)] if value and not value.startswith("--") else [flag])
+    return found
+
+
+HINT_CASES = {
+    "returns": ("customer_id,date,amount\n1,2024-01-01,10\n1,2024-01-05,-5\n2,2024-01-03,7\n2,2024-02-03,7\n",
+                "--returns"),
+    "missing_id": ("customer_id,date,amount\n1,2024-01-01,10\n,2024-01-05,5\n2,2024-01-03,7\n2,2024-02-03,7\n",
+                   "--on-invalid"),
+    "date_column": ("customer_id,dates,amount\n1,2024-01-01,10\n1,2024-01-05,5\n", "--date-col"),
+    "date_format": ("customer_id,date,amount\n1,13/01/2024,10\n1,25/02/2024,5\n2,14/01/2024,3\n",
+                    "--date-format"),
+    "encoding": ("customer_id,date,amount,name\n1,2024-01-01,10,Jos\xe9\n1,2024-01-05,5,Ren\xe9e\n", "--encoding"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HINT_CASES))
+def test_every_hint_names_a_flag_and_following_it_works(tmp_path: Path, case: str) -> None:
+    """Issue 9: every hint names an argument that exists where the user is: follow it and it works."""
+    text, expected_flag = HINT_CASES[case]
+    src = tmp_path / "tx.csv"
+    src.write_bytes(text.encode("latin-1"))
+    args = ["summarize", src, "--time-unit", "D", "--out", tmp_path / "rfm.csv"]
+    msg = one_line_error(run(*args))
+    assert "=" not in msg.split(";")[-1] or "--" in msg  # no Python keyword left as the fix
+    hints = [h for h in _hints(msg) if h[0] == expected_flag]
+    assert hints, msg
+    help_text = run("summarize", "--help").stdout
+    for hint in _hints(msg):
+        assert hint[0] in help_text, f"{hint[0]} (from {msg!r}) is not a flag of summarize"
+    r = run(*args, *hints[0])
+    assert r.exit_code == 0, (msg, hints[0], r.stderr)
 
 
 def test_paths_and_values_in_messages_are_not_rewritten(tmp_path: Path) -> None:
@@ -337,3 +370,27 @@ def test_report_currency_flag(tmp_path: Path) -> None:
     r = run("report", SAMPLE, *DATES, "--currency", "$", "--out", out)
     assert r.exit_code == 0, r.stderr
     assert "$" in out.read_text()
+
+
+def test_report_on_the_online_retail_log(tmp_path: Path) -> None:
+    """Issue 9's command on the real retailer's line items (bundled copy of the shared log)."""
+    out = tmp_path / "r.html"
+    r = run("report", cf.datasets.online_retail_path(), "--customer-col", "Customer ID", "--date-col",
+            "InvoiceDate", "--quantity-col", "Quantity", "--price-col", "Price", "--item-col", "StockCode",
+            "--invoice-col", "Invoice", "--returns", "net", "--on-invalid", "drop", "--calibration-end",
+            "2010-06-30", "--observation-end", "2010-12-09", "--currency", "£", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    page = out.read_text()
+    assert "Data preparation" in page and "£" in page
+    assert all(line.startswith(("warning: ", "report written")) or not line.strip()
+               for line in r.stderr.splitlines()), r.stderr
+
+
+def test_no_amount_log_through_summarize(tmp_path: Path) -> None:
+    src = tmp_path / "visits.csv"
+    pd.read_csv(SAMPLE)[["customer_id", "date"]].to_csv(src, index=False)
+    out = tmp_path / "rfm.csv"
+    r = run("summarize", src, "--no-amount", "--observation-end", "1997-09-30", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    table = pd.read_csv(out)
+    assert "monetary_value" not in table.columns and int(table["frequency"].sum()) == 2457

@@ -55,7 +55,11 @@ def test_valid_log_is_returned_tidy_in_source_order() -> None:
     assert out["amount"].tolist() == [10.0, 20.0, 5.5, 7.25, 8.0]
     assert str(out["customer_id"].dtype) == "int64"
     assert pd.api.types.is_datetime64_dtype(out["date"])
-    assert out.attrs == {"n_rows_read": 5, "dropped": {}}
+    assert out.attrs == {
+        "n_rows_read": 5,
+        "dropped": {},
+        "ledger": {"rows_read": 5, "rows_used": 5, "entries": [], "identity_holds": True},
+    }
 
 
 def test_input_dataframe_is_not_modified() -> None:
@@ -279,7 +283,7 @@ def test_negative_amounts_are_refused_with_the_fix(kind: str, tmp_path: Path) ->
         cf.read_transactions(_as(kind, df, tmp_path))
     msg = str(err.value)
     assert msg.startswith("column 'amount': 2 of 5 rows have negative amounts (returns or refunds?), e.g. ")
-    assert "-20.0" in msg and "negative_amounts='drop'" in msg
+    assert "-20.0" in msg and "returns='net'" in msg and "returns='drop'" in msg
 
 
 def test_negative_amounts_policy_is_separate_from_on_invalid() -> None:
@@ -355,15 +359,20 @@ def test_drop_counts_each_row_once_per_reason_and_warns(kind: str, tmp_path: Pat
         "negative_amount": 1,
         "zero_amount": 1,
     }
-    assert out.attrs["dropped"] == expected and list(expected) == list(REASONS)
+    assert out.attrs["dropped"] == expected and list(expected) == [r for r in REASONS if r != "negative_price"]
     assert out.attrs["n_rows_read"] == 8
     assert out["customer_id"].tolist() == ["a"]
     message = str(record[0].message)
-    assert message == (
+    assert len(record) == 1 and message.startswith(
         "dropped 7 of 8 rows: 2 null customer id, 2 unparseable date, 1 non numeric amount, "
-        "1 negative amount, 1 zero amount"
+        "1 negative amount, 1 zero amount. "
     )
     assert record[0].filename == __file__  # the warning points at the caller's line
+    # on_invalid='drop' without a returns policy drops the returns as before, and says they were not netted
+    assert "The 1 return (negative amounts) was dropped, not netted" in message and "returns='net'" in message
+    ledger = out.attrs["ledger"]
+    assert ledger["rows_read"] == 8 and ledger["rows_used"] == 1 and ledger["identity_holds"]
+    assert [(e["key"], e["rows"]) for e in ledger["entries"]] == list(expected.items())
 
 
 def test_drop_that_leaves_nothing_is_an_error() -> None:
@@ -381,6 +390,8 @@ def test_bad_policy_arguments_are_refused() -> None:
         cf.read_transactions(_log(), zero_amounts="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="negative_amounts must be"):
         cf.read_transactions(_log(), negative_amounts="keep")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="returns must be 'raise', 'drop', 'net' or None; got 'keep'"):
+        cf.read_transactions(_log(), returns="keep")  # type: ignore[arg-type]
 
 
 # --- sources ------------------------------------------------------------------------------------------------
@@ -467,11 +478,14 @@ def test_reversed_and_strided_dataframes() -> None:
     assert log.equals(_log())  # the input is not modified
 
 
-def test_a_csv_read_as_one_column_gets_a_delimiter_hint(tmp_path: Path) -> None:
+def test_a_row_with_an_extra_field_names_its_line_and_field_counts(tmp_path: Path) -> None:
     path = tmp_path / "ragged.csv"
     path.write_text("customer_id,date,amount\n1,2024-01-01,5\n2,2024-01-02,6,extra\n3,2024-01-03,7\n")
-    with pytest.raises(DataValidationError, match="read as a single column named 'customer_id,date,amount'"):
+    with pytest.raises(DataValidationError) as err:
         cf.read_transactions(path)
+    msg = str(err.value)
+    assert "line 3 has 4 fields where the header has 3 ('customer_id', 'date', 'amount')" in msg
+    assert "\n" not in msg and "sniff" not in msg.lower() and "LINE 1" not in msg
 
 
 @pytest.mark.parametrize("unit", ["us", "ns"])

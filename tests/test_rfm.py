@@ -4,6 +4,7 @@ and invariants."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import warnings
 from pathlib import Path
 
@@ -61,7 +62,9 @@ def test_cdnow_customer_one_by_hand(cdnow_cal: pd.DataFrame, cdnow_tx: pd.DataFr
 
 
 def test_cdnow_attrs(cdnow_cal: pd.DataFrame) -> None:
-    assert cdnow_cal.attrs == {
+    attrs = dict(cdnow_cal.attrs)
+    ledger, extremes = attrs.pop("ledger"), attrs.pop("extreme_orders")
+    assert attrs == {
         "time_unit": "W",
         "observation_end": "1998-06-30",
         "n_rows_read": 6919,
@@ -71,12 +74,55 @@ def test_cdnow_attrs(cdnow_cal: pd.DataFrame) -> None:
         "holdout_duration": 39.0,  # 273 days
         "excluded_new_in_holdout": 0,
     }
+    # every CDNOW row reaches the table (all customers first bought in Q1 1997, the log ends on 1998-06-30)
+    assert (ledger["rows_read"], ledger["rows_used"], ledger["identity_holds"]) == (6919, 6919, True)
+    assert [e["key"] for e in ledger["entries"]] == ["extreme_orders"] and ledger["entries"][0]["rows"] == 0
+    assert extremes == [{"customer_id": 1901, "date": "1997-03-20", "value": 1554.58, "period": "calibration"}]
     assert list(cdnow_cal.columns) == [
         "frequency", "recency", "T", "monetary_value",
         "holdout_frequency", "holdout_spend", "holdout_monetary_value",
     ]  # fmt: skip
     assert str(cdnow_cal["frequency"].dtype) == "int64" and str(cdnow_cal.index.dtype) == "int64"
     assert cdnow_cal.index.name == "customer_id"
+
+
+def rfm_sql_plain() -> str:
+    from clvforecast.rfm import RFM_SQL, render_sql
+
+    return render_sql(RFM_SQL)
+
+
+def rfm_sql_capped() -> str:
+    from clvforecast.rfm import RFM_SQL, render_sql
+
+    return render_sql(RFM_SQL, cap=True)
+
+
+def test_cdnow_extreme_days_follow_the_documented_fence(cdnow_tx: pd.DataFrame) -> None:
+    # Independent computation: each customer's mean positive purchase-day value up to the calibration end, the
+    # quartiles of these means across customers (linear interpolation), the fence on the log scale
+    # ln Q3 + 3 (ln Q3 - ln Q1), at least 10 x Q3; every day up to the observation end above it is extreme.
+    days = cdnow_tx.groupby(["customer_id", "date"])["amount"].sum().reset_index()
+    cal = days[(days["date"] <= "1997-09-30") & (days["amount"] > 0)]
+    q1, q3 = np.log(np.quantile(cal.groupby("customer_id")["amount"].mean(), [0.25, 0.75]))
+    fence = np.exp(max(q3 + 3 * (q3 - q1), q3 + np.log(10)))
+    expected = days[days["amount"] > fence].sort_values("amount", ascending=False)
+    assert len(expected) >= 1
+    capped = cf.calibration_holdout(
+        cdnow_tx, calibration_end="1997-09-30", observation_end="1998-06-30", extreme="cap"
+    )
+    listed = cf.extreme_orders(capped)
+    assert listed["customer_id"].tolist() == expected["customer_id"].tolist()
+    np.testing.assert_allclose(listed["value"], expected["amount"], rtol=1e-12)
+    assert "$cap" not in rfm_sql_plain() and "$cap" in rfm_sql_capped()
+    # cap: customer 1901's calibration repeat days, with the extreme day capped at the fence
+    mine = days[(days["customer_id"] == 1901) & (days["date"] <= "1997-09-30")].sort_values("date")
+    repeat = mine["amount"].iloc[1:].clip(upper=fence)
+    assert capped.loc[1901, "monetary_value"] == pytest.approx(repeat.mean(), rel=1e-12)
+    entry = capped.attrs["ledger"]["entries"][-1]
+    assert entry["key"] == "extreme_orders" and entry["customers"] == len(set(expected["customer_id"]))
+    removed = (expected.loc[expected["date"] <= "1997-09-30", "amount"] - fence).sum()
+    assert entry["value"] == pytest.approx(removed, rel=1e-12)
 
 
 # --- agreement with lifetimes -------------------------------------------------------------------------------
@@ -305,8 +351,14 @@ def test_invariants(log: pd.DataFrame, cut: int, extra: int) -> None:
     firsts = log.groupby("customer_id")["date"].min().dt.normalize()
     if not (firsts <= cal_end).any():
         return  # no customer to summarise (tested elsewhere)
+    day = log["date"].dt.normalize()
+    if not ((day > cal_end) & (day <= obs_end)).any():
+        with pytest.raises(DataValidationError, match="holds no transactions"):
+            cf.calibration_holdout(log, calibration_end=cal_end, observation_end=obs_end)
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", "observation_end=.* after the last transaction", DataQualityWarning)
         cal = cf.calibration_holdout(log, calibration_end=cal_end, observation_end=obs_end)
     assert (cal["recency"] >= 0).all() and (cal["recency"] <= cal["T"]).all()
     assert str(cal["frequency"].dtype) == "int64" and (cal["frequency"] >= 0).all()
@@ -316,10 +368,19 @@ def test_invariants(log: pd.DataFrame, cut: int, extra: int) -> None:
     assert np.isfinite(cal.to_numpy(dtype=float)).all()
     # Every customer who bought by the calibration end is in the table, and only they.
     assert set(cal.index) == set(firsts.index[firsts <= cal_end])
-    assert cal.attrs["excluded_new_in_holdout"] == int(((firsts > cal_end) & (firsts <= obs_end)).sum())
+    new = (firsts > cal_end) & (firsts <= obs_end)
+    assert cal.attrs["excluded_new_in_holdout"] == int(new.sum())
     # frequency + 1 transaction days up to the calibration end, each customer.
-    days = log.assign(day=log["date"].dt.normalize()).query("day <= @cal_end").groupby("customer_id")["day"]
+    days = log.assign(day=day).query("day <= @cal_end").groupby("customer_id")["day"]
     assert (cal["frequency"] + 1).equals(days.nunique().loc[cal.index].rename("frequency"))
+    # The ledger: every row is used, after the observation end, or a new customer's.
+    ledger = cal.attrs["ledger"]
+    kept = log[(day <= obs_end) & log["customer_id"].isin(cal.index)]
+    rows = {e["key"]: e["rows"] for e in ledger["entries"]}
+    assert ledger["rows_read"] == len(log) and ledger["rows_used"] == len(kept) and ledger["identity_holds"]
+    assert rows.get("after_observation_end", 0) == int((day > obs_end).sum())
+    assert rows.get("new_in_holdout", 0) == int(log["customer_id"].isin(new.index[new]).sum() - (
+        (day > obs_end) & log["customer_id"].isin(new.index[new])).sum())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -332,3 +393,21 @@ def test_equal_to_lifetimes_on_random_logs(log: pd.DataFrame) -> None:
     assert (ours["frequency"] == theirs["frequency"]).all()
     cols = ["recency", "T", "monetary_value"]
     np.testing.assert_allclose(ours[cols], theirs[cols], rtol=0, atol=1e-9)
+
+
+def test_the_sql_definitions_render_for_spark_without_duckdb_constructs() -> None:
+    from clvforecast import rfm
+
+    for name in ("DAYS_SQL", "RFM_SQL", "FENCE_SQL", "EXTREME_SQL", "COHORT_SQL", "PERIODS_SQL", "DISCRETE_SQL"):
+        duck = rfm.render_sql(getattr(rfm, name), "duckdb", period="W", cap=True)
+        spark = rfm.render_sql(getattr(rfm, name), "spark", period="W", cap=True)
+        for text in (duck, spark):
+            assert "DAYS_BETWEEN" not in text and "QUARTILES" not in text and "PERIOD(" not in text, name
+            assert "CAPPED" not in text and "Q1(" not in text, name
+        assert "$" not in spark and "date_diff" not in spark and "quantile_cont" not in spark, name
+        # the same parameters, marked per engine
+        assert sorted(set(re.findall(r"\$(\w+)", duck))) == sorted(set(re.findall(r":(\w+)", spark))), name
+    assert "datediff(last_day, first_day)" in rfm.render_sql(rfm.RFM_SQL, "spark")
+    fence = rfm.render_sql(rfm.FENCE_SQL, "spark")
+    assert "percentile(mean_day_value, array(0.25, 0.75))" in fence and "q[0]" in fence  # 0-based
+    assert "q[1]" in rfm.render_sql(rfm.FENCE_SQL, "duckdb") and "q[0]" not in rfm.render_sql(rfm.FENCE_SQL)
