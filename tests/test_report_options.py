@@ -156,3 +156,13 @@ def test_a_one_day_horizon_stays_finite(cdnow_cal) -> None:
     assert 0 < numbers["clv_total_lower"] <= numbers["clv_total"] <= numbers["clv_total_upper"]
     assert "Forecast for the next 1 day" in rep.to_html()
     json.loads(rep.to_json())
+
+
+def test_cutoffs_are_read_with_date_format_and_ambiguous_ones_refused(cdnow_tx) -> None:
+    rep = cf.ForecastReport(cdnow_tx, calibration_end="30/09/1997", observation_end="30/06/1998",
+                            date_format="%d/%m/%Y")
+    assert (rep.settings.calibration_end, rep.settings.observation_end) == (CAL_END, OBS_END)
+    with pytest.raises(ValueError, match=r"calibration_end='06/01/1997' is ambiguous.*date_format='%d/%m/%Y'"):
+        cf.ForecastReport(cdnow_tx, calibration_end="06/01/1997")
+    with pytest.raises(TypeError, match="calibration_end=19970930 is a number, not a date"):
+        cf.ForecastReport(cdnow_tx, calibration_end=19970930)

@@ -16,7 +16,6 @@ own past errors on the totals, *backtest-calibrated* (those errors added: shocks
 
 from __future__ import annotations
 
-import datetime as dt
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,15 +132,11 @@ def _positive_horizon(horizon: Any, unit: str) -> float:
 
 
 def _date(value: Any, name: str, date_format: str | None = None) -> str:
-    """A cutoff as an ISO date (text read with ``date_format`` when given), with the io module's rules."""
+    """A cutoff as an ISO date, with the io module's rules (text read with ``date_format`` when given; an
+    ambiguous all-numeric date or a number refused with the fix)."""
     from ..io import _to_date
 
-    if date_format and isinstance(value, str):
-        try:
-            return dt.datetime.strptime(value.strip(), date_format).date().isoformat()
-        except ValueError:
-            pass  # an ISO date, or a clear error below
-    return _to_date(value, name).isoformat()
+    return _to_date(value, name, date_format).isoformat()
 
 
 def _check_past_cutoffs(past_cutoffs: Any) -> int | None:
