@@ -1,5 +1,5 @@
-"""The report on a real retail log (the shared Online Retail II extract): its Data preparation section accounts
-for every row read, checked against a direct pandas computation on the raw file."""
+"""The report on a real retail log (Online Retail II, bundled: the shared extract): its Data preparation section
+accounts for every row read, checked against a direct pandas computation on the raw file."""
 
 from __future__ import annotations
 
@@ -12,16 +12,11 @@ from bs4 import BeautifulSoup
 
 import clvforecast as cf
 
-RETAIL = Path(__file__).resolve().parents[2] / "shared" / "data" / "online_retail_II_2009_2010.parquet"
-if not RETAIL.exists():
-    RETAIL = Path("/work/shared/data/online_retail_II_2009_2010.parquet")
+RETAIL = Path(cf.datasets.online_retail_path())
 READ = dict(customer_id="Customer ID", date="InvoiceDate", quantity="Quantity", price="Price", item="StockCode",
             invoice="Invoice", returns="net", on_invalid="drop")
 
-pytestmark = [
-    pytest.mark.skipif(not RETAIL.exists(), reason=f"the shared Online Retail II log is not here ({RETAIL})"),
-    pytest.mark.skipif(not hasattr(cf, "TransactionLog"), reason="needs the line-item reader (the data work)"),
-]
+pytestmark = pytest.mark.skipif(not RETAIL.exists(), reason=f"the Online Retail II log is not here ({RETAIL})")
 
 
 @pytest.fixture(scope="module")
