@@ -166,3 +166,15 @@ def test_cutoffs_are_read_with_date_format_and_ambiguous_ones_refused(cdnow_tx) 
         cf.ForecastReport(cdnow_tx, calibration_end="06/01/1997")
     with pytest.raises(TypeError, match="calibration_end=19970930 is a number, not a date"):
         cf.ForecastReport(cdnow_tx, calibration_end=19970930)
+
+
+def test_a_transaction_log_description_is_a_source(cdnow_tx) -> None:
+    """A TransactionLog describes the source once; the report's own defaults do not clash with it."""
+    renamed = cdnow_tx.rename(columns={"customer_id": "cust", "date": "day", "amount": "spend"})
+    log = cf.TransactionLog(renamed, customer_id="cust", date="day", amount="spend")
+    rep = cf.ForecastReport(log, observation_end=OBS_END, interval=None, currency="$")
+    direct = cf.ForecastReport(cdnow_tx, observation_end=OBS_END, interval=None, currency="$")
+    assert rep.summary["forecast"]["numbers"]["clv_total"] == pytest.approx(
+        direct.summary["forecast"]["numbers"]["clv_total"], rel=1e-12)
+    with pytest.raises(TypeError, match="given as a keyword and customer_id='cust' in the TransactionLog"):
+        cf.ForecastReport(log, customer_id="other").summary  # noqa: B018

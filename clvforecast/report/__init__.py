@@ -32,6 +32,17 @@ from .summary import build_summary
 __all__ = ["ForecastReport"]
 
 
+def _given(read_options: dict[str, Any]) -> dict[str, Any]:
+    """The read options that differ from TransactionLog's defaults: those a TransactionLog passed as the source
+    must not be asked to change (a default is no request)."""
+    import dataclasses
+
+    from ..io import TransactionLog
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TransactionLog)}
+    return {k: v for k, v in read_options.items() if k not in defaults or defaults[k] != v}
+
+
 class ForecastReport:
     """A CLV forecast report for a transaction log (or an RFM table), with optional holdout validation.
 
@@ -137,8 +148,8 @@ class ForecastReport:
             interval=_check_interval(interval),
             random_state=random_state,
             past_cutoffs=_check_past_cutoffs(past_cutoffs),
-            read_options=dict(customer_id=customer_id, date=date, amount=amount, date_format=date_format,
-                              on_invalid=on_invalid, **read_options),
+            read_options=_given(dict(customer_id=customer_id, date=date, amount=amount, date_format=date_format,
+                                     on_invalid=on_invalid, **read_options)),
         )
 
     # -- the layers, each computed once ---------------------------------------------------------------------
