@@ -7,7 +7,7 @@ Transactions -> RFM table (:func:`rfm_summary`, :func:`calibration_holdout`) -> 
 from .clv import forecast_totals, predictive_clv
 from .compare import CLVComparison, compare_clv, rfm_scores, silent_customers
 from .datasets import load_cdnow, load_online_retail
-from .evaluation import HoldoutEvaluation, backtest, evaluate_holdout, forecast_metrics
+from .evaluation import HoldoutEvaluation, backtest, compare_models, evaluate_holdout, forecast_metrics
 from .exceptions import (
     ConvergenceError,
     ConvergenceWarning,
@@ -46,6 +46,7 @@ __all__ = [
     "ForecastReport",
     "HoldoutEvaluation",
     "backtest",
+    "compare_models",
     "evaluate_holdout",
     "forecast_metrics",
     "BetaGeo",

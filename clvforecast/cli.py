@@ -106,6 +106,21 @@ Horizon = Annotated[
 ]
 Discount = Annotated[float, typer.Option("--discount-rate", help="Annual discount rate (0.1 for 10%).")]
 Margin = Annotated[float, typer.Option("--margin", help="Profit margin applied to spend (1.0 = revenue).")]
+ModelName = Annotated[
+    str | None,
+    typer.Option("--model", help="Purchase model: bgnbd (BG/NBD), pnbd (Pareto/NBD) or mbgnbd (MBG/NBD)."),
+]
+Interval = Annotated[
+    float | None,
+    typer.Option("--interval", help="Add equal-tailed predictive intervals at this level, e.g. 0.9."),
+]
+Engine = Annotated[
+    str, typer.Option("--engine", help="duckdb (default, this machine) or spark (Apache Spark).")
+]
+SparkMaster = Annotated[
+    str | None,
+    typer.Option("--spark-master", help="Spark master URL with --engine spark (default: local[*]).")
+]
 Currency = Annotated[
     str | None,
     typer.Option("--currency", help="Currency of the amounts in the report: a symbol ($, £) or an ISO code (GBP)."),
@@ -393,6 +408,8 @@ def summarize(
     observation_end: ObsEnd = None,
     calibration_end: CalEnd = None,
     time_unit: TimeUnit = "W",
+    engine: Engine = "duckdb",
+    spark_master: SparkMaster = None,
     quiet: Quiet = False,
     debug: Debug = False,
     read: dict[str, Any] | None = None,
@@ -400,13 +417,16 @@ def summarize(
     """Transactions -> RFM table (with holdout columns when --calibration-end is given)."""
     import clvforecast as cf
 
+    kw = read or {}
+    if calibration_end and not observation_end:
+        raise ValueError("--calibration-end needs --observation-end (the end of the holdout period)")
+    if _engine(engine) == "spark":
+        _summarize_on_spark(transactions, out, observation_end, calibration_end, time_unit, spark_master, kw)
+        return
     # the formats fit and predict read back
     _check_out(out, (".parquet", ".pq", ".csv", ".txt"), inputs=(transactions,))
-    kw = read or {}
     with _step("summarising transactions"):
         if calibration_end:
-            if not observation_end:
-                raise ValueError("--calibration-end needs --observation-end (the end of the holdout period)")
             table = cf.calibration_holdout(
                 str(transactions),
                 calibration_end=calibration_end,
@@ -422,10 +442,29 @@ def summarize(
     _say(f"wrote {len(table):,} customers to {out} (time unit {table.attrs['time_unit']})")
 
 
+def _summarize_on_spark(transactions: Path, out: Path, observation_end: str | None, calibration_end: str | None,
+                        time_unit: str, spark_master: str | None, read: dict[str, Any]) -> None:
+    """summarize --engine spark: the same table computed by Spark, written as a Parquet folder."""
+    from . import spark as cs
+
+    _refuse_inputs([out], [transactions])
+    session = cs.get_session(spark_master)
+    with _step("summarising transactions on Spark"):
+        if calibration_end:
+            table = cs.calibration_holdout(str(transactions), calibration_end=calibration_end,
+                                           observation_end=observation_end, time_unit=time_unit,
+                                           session=session, **read)
+        else:
+            table = cs.rfm_summary(str(transactions), observation_end=observation_end, time_unit=time_unit,
+                                   session=session, **read)
+        cs.write_table(table, out)
+    _say(f"wrote the RFM table to the Parquet folder {out} (time unit {table.attrs['time_unit']})")
+
+
 _VALIDATE_FILES = (
     "metrics.csv", "metrics.json", "customers.csv", "conditional_expectations.csv", "tracking.csv",
     "conditional_expectations.png", "period_transactions.png", "gains_spend.png", "tracking_cumulative.png",
-    "tracking_incremental.png",
+    "tracking_incremental.png", "totals.csv", "pit.png",
 )
 
 
@@ -463,46 +502,101 @@ OptTimeUnit = Annotated[
 ]
 
 
+_CONTINUOUS = ("bgnbd", "pnbd", "mbgnbd")  # the purchase models of an RFM table (BG/BB needs periods)
+
+
+def _purchase_name(model: str | None, default: str = "bgnbd") -> str:
+    name = (model or default).lower()
+    if name not in _CONTINUOUS:
+        raise ValueError(f"--model {model}: give one of {', '.join(_CONTINUOUS)}")
+    return name
+
+
 @app.command()
 @_guarded
 def fit(
     rfm: Annotated[Path, typer.Argument(help="RFM table from 'clvforecast summarize' (CSV or Parquet).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for bgnbd.json and gamma_gamma.json.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <model>.json and gamma_gamma.json.")],
     time_unit: OptTimeUnit = None,
+    model: ModelName = None,
     penalizer: Annotated[float, typer.Option("--penalizer", help="L2 penalty on the parameters.")] = 0.0,
+    engine: Engine = "duckdb",
+    spark_master: SparkMaster = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """RFM table -> fitted BG/NBD and Gamma-Gamma models (JSON, readable with clvforecast.load_model)."""
+    """RFM table -> fitted purchase model (BG/NBD by default) and Gamma-Gamma spend model (JSON files that
+    clvforecast.load_model reads). A table without monetary_value (--no-amount) gives the purchase model only."""
     import clvforecast as cf
 
-    _check_out_dir(out, ("bgnbd.json", "gamma_gamma.json"), inputs=(rfm,))
-    table = _table_unit(_read_table(rfm), time_unit, rfm)
-    with _step("fitting BG/NBD"):
-        bg = cf.BetaGeo(penalizer=penalizer).fit(table)
-    with _step("fitting Gamma-Gamma"):
-        gg = cf.GammaGamma(penalizer=penalizer).fit(table)
+    name = _purchase_name(model)
+    _check_out_dir(out, (f"{name}.json", "gamma_gamma.json"), inputs=(rfm,))
+    purchase, spend = cf.models.purchase_model(name), cf.GammaGamma(penalizer=penalizer)
+    purchase.penalizer = penalizer
+    if _engine(engine) == "spark":
+        from . import spark as cs
+
+        table: Any = cs.read_table(rfm, cs.get_session(spark_master))
+        columns = list(table.df.columns)
+        fit_one = lambda m: cs.fit_on_spark(m, table, time_unit=time_unit)  # noqa: E731
+    else:
+        table = _table_unit(_read_table(rfm), time_unit, rfm)
+        columns = list(table.columns)
+        fit_one = lambda m: m.fit(table)  # noqa: E731
+    with _step(f"fitting {purchase.LABEL}"):
+        purchase = fit_one(purchase)
     out.mkdir(parents=True, exist_ok=True)
-    bg.save(out / "bgnbd.json")
-    gg.save(out / "gamma_gamma.json")
-    _say(bg.summary.round(4).to_string())
-    _say(gg.summary.round(4).to_string())
-    _say(f"wrote {out / 'bgnbd.json'} and {out / 'gamma_gamma.json'}")
+    purchase.save(out / f"{name}.json")
+    written = [out / f"{name}.json"]
+    _say(purchase.summary.round(4).to_string())
+    if "monetary_value" in columns:
+        with _step("fitting Gamma-Gamma"):
+            spend = fit_one(spend)
+        spend.save(out / "gamma_gamma.json")
+        written.append(out / "gamma_gamma.json")
+        _say(spend.summary.round(4).to_string())
+    _say(f"wrote {' and '.join(str(p) for p in written)}")
 
 
-def _load_models(models: Path) -> tuple[Any, Any]:
-    """The purchase and spend models written by 'clvforecast fit' into the folder ``models``."""
+def _engine(engine: str) -> str:
+    if engine.lower() not in ("duckdb", "spark"):
+        raise ValueError(f"--engine {engine}: give duckdb or spark")
+    return engine.lower()
+
+
+def _load_models(models: Path, model: str | None = None) -> tuple[Any, Any]:
+    """The purchase model (and the spend model, or None) written by 'clvforecast fit' into ``models``."""
     import clvforecast as cf
 
     if not models.is_dir():
         raise ValueError(f"{models} is not a folder; give the folder written by 'clvforecast fit --out'")
-    bg, gg = cf.load_model(models / "bgnbd.json"), cf.load_model(models / "gamma_gamma.json")
-    if not isinstance(bg, cf.BetaGeo) or not isinstance(gg, cf.GammaGamma):
+    found = [n for n in _CONTINUOUS if (models / f"{n}.json").is_file()]
+    if model is not None:
+        name = _purchase_name(model)
+        if name not in found:
+            raise ValueError(f"{models} holds no {name}.json; fit it with 'clvforecast fit ... --model {name}'")
+    elif len(found) == 1:
+        name = found[0]
+    elif not found:
         raise ValueError(
-            f"{models} does not hold a BG/NBD model in bgnbd.json and a Gamma-Gamma model in "
+            f"{models} holds no purchase model ({', '.join(n + '.json' for n in _CONTINUOUS)}); write one with "
+            "'clvforecast fit'"
+        )
+    else:
+        raise ValueError(f"{models} holds several purchase models ({', '.join(found)}); choose one with --model")
+    purchase = cf.load_model(models / f"{name}.json")
+    spend = cf.load_model(models / "gamma_gamma.json") if (models / "gamma_gamma.json").is_file() else None
+    if not isinstance(purchase, cf.models.PurchaseModel) or not (spend is None or
+                                                                isinstance(spend, cf.GammaGamma)):
+        raise ValueError(
+            f"{models} does not hold a purchase model in {name}.json and a Gamma-Gamma model in "
             "gamma_gamma.json; write them with 'clvforecast fit'"
         )
-    return bg, gg
+    return purchase, spend
+
+
+def _model_files(models: Path) -> tuple[Path, ...]:
+    return tuple(models / f"{n}.json" for n in (*_CONTINUOUS, "gamma_gamma"))
 
 
 @app.command()
@@ -517,25 +611,51 @@ def predict(
     discount_rate: Discount = 0.10,
     margin: Margin = 1.0,
     time_unit: OptTimeUnit = None,
+    model: ModelName = None,
+    interval: Interval = None,
+    engine: Engine = "duckdb",
+    spark_master: SparkMaster = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Models + RFM table -> per-customer forecast: expected purchases, P(alive), expected spend, CLV."""
+    """Models + RFM table -> per-customer forecast: expected purchases, P(alive), expected spend, CLV (with
+    predictive intervals when --interval is given)."""
     import clvforecast as cf
 
-    _check_out(out, inputs=(rfm, models / "bgnbd.json", models / "gamma_gamma.json"))
+    if _engine(engine) == "spark":
+        _predict_on_spark(models, rfm, out, horizon, discount_rate, margin, time_unit, model, interval,
+                          spark_master)
+        return
+    _check_out(out, inputs=(rfm, *_model_files(models)))
     _check_horizon(horizon)
-    bg, gg = _load_models(models)
+    purchase, spend = _load_models(models, model)
     table = _table_unit(_read_table(rfm), time_unit, rfm)
     with _step("scoring customers"):
         forecast = cf.predictive_clv(
-            bg, gg, table, horizon=horizon, discount_rate=discount_rate, margin=margin
+            purchase, spend, table, horizon=horizon, discount_rate=discount_rate, margin=margin,
+            interval=interval, random_state=0,
         )
     _write_table(forecast, out)
-    _say(
-        f"wrote the forecast of {len(forecast):,} customers to {out}: total CLV {forecast['clv'].sum():,.2f} "
-        f"over {horizon}"
-    )
+    total = f": total CLV {forecast['clv'].sum():,.2f}" if "clv" in forecast else ""
+    _say(f"wrote the forecast of {len(forecast):,} customers to {out}{total} over {horizon}")
+
+
+def _predict_on_spark(models: Path, rfm: Path, out: Path, horizon: str, discount_rate: float, margin: float,
+                      time_unit: str | None, model: str | None, interval: float | None,
+                      spark_master: str | None) -> None:
+    """predict --engine spark: score on the executors and write a Parquet folder."""
+    from . import spark as cs
+
+    _refuse_inputs([out], [rfm, *_model_files(models)])
+    _check_horizon(horizon)
+    purchase, spend = _load_models(models, model)
+    session = cs.get_session(spark_master)
+    with _step("scoring customers on Spark"):
+        scored = cs.predictive_clv(purchase, spend, cs.read_table(rfm, session), horizon=horizon,
+                                   time_unit=time_unit, discount_rate=discount_rate, margin=margin,
+                                   interval=interval, random_state=0)
+        scored.write.mode("error").parquet(str(out))
+    _say(f"wrote the forecast to the Parquet folder {out}")
 
 
 @app.command()
@@ -554,18 +674,23 @@ def silent(
                                                          "which a customer is probably gone.")] = 0.5,
     min_silence: Annotated[float, typer.Option("--min-silence", help="Time since the last purchase, in usual "
                                                "gaps between purchases.")] = 2.0,
+    model: ModelName = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Valuable customers who are probably slipping away, with their value if retained (as in the report)."""
     import clvforecast as cf
 
-    _check_out(out, inputs=(rfm, models / "bgnbd.json", models / "gamma_gamma.json"))
+    _check_out(out, inputs=(rfm, *_model_files(models)))
     _check_horizon(horizon)
-    bg, gg = _load_models(models)
+    purchase, spend = _load_models(models, model)
+    if spend is None:
+        raise ValueError(f"{models} holds no gamma_gamma.json: silent customers are ranked by spend, which a "
+                         "log without amounts does not have")
     table = _table_unit(_read_table(rfm), time_unit, rfm)
     with _step("scoring customers"):
-        forecast = cf.predictive_clv(bg, gg, table, horizon=horizon, discount_rate=discount_rate, margin=margin)
+        forecast = cf.predictive_clv(purchase, spend, table, horizon=horizon, discount_rate=discount_rate,
+                                     margin=margin)
         found = cf.silent_customers(forecast, table, top_share=top_share,
                                     max_probability_alive=max_probability_alive, min_silence=min_silence)
     _write_table(found, out)
@@ -588,6 +713,8 @@ def validate(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.csv/json, tables and plots.")],
     time_unit: TimeUnit = "W",
+    model: ModelName = None,
+    interval: Interval = None,
     quiet: Quiet = False,
     debug: Debug = False,
     read: dict[str, Any] | None = None,
@@ -609,6 +736,9 @@ def validate(
             calibration_end=calibration_end,
             observation_end=observation_end,
             time_unit=time_unit,
+            model=_purchase_name(model),
+            interval=interval,
+            random_state=0,
             **kw,
         )
     out.mkdir(parents=True, exist_ok=True)
@@ -621,8 +751,12 @@ def validate(
             ev.conditional_expectations, ax=ax
         ),
         "period_transactions": lambda ax: plotting.plot_period_transactions(ev.period_transactions, ax=ax),
-        "gains_spend": lambda ax: plotting.plot_gains(ev.customers, target="spend", ax=ax),
     }
+    if "actual_spend" in ev.customers:
+        plots["gains_spend"] = lambda ax: plotting.plot_gains(ev.customers, target="spend", ax=ax)
+    if interval is not None and ev.totals is not None:
+        ev.totals.to_csv(out / "totals.csv")
+        plots["pit"] = lambda ax: plotting.plot_pit(ev, ax=ax)
     if ev.tracking is not None:
         ev.tracking.to_csv(out / "tracking.csv")
         plots["tracking_cumulative"] = lambda ax: plotting.plot_tracking(ev.tracking, cumulative=True, ax=ax)

@@ -25,9 +25,11 @@ models know about, not only the uncertainty of the mean (a posterior of ``E[X]``
 covers about 1% of CDNOW customers' actual holdout purchases at 94%):
 
 * **Process** (the count itself). The number of purchases ``X`` in the horizon has the exact distribution
-  ``P(X = n | history, theta)`` of the purchase model (the model's ``_pmf``: alive or not at T, purchases while
-  alive, dropout), computed for ``n = 0..n_max`` with ``n_max`` grown (doubling) per history until the mass above
-  it is below ``1e-6``.
+  ``P(X = n | history, theta)`` of the purchase model (BG/NBD, Pareto/NBD, MBG/NBD; BG/BB in whole periods):
+  ``P(alive at T) P(X = n | alive) + [n = 0] P(dead)``, the model's ``_p_alive`` per history and its
+  ``_alive_pmf`` (purchases while alive, dropout), which depends on the history through ``x`` and ``T`` only and
+  is computed once per distinct ``(x, T)`` for ``n = 0..n_max``, ``n_max`` grown (doubling) until the mass above
+  it is below ``1e-5``.
 * **Parameters**. ``theta`` is drawn ``n_draws`` times from the estimator's asymptotic sampling distribution on
   the log scale (``model.sample_params``: ``log theta ~ Normal(log theta_hat, log_covariance_)``, every draw
   positive), and the customer's predictive distribution is the mixture ``P(X = n | history) = mean_d P(X = n |
@@ -96,10 +98,10 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from . import _interim_models as _interim  # INTERIM: delete with the adapter when the models branch lands
 from ._checks import check_discount_rate, check_margin
 from .exceptions import DataValidationError, ModelAssumptionWarning
-from .models._base import as_duration, validate_rfm
+from .models import GammaGamma
+from .models._base import PurchaseModel, as_duration, table_weights, unique_rows, validate_rfm
 from .units import DAYS_PER_UNIT, days_per, periodic_rate
 
 __all__ = ["INTERVAL_COLUMNS", "TOTAL_QUANTITIES", "forecast_totals", "predictive_clv"]
@@ -243,12 +245,12 @@ def _room(size: np.ndarray | int) -> np.ndarray:
     return (np.ceil((np.asarray(size, dtype="float64") + 1.0) / 8.0) * 8.0 - 1.0).astype(np.int64)
 
 
-def _needed_n_max(api: Any, theta: np.ndarray, t: float, hist: Sequence[np.ndarray], mean_if_alive: np.ndarray,
+def _needed_n_max(pmf: Callable[[np.ndarray, int], np.ndarray], mean: np.ndarray,
                   n_min: np.ndarray | None) -> np.ndarray:
-    """n_max per history for the mixture: where the distribution at the point estimate leaves ``_TAIL / 10``
-    above, plus 25% and 4 for the parameter draws (a history whose mixture still leaves more than ``_TAIL`` is
-    grown later). Found by doubling from a guess based on the expected count."""
-    m = np.nan_to_num(np.maximum(mean_if_alive, 0.0), nan=0.0, posinf=float(_N_MAX_CAP))
+    """n_max per row for the mixture: where ``pmf(rows, size)`` (the count distribution at the point estimate)
+    leaves ``_TAIL / 10`` above, plus 25% and 4 for the parameter draws (a row whose mixture still leaves more
+    than ``_TAIL`` is grown later). Found by doubling from a guess based on the expected count ``mean``."""
+    m = np.nan_to_num(np.maximum(mean, 0.0), nan=0.0, posinf=float(_N_MAX_CAP))
     size = _room(np.minimum(2.0 * m + 6.0 * np.sqrt(m) + 8.0, _N_MAX_CAP))
     need = np.zeros(len(m))
     pending = np.arange(len(m))
@@ -258,7 +260,7 @@ def _needed_n_max(api: Any, theta: np.ndarray, t: float, hist: Sequence[np.ndarr
             rows_all = pending[size[pending] == s]
             for sl in _chunks(len(rows_all), int(s)):
                 rows = rows_all[sl]
-                cdf = np.cumsum(api._pmf(theta, t, int(s), *(h[rows] for h in hist)), axis=1)
+                cdf = np.cumsum(pmf(rows, int(s)), axis=1)
                 ok = (1.0 - cdf[:, -1] <= _TAIL / 100) | (s >= _N_MAX_CAP)
                 need[rows[ok]] = (cdf[ok] < 1.0 - _TAIL / 10).sum(axis=1)
                 redo.append(rows[~ok])
@@ -268,6 +270,15 @@ def _needed_n_max(api: Any, theta: np.ndarray, t: float, hist: Sequence[np.ndarr
     if n_min is not None:
         need = np.maximum(need, n_min)
     return _room(np.minimum(need, _N_MAX_CAP))
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The concatenation of ``arange(s, s + l)`` for each start and length (vectorised)."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+    return np.arange(total, dtype=np.int64) + offsets
 
 
 def _count_mixture(
@@ -284,14 +295,114 @@ def _count_mixture(
 ) -> _Counts:
     """The mixture over ``draws`` of ``api._pmf(theta_d, t, n_max, *hist)`` for every unique history.
 
-    ``n_max`` is sized per history by :func:`_needed_n_max` (at least ``n_min``); histories are processed in
-    groups of equal ``n_max`` and chunks of rows, and a history whose mixture leaves more than ``_TAIL`` above its
-    ``n_max`` is redone with twice the room. ``on_moments(rows, mean, second)`` receives, for each finished chunk,
-    the per-draw first and second moments of the count, arrays of shape (n_draws, len(rows)), for the totals.
+    Every purchase model's count is ``P(X = n) = P(alive) P(X = n | alive) + [n = 0] (1 - P(alive))`` with
+    ``P(X = n | alive)`` depending on the history through ``x`` and ``T`` only (``n_periods`` for BG/BB), not on
+    ``t_x``. So the model's ``_alive_pmf`` is computed once per distinct ``(x, T)`` pair and draw (a few thousand
+    pairs where there are hundreds of thousands of histories), ``_p_alive`` once per history and draw, and a
+    history's mixture is ``mean_d [P_d(alive) A_d(x, T)] + [n = 0] (1 - mean_d P_d(alive))``. ``n_max`` is sized
+    per pair (at least the ``n_min`` of its histories), and a pair whose alive distribution leaves more than
+    ``_TAIL`` above it (averaged over the draws) is redone with twice the room; a history's tail is at most its
+    pair's. ``on_moments(rows, mean, second)`` receives, for each finished group of histories, the per-draw first
+    and second moments of the count, arrays of shape (n_draws, len(rows)), for the totals. A model without
+    ``_alive_pmf`` is mixed history by history through ``_pmf``.
+
+    A history's mixture depends only on the history, the draws and ``n_min`` (not on the other histories of the
+    table), so scoring a table in parts gives the same distributions.
     """
+    if getattr(type(api), "_alive_pmf", None) is None:
+        return _count_mixture_by_history(api, theta, draws, t, hist, mean_if_alive, n_min=n_min,
+                                         on_moments=on_moments, progress=progress)
+    hist = [np.asarray(h, dtype="float64") for h in hist]
+    x, tx, T = hist
+    n_hist, n_draws = len(x), len(draws)
+    key, (kx, kT), _ = unique_rows(x, T)
+    n_keys = len(kx)
+    # histories grouped by pair (CSR layout)
+    order = np.argsort(key, kind="stable")
+    ptr = np.r_[0, np.cumsum(np.bincount(key, minlength=n_keys))]
+    key_min = None
+    if n_min is not None:
+        key_min = np.zeros(n_keys)
+        np.maximum.at(key_min, key, np.asarray(n_min, dtype="float64"))
+    size = _needed_n_max(lambda rows, s: api._alive_pmf(theta, t, s, kx[rows], kT[rows]),
+                         np.asarray(mean_if_alive, dtype="float64")[order[ptr[:-1]]], key_min)
+    pa = np.asarray(api._p_alive_draws(draws, x, tx, T), dtype="float64").reshape(n_draws, n_hist)
+    np.clip(pa, 0.0, 1.0, out=pa)
+    dead = 1.0 - pa.mean(axis=0)
+    buckets: list[tuple[np.ndarray, np.ndarray]] = []
+    pending = np.arange(n_keys)
+    work = float(np.sum((size + 1.0) * np.diff(ptr))) * n_draws
+    with _progress("predictive intervals", work, progress) as advance:
+        while len(pending):
+            redo = []
+            for s_ in np.unique(size[pending]):
+                s_ = int(s_)
+                keys_all = pending[size[pending] == s_]
+                n = np.arange(s_ + 1, dtype="float64")
+                # pairs in chunks of about _MAX_CELLS cells over the draws; their histories in chunks of about
+                # _CHUNK_CELLS cells
+                per_keys = max(1, _MAX_CELLS // (n_draws * (s_ + 1)))
+                for k0 in range(0, len(keys_all), per_keys):
+                    keys = keys_all[k0:k0 + per_keys]
+                    A = np.empty((n_draws, len(keys), s_ + 1))
+                    for d in range(n_draws):
+                        A[d] = api._alive_pmf(draws[d], t, s_, kx[keys], kT[keys])
+                    np.clip(A, 0.0, 1.0, out=A)
+                    tail = 1.0 - A.sum(axis=2).mean(axis=0)
+                    bad = tail > _TAIL
+                    if bad.any() and s_ < _N_MAX_CAP:
+                        redo.append(keys[bad])
+                        keep = ~bad
+                    else:
+                        if bad.any():  # pragma: no cover - needs a million purchases in the horizon
+                            warnings.warn(
+                                f"{int(bad.sum())} customers' count distributions leave up to {tail.max():.2g} "
+                                f"of their probability above {s_:,} purchases; their upper bounds are lower "
+                                "bounds", ModelAssumptionWarning, stacklevel=3,
+                            )
+                        keep = np.ones(len(keys), dtype=bool)
+                    if not keep.any():
+                        continue
+                    keys, A = keys[keep], A[:, keep]
+                    m1 = A @ n  # (draws, pairs): moments of the alive distribution
+                    m2 = A @ (n * n)
+                    lengths = ptr[keys + 1] - ptr[keys]
+                    rows_all = order[_ranges(ptr[keys], lengths)]
+                    local_all = np.repeat(np.arange(len(keys)), lengths)
+                    for sl in _chunks(len(rows_all), s_):
+                        rows, local = rows_all[sl], local_all[sl]
+                        mix = np.zeros((len(rows), s_ + 1))
+                        for d in range(n_draws):
+                            mix += pa[d, rows, None] * A[d, local]
+                        mix /= n_draws
+                        mix[:, 0] += dead[rows]
+                        buckets.append((rows, mix))
+                        if on_moments is not None:
+                            on_moments(rows, pa[:, rows] * m1[:, local], pa[:, rows] * m2[:, local])
+                        advance(float(len(rows) * (s_ + 1) * n_draws))
+            pending = np.concatenate(redo) if redo else np.array([], dtype=np.int64)
+            size[pending] = _room(np.minimum(2 * size[pending] + 1, _N_MAX_CAP))
+    return _Counts(buckets, n_hist)
+
+
+def _count_mixture_by_history(
+    api: Any,
+    theta: np.ndarray,
+    draws: np.ndarray,
+    t: float,
+    hist: Sequence[np.ndarray],
+    mean_if_alive: np.ndarray,
+    *,
+    n_min: np.ndarray | None = None,
+    on_moments: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+    progress: bool | None = None,
+) -> _Counts:
+    """:func:`_count_mixture` for a model without ``_alive_pmf``: ``_pmf`` per history and draw, ``n_max`` sized
+    per history, a history whose mixture leaves more than ``_TAIL`` above its ``n_max`` redone with twice the
+    room."""
     hist = [np.asarray(h, dtype="float64") for h in hist]
     n_hist = len(hist[0])
-    n_max = _needed_n_max(api, theta, t, hist, mean_if_alive, n_min)
+    n_max = _needed_n_max(lambda rows, s: api._pmf(theta, t, s, *(h[rows] for h in hist)), mean_if_alive, n_min)
     pending = np.arange(n_hist)
     buckets: list[tuple[np.ndarray, np.ndarray]] = []
     n_draws = len(draws)
@@ -337,23 +448,33 @@ def _count_mixture(
     return _Counts(buckets, n_hist)
 
 
+
+
 # ------------------------------------------------------------------------------------------------------------
 # spend: the beta-prime mixture S = B * R
 
 
 def _ratio_grid(p: float, A: float, n_lo: int, n_hi: int, p_lo: float, p_hi: float) -> np.ndarray:
-    """Log grid of r from the ``p_lo`` quantile of R_{n_lo} to the ``p_hi`` quantile of R_{n_hi}, with a step of
-    the log-scale spread of the narrowest component (R_n is beta-prime(n p, A), whose log has standard deviation
-    about sqrt(1/(n p) + 1/A)), between 32 and 2,048 points."""
+    """Log grid of r covering the ``p_lo`` quantile of R_{n_lo} to the ``p_hi`` quantile of R_{n_hi}.
+
+    The points lie on a lattice ``k * step`` with ``step = sqrt(1/A) / 2``, half the log-scale spread of the
+    narrowest component (R_n is beta-prime(n p, A), whose log has standard deviation about
+    ``sqrt(1/(n p) + 1/A)``), plus one point beyond each end. A customer's bounds are read from the lattice points
+    around her quantile, which depend only on ``A`` (her ``x``), not on the other customers that set the grid's
+    extent: scoring a table in
+    parts gives the same bounds.
+    """
     lo = special.betaincinv(n_lo * p, A, p_lo)
     hi = special.betaincinv(n_hi * p, A, p_hi)
     log_lo = math.log(lo) - math.log1p(-lo) if 0 < lo < 1 else -30.0
     log_hi = math.log(hi) - math.log1p(-hi) if 0 < hi < 1 else log_lo + 14.0
-    if not log_hi > log_lo:
-        log_hi = log_lo + 1e-6
-    step = math.sqrt(1.0 / (n_hi * p) + 1.0 / A)
-    size = int(min(max(math.ceil((log_hi - log_lo) / step) + 1, 32), 2048))
-    return np.linspace(log_lo, log_hi, size)
+    step = 0.5 * math.sqrt(1.0 / A)
+    k_lo = math.floor(log_lo / step) - 1
+    k_hi = max(math.ceil(log_hi / step) + 1, k_lo + 3)
+    if k_hi - k_lo > 16_384:  # pragma: no cover - needs an extreme spread of counts for one x
+        step = (log_hi - log_lo) / 16_380
+        k_lo, k_hi = math.floor(log_lo / step) - 1, math.ceil(log_hi / step) + 1
+    return np.arange(k_lo, k_hi + 1, dtype="float64") * step
 
 
 def _invert(F: np.ndarray, p0: np.ndarray, log_grid: np.ndarray, pr: float) -> np.ndarray:
@@ -362,7 +483,7 @@ def _invert(F: np.ndarray, p0: np.ndarray, log_grid: np.ndarray, pr: float) -> n
     Inverse quadratic interpolation through the three grid points around the crossing, on the normal-quantile
     scale of the continuous part (``log r`` as a quadratic in ``Phi^-1((F - P(X = 0)) / (1 - P(X = 0)))``, on which a beta-prime CDF is close to a straight
     line), linear where that leaves the bracket. With grid steps of the narrowest component's spread the quantile
-    is accurate to 2e-4 relative or better (tested against root-finding on the exact mixture).
+    is accurate to about 1e-4 relative (tested against root-finding on the exact mixture).
     """
     G = len(log_grid)
     idx = (F < pr).sum(axis=1)  # the first grid point with F >= pr
@@ -400,12 +521,13 @@ def _spend_ratio_quantiles(counts: _Counts, x: np.ndarray, p: float, q: float,
 
     ``P(R <= r) = P(X = 0) + sum_{n >= 1} P(X = n) I_{r/(1+r)}(n p, p x + q)`` is tabulated once per distinct
     ``x`` on a log grid of ``r`` and inverted by interpolation. The grid spans the quantiles sought for every
-    history with that ``x``: with ``n_lo`` the smallest count reaching ``P(X <= n) >= min(probs) / 5`` and
-    ``n_hi`` the largest reaching ``P(X <= n) >= 1 - (1 - max(probs)) / 5``, F is below ``min(probs)`` at the
-    ``min(probs) / 10`` quantile of ``R_{n_lo}`` and above ``max(probs)`` at the ``1 - (1 - max(probs)) / 10``
-    quantile of ``R_{n_hi}`` (``I_n(r)`` decreases in ``n``).
+    history with that ``x``: for a history whose lowest quantile sought above 0 is at probability ``P(X = 0) + c``,
+    with ``n_a`` the first count with ``P(1 <= X <= n_a) >= c / 5``, F is below ``P(X = 0) + c`` at the ``c / 10``
+    quantile of ``R_{n_a}``; and with ``n_hi`` the largest count reaching ``P(X <= n) >= 1 - (1 - max(probs)) / 5``,
+    F is above ``max(probs)`` at the ``1 - (1 - max(probs)) / 10`` quantile of ``R_{n_hi}`` (``I_n(r)`` decreases
+    in ``n``). The grid runs from the lowest of the first over the histories to the second.
     """
-    p_min, p_max = min(probs), max(probs)
+    p_max = max(probs)
     ux, x_code = np.unique(x, return_inverse=True)
     # the histories of each x, gathered from the buckets (one large product per x is much faster than many
     # small ones, above all when the BLAS threads compete for busy cores)
@@ -426,12 +548,24 @@ def _spend_ratio_quantiles(counts: _Counts, x: np.ndarray, p: float, q: float,
             P[at: at + len(r), : pmf.shape[1]] = pmf
             at += len(r)
         cdf = np.cumsum(P, axis=1)
-        n_lo = max(1, int(np.min((cdf < p_min / 5).sum(axis=1))))
+        # the lowest probability each history needs inverted: the first of probs above her P(X = 0) (the rest
+        # of her quantiles are 0), and its distance c from P(X = 0)
+        p0 = P[:, 0]
+        need = np.full(len(rows), np.nan)
+        for pr in sorted(probs, reverse=True):
+            need = np.where(p0 < pr, pr - p0, need)
+        needs = np.isfinite(need)
+        if not needs.any():
+            continue  # every quantile sought is 0
+        c = need[needs]
+        # n_a: the first n >= 1 with P(1 <= X <= n) >= c / 5; below the c / 10 quantile of R_{n_a}, F < P(X = 0) + c
+        n_a = 1 + ((cdf[needs, 1:] - p0[needs, None]) < c[:, None] / 5).sum(axis=1)
+        n_lo = int(np.min(n_a))
         n_hi = max(1, int(np.max((cdf < 1 - (1 - p_max) / 5).sum(axis=1))))
         top = max(n_hi, int(np.max(np.nonzero(P.max(axis=0) > 1e-12)[0], initial=1)))
         P = P[:, : top + 1]
         A = p * float(ux[j]) + q
-        log_grid = _ratio_grid(p, A, n_lo, n_hi, p_min / 10, 1 - (1 - p_max) / 10)
+        log_grid = _ratio_grid(p, A, n_lo, n_hi, float(np.min(c)) / 10, 1 - (1 - p_max) / 10)
         r = np.exp(log_grid)
         n = np.arange(1, P.shape[1], dtype="float64")[:, None]
         table = special.betainc(n * p, A, (r / (1 + r))[None, :])  # (top, G)
@@ -469,6 +603,7 @@ class _Forecast:
     count_bounds: np.ndarray | None = None  # per history (lower, upper)
     ratio_bounds: np.ndarray | None = None  # per history (lower, upper) of R
     draw_totals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # per virtual draw
+    weights: np.ndarray | None = None  # customers per row (BG/BB tables with a weight column), else None
     n_draws: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -529,29 +664,26 @@ class _VirtualDraws:
         return vm, vv
 
 
-def _purchase_api(model: Any, what: str) -> Any:
-    if hasattr(model, "_check_fitted"):
-        model._check_fitted()
-    try:
-        return _interim.purchase_api(model)
-    except TypeError:
+def _purchase_api(model: Any, what: str) -> PurchaseModel:
+    """The fitted purchase model (any of BetaGeo, ParetoNBD, ModifiedBetaGeo, BetaGeoBetaBinom)."""
+    if not isinstance(model, PurchaseModel):
         raise TypeError(
-            f"{what}: the first argument must be a fitted purchase model (BetaGeo, or ParetoNBD, ModifiedBetaGeo, "
+            f"{what}: the first argument must be a fitted purchase model (BetaGeo, ParetoNBD, ModifiedBetaGeo or "
             f"BetaGeoBetaBinom); got {type(model).__name__}. Pass the purchase model first and the "
             "GammaGamma second: predictive_clv(bg, gg, rfm, ...)"
-        ) from None
+        )
+    model._check_fitted()
+    return model
 
 
-def _spend_api(spend_model: Any, what: str) -> Any:
-    if hasattr(spend_model, "_check_fitted"):
-        spend_model._check_fitted()
-    try:
-        return _interim.spend_api(spend_model)
-    except TypeError:
+def _spend_api(spend_model: Any, what: str) -> GammaGamma:
+    if not isinstance(spend_model, GammaGamma):
         raise TypeError(
             f"{what}: spend_model must be a fitted GammaGamma (or None for purchases only); got "
             f"{type(spend_model).__name__}"
-        ) from None
+        )
+    spend_model._check_fitted()
+    return spend_model
 
 
 def _forecast(
@@ -574,7 +706,7 @@ def _forecast(
     api = _purchase_api(model, what)
     gg = _spend_api(spend_model, what) if spend_model is not None else None
     unit = api.time_unit_
-    H = as_duration(horizon, unit, name="horizon")
+    H = api._horizon(horizon, "horizon")  # whole periods for BG/BB
     step_len = _step_length(step, unit)
     margin = check_margin(margin)
     discount_rate = check_discount_rate(discount_rate)
@@ -584,8 +716,13 @@ def _forecast(
     n_draws = _check_draws(n_draws)
     step_rate = (1.0 + periodic_rate(discount_rate, "D")) ** (step_len * days_per(unit)) - 1.0
 
-    index, codes, hist = api.histories(rfm, what)
+    # a table without attrs["time_unit"] is taken to be in the model's unit, with a warning (as fit does)
+    index, codes, hist = api.histories(rfm, what, warn=True)
     hist = [np.asarray(h, dtype="float64") for h in hist]
+    # customers per row: BG/BB tables may aggregate identical histories (a ``weight`` column); the totals count
+    # each row that many times
+    wspec = api._default_weights(rfm, None)
+    weights = table_weights(rfm, wspec, len(index), what) if wspec is not None else None
     spend = scale = m_c = None
     if gg is not None:
         spend = gg.expected_spend(rfm).reindex(index).to_numpy()
@@ -626,8 +763,11 @@ def _forecast(
         "margin": float(margin),
         "model": getattr(api, "NAME", type(model).__name__),
     }
+    if weights is not None:
+        attrs["weight"] = str(wspec)
     fc = _Forecast(index=index, codes=codes, unit=unit, horizon=H, p_alive=p_alive, expected=p_alive * total,
-                   disc_ratio=disc_ratio, discounted=discounted, spend=spend, scale=scale, attrs=attrs)
+                   disc_ratio=disc_ratio, discounted=discounted, spend=spend, scale=scale, attrs=attrs,
+                   weights=weights)
     if level is None:
         return fc
 
@@ -636,7 +776,8 @@ def _forecast(
     draws = np.asarray(api.sample_params(n_draws, np.random.default_rng(seeds[0])), dtype="float64")
     gdraws = (np.asarray(gg.sample_params(n_draws, np.random.default_rng(seeds[1])), dtype="float64")
               if gg is not None else None)
-    n_cust = np.bincount(codes, minlength=len(x)).astype("float64")
+    n_cust = np.bincount(codes, weights=weights, minlength=len(x)).astype("float64")
+    w_c = np.ones(len(codes)) if weights is None else weights
     per_hist_min = None
     if n_min is not None:
         per_hist_min = np.zeros(len(x))
@@ -646,8 +787,8 @@ def _forecast(
     spend_ok = np.ones(n_draws, dtype=bool)
     if gg is not None and gdraws is not None and m_c is not None:
         # per history: sums over its customers of m and m^2 (m = 0 for x = 0), for the scale B = v + x m
-        s1 = np.bincount(codes, weights=m_c, minlength=len(x))
-        s2 = np.bincount(codes, weights=m_c * m_c, minlength=len(x))
+        s1 = np.bincount(codes, weights=w_c * m_c, minlength=len(x))
+        s2 = np.bincount(codes, weights=w_c * m_c * m_c, minlength=len(x))
         spend_ok = gdraws[:, 1] > 2.0  # q > 2: every customer's spend has a finite variance
 
     def on_moments(rows: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
@@ -744,13 +885,18 @@ def predictive_clv(
     Parameters
     ----------
     model:
-        A fitted purchase model (:class:`~clvforecast.BetaGeo`; Pareto/NBD, MBG/NBD and BG/BB work the same way).
+        A fitted purchase model: :class:`~clvforecast.BetaGeo`, :class:`~clvforecast.ParetoNBD`,
+        :class:`~clvforecast.ModifiedBetaGeo` or :class:`~clvforecast.BetaGeoBetaBinom` (BG/BB: a table with
+        ``frequency``, ``recency``, ``n_periods``, horizons in whole periods; a ``weight`` column, customers per
+        row, counts in the totals).
     spend_model:
         A fitted :class:`~clvforecast.GammaGamma`, or ``None`` for frequency-only data: then only the purchase
         columns are returned (no spend or CLV columns).
     rfm:
         RFM table in the purchase model's time unit: ``frequency``, ``recency``, ``T`` (BG/BB: ``n_periods``) and,
-        with a spend model, ``monetary_value``.
+        with a spend model, ``monetary_value``. A table that does not record its unit (``attrs["time_unit"]``) is
+        taken to be in the model's unit, with a :class:`~clvforecast.exceptions.DataQualityWarning` (as ``fit``
+        warns).
     horizon:
         Length of the forecast, e.g. ``"12M"``, ``"52W"``, ``"365D"``, or a number in the model's time unit.
     discount_rate:
@@ -772,7 +918,11 @@ def predictive_clv(
     random_state:
         Seed of the parameter draws (an int or a ``numpy.random.SeedSequence``; ``None``, the default, draws
         fresh randomness). Pass a seed, e.g. 0, for bounds that are the same on every run (reports); with
-        ``None`` the bounds of customers whose count sits at a quantile may move by one between runs.
+        ``None`` the bounds of customers whose count sits at a quantile may move by one between runs. The draws
+        come from the seed alone, and everything after them is computed per customer (no simulation), so a
+        customer's bounds depend only on her history and the seed: scoring a table in batches with the same
+        seed (as the Spark engine does) gives the same bounds as scoring it whole, to rounding (1e-12). The
+        totals in ``attrs["totals"]`` are of the table given.
     progress:
         Show a progress bar on stderr when the intervals take more than 2 seconds: ``None`` (on a terminal
         only), ``True`` or ``False``.
@@ -873,10 +1023,11 @@ def _totals_frame(fc: _Forecast, per_customer: pd.DataFrame) -> pd.DataFrame:
     assert fc.level is not None
     alpha = (1.0 - fc.level) / 2.0
     rows = {}
-    expected = {"purchases": float(per_customer["expected_purchases"].sum())}
+    w = np.ones(len(per_customer)) if fc.weights is None else fc.weights
+    expected = {"purchases": float(w @ per_customer["expected_purchases"].to_numpy())}
     if "clv" in per_customer:
-        expected["revenue"] = float((per_customer["expected_purchases"] * per_customer["expected_spend"]).sum())
-        expected["clv"] = float(per_customer["clv"].sum())
+        expected["revenue"] = float(w @ (per_customer["expected_purchases"] * per_customer["expected_spend"]).to_numpy())
+        expected["clv"] = float(w @ per_customer["clv"].to_numpy())
     for k, (means, variances) in fc.draw_totals.items():
         lo, hi = _mixture_quantiles(means, variances, [alpha, 1.0 - alpha])
         rows[k] = {"expected": expected[k], "lower": max(lo, 0.0), "upper": max(hi, 0.0)}

@@ -1,12 +1,20 @@
 """Holdout validation: how good is the forecast, and is it better than the historical formula?
 
-:func:`evaluate_holdout` fits BG/NBD and Gamma-Gamma on a calibration period, predicts the holdout period and
-scores the prediction against the two historical baselines of
-:func:`~clvforecast.historical.historical_forecast` (``avg_formula``: the population's average rate for
-everyone; ``run_rate``: each customer's own past rate), per customer and in aggregate, with the diagnostics of
-Fader, Hardie & Lee (2005): the conditional-expectation table, the tracking plot of repeat transactions and
-the period-transactions histogram. :func:`backtest` repeats this at several calibration cutoffs (rolling
-origin).
+:func:`evaluate_holdout` fits a purchase model (BG/NBD by default; Pareto/NBD, MBG/NBD or BG/BB) and
+Gamma-Gamma on a calibration period, predicts the holdout period and scores the prediction against the two
+historical baselines of :func:`~clvforecast.historical.historical_forecast` (``avg_formula``: the population's
+average rate for everyone; ``run_rate``: each customer's own past rate), per customer and in aggregate, with the
+diagnostics of Fader, Hardie & Lee (2005): the conditional-expectation table, the tracking plot of repeat
+transactions and the period-transactions histogram. :func:`backtest` repeats this at several calibration cutoffs
+(rolling origin). :func:`compare_models` fits several purchase models on one calibration table and chooses one by
+a documented rule.
+
+BG/BB (discrete opportunities) is evaluated on a table of ``rfm.discrete_summary`` (given, or built from the log
+with periods of ``time_unit``): each customer's holdout count of periods with a purchase, with intervals,
+coverage, PIT, conditional expectations and period transactions, past cutoffs and ``backtest``. It has no
+tracking curve (it does not model transactions in continuous time), no spend target and no historical baselines
+(they predict transactions, not periods with one); an aggregated table (a ``weight`` column) is refused, since the
+holdout is scored customer by customer, and so is ``compare_models`` (its likelihood is of another table).
 
 Metrics
 -------
@@ -58,6 +66,7 @@ import contextlib
 import copy
 import datetime as dt
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,24 +75,26 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import _interim_models as _interim  # INTERIM: delete when the models branch lands
-from .clv import _check_interval, _forecast, _totals_with_errors
-from .exceptions import DataValidationError
+from .clv import _check_interval, _forecast, _purchase_api, _totals_with_errors
+from .exceptions import DataValidationError, ModelAssumptionWarning
 from .historical import historical_forecast
 from .io import Source, _to_date, read_transactions
-from .models import GammaGamma
+from .models import GammaGamma, PurchaseModel, purchase_model
 from .models._base import check_same_unit
 from .rfm import calibration_holdout, cohort_days
 from .units import UNIT_NAMES, check_time_unit, days_per, parse_horizon
 
 __all__ = [
     "BASELINES",
+    "COMPARISON_COLUMNS",
+    "COMPARISON_RULES",
     "INTERVAL_METRICS",
     "METHODS",
     "METRICS",
     "TARGETS",
     "HoldoutEvaluation",
     "backtest",
+    "compare_models",
     "conditional_expectations",
     "evaluate_holdout",
     "period_transactions",
@@ -353,20 +364,32 @@ def period_transactions(rfm: pd.DataFrame, model: Any = None, *, max_frequency: 
     (customers, fractional).
     """
     max_frequency = _check_max_frequency(max_frequency)
+    api = _purchase_api(model, "period_transactions") if model is not None else None
+    # customers per row: 1, or a BG/BB table's weight column (aggregated histories)
+    wspec = api._default_weights(rfm, None) if api is not None else None
+    rows_w = (np.asarray(rfm[wspec], dtype=float) if isinstance(wspec, str) else np.ones(len(rfm)))
     bucket = _frequency_buckets(rfm["frequency"], max_frequency)
-    out = pd.DataFrame({"actual": pd.Series(bucket).value_counts(sort=False).astype("int64")})
-    out.index = pd.CategoricalIndex(out.index, name="frequency", ordered=True)
-    if model is not None:
-        api = _interim.purchase_api(model)
+    actual = np.bincount(np.asarray(bucket.codes), weights=rows_w, minlength=max_frequency + 1)
+    out = pd.DataFrame({"actual": actual if wspec is not None else actual.astype("int64")},
+                       index=pd.CategoricalIndex(bucket.categories, categories=bucket.categories, ordered=True,
+                                                 name="frequency"))
+    if api is not None:
         check_same_unit(rfm, api.time_unit_, "period_transactions")
-        theta = api.params_.to_numpy(dtype="float64")
+        theta = api.theta_
         # a new customer's exposure: T (continuous time) or the number of opportunities (BG/BB)
-        exposure, weight = np.unique(np.asarray(rfm[api.HISTORY[2]], dtype=float), return_counts=True)
+        col = api.HISTORY[2]
+        if col not in rfm.columns:
+            raise DataValidationError(
+                f"period_transactions: the {api.LABEL} model needs a {col!r} column; the table has "
+                f"{list(rfm.columns)}"
+            )
+        exposure, inverse = np.unique(np.asarray(rfm[col], dtype=float), return_inverse=True)
+        weight = np.bincount(inverse.ravel(), weights=rows_w, minlength=len(exposure))
         zero = np.zeros(1)
         head = np.zeros(max_frequency)
         for e, w in zip(exposure, weight, strict=True):
             head += w * np.asarray(api._pmf(theta, float(e), max_frequency - 1, zero, zero, zero))[0]
-        out["expected"] = np.r_[head, len(rfm) - head.sum()]
+        out["expected"] = np.r_[head, rows_w.sum() - head.sum()]
     return out
 
 
@@ -432,13 +455,7 @@ def repeat_transaction_tracking(
     observation_end: Any,
     time_unit: str = "W",
     model: Any = None,
-    customer_id: str = "customer_id",
-    date: str = "date",
-    amount: str | None = "amount",
-    date_format: str | None = None,
-    on_invalid: str = "raise",
-    zero_amounts: str = "keep",
-    negative_amounts: str | None = None,
+    **read_options: Any,
 ) -> pd.DataFrame:
     """Repeat transactions per period, actual and expected, across calibration and holdout (tracking plot).
 
@@ -452,10 +469,14 @@ def repeat_transaction_tracking(
     Hardie & Lee 2005). The first period starts on or before the earliest first purchase; the last one is cut
     at ``observation_end`` when the holdout is not a whole number of periods.
 
-    The model curve (``model`` a fitted BG/NBD, i.e. anything with ``expected_purchases_new_customer(t)``) is
+    The model curve (``model`` a fitted purchase model, anything with ``expected_purchases_new_customer(t)``) is
     the expected repeat transactions of the cohort given each customer's first-purchase time: customer ``i``,
     first purchase at ``s_i``, contributes ``E[X(t - s_i)]`` (the unconditional expectation of the model) to
-    the cumulative count at the end ``t`` of a period, for ``t > s_i``.
+    the cumulative count at the end ``t`` of a period, for ``t > s_i``. Any continuous-time purchase model
+    (BG/NBD, Pareto/NBD, MBG/NBD); BG/BB, which counts periods with a purchase, is refused.
+
+    ``read_options`` say how to read the log (``customer_id=...``, ``amount=None``, ``on_invalid=...``): the
+    options of :func:`~clvforecast.read_transactions`.
 
     Returns
     -------
@@ -465,14 +486,16 @@ def repeat_transaction_tracking(
     ``expected`` and ``expected_cumulative``.
     """
     unit = check_time_unit(time_unit)
+    if model is not None and getattr(model, "DISCRETE", False):
+        raise ValueError(
+            f"repeat_transaction_tracking: the {model.LABEL} model counts periods with a purchase, not "
+            "transactions in continuous time, so it has no tracking curve; use period_transactions and "
+            "conditional_expectations (evaluate_holdout gives both), or a continuous-time model"
+        )
     cal, obs = _to_date(calibration_end, "calibration_end"), _to_date(observation_end, "observation_end")
     if obs < cal:
         raise ValueError(f"observation_end ({obs}) is before calibration_end ({cal})")
-    read_kwargs: dict[str, Any] = dict(
-        customer_id=customer_id, date=date, amount=amount, date_format=date_format, on_invalid=on_invalid,
-        zero_amounts=zero_amounts, negative_amounts=negative_amounts,
-    )
-    firsts, repeats = cohort_days(transactions, calibration_end=cal, observation_end=obs, **read_kwargs)
+    firsts, repeats = cohort_days(transactions, calibration_end=cal, observation_end=obs, **read_options)
     if firsts.empty:
         raise ValueError(f"no customer made a purchase on or before calibration_end={cal}; check the dates")
     return _tracking_table(
@@ -518,7 +541,7 @@ class HoldoutEvaluation:
         :func:`conditional_expectations` of the holdout purchases (every method).
     tracking:
         :func:`repeat_transaction_tracking` with the model's curve, or ``None`` when no transaction log was
-        given.
+        given (and for BG/BB, which has no tracking curve).
     period_transactions:
         :func:`period_transactions` under the fitted purchase model.
     model, gamma_gamma:
@@ -641,6 +664,55 @@ def _num(value: float, spec: str) -> str:
     return "n/a" if math.isnan(value) else format(value, spec)
 
 
+def _amount_of(log: pd.DataFrame | None) -> str | None:
+    """The amount column of a tidy log (``None`` for frequency-only data)."""
+    return "amount" if log is not None and "amount" in log.columns else None
+
+
+def _holdout_table(transactions: Any, table: pd.DataFrame | None, *, calibration_end: Any, observation_end: Any,
+                   time_unit: str, model: PurchaseModel, read_options: dict[str, Any], what: str
+                   ) -> tuple[pd.DataFrame | None, pd.DataFrame, str]:
+    """``(log, calibration table, unit)`` for a holdout evaluation: the tidy log read once (or None), and the
+    table given (checked against the model's kind) or built from the log (``calibration_holdout`` for the
+    continuous-time models; ``rfm.discrete_summary`` with periods of ``time_unit`` for BG/BB)."""
+    if table is None and _is_calibration_table(transactions):
+        table, transactions = transactions, None
+    log: pd.DataFrame | None = None
+    if transactions is not None:
+        # Read and validate once (the user's rules apply, dropped rows are reported once); every later pass
+        # (RFM table, baselines, tracking) scans this tidy frame with the canonical column names.
+        log = read_transactions(transactions, **read_options)
+    elif read_options:
+        raise TypeError(
+            f"{what}: {', '.join(sorted(read_options))} describe how to read a transaction log, but "
+            "none was given (only a calibration table)"
+        )
+    if table is not None:
+        cal_table = _check_table(table, calibration_end, observation_end, model)
+        return log, cal_table, check_time_unit(cal_table.attrs["time_unit"])
+    if log is None:
+        raise TypeError(f"{what} needs transactions (a log) or table=calibration_holdout(...)")
+    unit = check_time_unit(time_unit)
+    if model.DISCRETE:
+        from . import rfm as _rfm
+
+        discrete_summary = getattr(_rfm, "discrete_summary", None)
+        if discrete_summary is None:  # pragma: no cover - arrives with the data branch
+            raise TypeError(
+                f"{what}: the {model.LABEL} model needs a discrete-period table; build it with "
+                "rfm.discrete_summary(log, period=..., calibration_end=..., observation_end=...) and pass it"
+            )
+        cal_table = discrete_summary(log, period=unit, calibration_end=calibration_end,
+                                     observation_end=observation_end)
+        return log, _check_table(cal_table, None, None, model), unit
+    cal_table = calibration_holdout(
+        log, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit,
+        amount=_amount_of(log),
+    )
+    cal_table.attrs.update({k: log.attrs[k] for k in ("dropped", "n_rows_read") if k in log.attrs})
+    return log, cal_table, unit
+
+
 def _is_calibration_table(obj: Any) -> bool:
     needed = {"frequency", "recency", "holdout_frequency"}
     return isinstance(obj, pd.DataFrame) and needed <= set(obj.columns) and (
@@ -685,8 +757,9 @@ def evaluate_holdout(
         A :func:`~clvforecast.calibration_holdout` table to use instead of computing one from ``transactions``
         (passing it as ``transactions`` does the same).
     model:
-        The purchase model: a name (``"bgnbd"``; with the models of the models branch ``"pnbd"``, ``"mbgnbd"``,
-        ``"bgbb"``), a class or an instance (refitted on the calibration period).
+        The purchase model: a name (``"bgnbd"``, ``"pnbd"``, ``"mbgnbd"``, ``"bgbb"``), a class or an instance
+        (a copy is refitted on the calibration period). BG/BB needs a discrete table: given, or built from the log
+        by ``rfm.discrete_summary`` with periods of ``time_unit`` (see the module docstring for what it supports).
     penalizer, gg_penalizer:
         L2 penalties of the purchase model (when given by name or class) and of
         :class:`~clvforecast.GammaGamma` (0: maximum likelihood).
@@ -715,53 +788,33 @@ def evaluate_holdout(
     spend, which the table does not hold. Pass the log too (``evaluate_holdout(log, table=table)``) to get
     both; the models are then fitted on the table as given. Frequency-only data (``amount=None``) gives the
     ``purchases`` target only (the baselines predict purchases without amounts). A holdout without any
-    transaction is refused.
+    transaction is refused. BG/BB gives the ``purchases`` target (periods with a purchase) of the model only.
 
     Returns
     -------
     :class:`HoldoutEvaluation`.
     """
     level = _check_interval(interval)
-    if table is None and _is_calibration_table(transactions):
-        table, transactions = transactions, None  # type: ignore[assignment]
-    log: pd.DataFrame | None = None
-    if transactions is not None:
-        # Read and validate once (the user's rules apply, dropped rows are reported once); every later pass
-        # (RFM table, baselines, tracking) scans this tidy frame with the canonical column names.
-        log = read_transactions(transactions, **read_options)
-    elif read_options:
-        raise TypeError(
-            f"evaluate_holdout: {', '.join(sorted(read_options))} describe how to read a transaction log, but "
-            "none was given (only a calibration table)"
-        )
-    tidy: dict[str, Any] = {"amount": "amount" if log is not None and "amount" in log.columns else None}
-    if table is not None:
-        cal_table = _check_table(table, calibration_end, observation_end)
-        unit = check_time_unit(cal_table.attrs["time_unit"])
-    else:
-        if log is None:
-            raise TypeError("evaluate_holdout needs transactions (a log) or table=calibration_holdout(...)")
-        unit = check_time_unit(time_unit)
-        cal_table = calibration_holdout(
-            log, calibration_end=calibration_end, observation_end=observation_end, time_unit=unit, **tidy,
-        )
-        cal_table.attrs.update({k: log.attrs[k] for k in ("dropped", "n_rows_read") if k in log.attrs})
-    cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
-    horizon = float(cal_table.attrs["holdout_duration"])
-    _check_holdout(cal_table, cal, obs, horizon)
-    has_spend = "monetary_value" in cal_table.columns
-
-    pm = _interim.purchase_model(model)
+    pm = purchase_model(model)
     if pm is model:  # an instance: fit a copy, never the caller's model
         pm = copy.deepcopy(pm)
     if penalizer and not isinstance(model, str | type):
         raise ValueError("penalizer applies to a model given by name or class; set it on the instance instead")
     if penalizer:
         pm.penalizer = penalizer
+    log, cal_table, unit = _holdout_table(transactions, table, calibration_end=calibration_end,
+                                          observation_end=observation_end, time_unit=time_unit, model=pm,
+                                          read_options=read_options, what="evaluate_holdout")
+    discrete = pm.DISCRETE
+    cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
+    horizon = float(cal_table.attrs["holdout_duration"])
+    _check_holdout(cal_table, cal, obs, horizon)
+    # BG/BB tables count periods with a purchase and carry no spend
+    has_spend = "monetary_value" in cal_table.columns and not discrete
+
     pm.fit(cal_table)
-    api = _interim.purchase_api(pm)
-    method = str(getattr(api, "NAME", "model"))
-    history_cols = list(api.HISTORY)
+    method = pm.NAME
+    history_cols = list(pm.HISTORY)
     rfm_cols = [c for c in (*history_cols, "monetary_value") if c in cal_table.columns]
     customers = cal_table[rfm_cols].copy()
     customers["actual_purchases"] = cal_table["holdout_frequency"].astype(float)
@@ -776,7 +829,7 @@ def evaluate_holdout(
         customers[f"{method}_spend"] = customers[f"{method}_purchases"] * spend
     methods = [method]
     targets = list(TARGETS if has_spend else TARGETS[:1])
-    if log is not None:
+    if log is not None and not discrete:
         hist = historical_forecast(log, calibration_end=cal, horizon=horizon, time_unit=unit,
                                    amount="amount" if has_spend else None)
         missing = customers.index.difference(hist.index)
@@ -848,9 +901,9 @@ def evaluate_holdout(
                                   predicted=[f"{m}_purchases" for m in methods])
     pt = period_transactions(cal_table, pm, max_frequency=max_frequency)
     track = None
-    if tracking and log is not None:
+    if tracking and log is not None and not discrete:
         track = repeat_transaction_tracking(
-            log, calibration_end=cal, observation_end=obs, time_unit=unit, model=pm, **tidy
+            log, calibration_end=cal, observation_end=obs, time_unit=unit, model=pm, amount=_amount_of(log)
         )
     return HoldoutEvaluation(
         customers=customers, metrics=metrics, conditional_expectations=ce, tracking=track,
@@ -879,12 +932,33 @@ def _check_holdout(table: pd.DataFrame, cal: str, obs: str, horizon: float) -> N
         )
 
 
-def _check_table(table: pd.DataFrame, calibration_end: Any, observation_end: Any) -> pd.DataFrame:
-    """Validate a calibration/holdout table and make sure its attrs carry the set-up."""
+def _is_discrete_table(table: pd.DataFrame) -> bool:
+    """A BG/BB calibration table (``n_periods``, ``holdout_n_periods``) rather than a continuous-time one."""
+    return "n_periods" in table.columns and "T" not in table.columns
+
+
+def _check_table(table: pd.DataFrame, calibration_end: Any, observation_end: Any,
+                 model: PurchaseModel | None = None) -> pd.DataFrame:
+    """Validate a calibration/holdout table against the purchase model's kind (continuous or discrete) and
+    make sure its attrs carry the set-up."""
     if not _is_calibration_table(table):
         raise ValueError(
             "table must come from calibration_holdout (columns frequency, recency, T, holdout_frequency"
-            f"[, monetary_value, holdout_spend]); it has {list(table.columns)}"
+            "[, monetary_value, holdout_spend]) or, for BG/BB, from rfm.discrete_summary(..., calibration_end=...) "
+            f"(frequency, recency, n_periods, holdout_frequency, holdout_n_periods); it has {list(table.columns)}"
+        )
+    discrete = _is_discrete_table(table)
+    if model is not None and model.DISCRETE != discrete:
+        if model.DISCRETE:
+            raise DataValidationError(
+                f"the {model.LABEL} model counts discrete opportunities and needs a table with n_periods and "
+                "holdout_n_periods (clvforecast.rfm.discrete_summary(log, period=..., calibration_end=..., "
+                "observation_end=...)); this one is a continuous-time table (T). Use model='bgnbd', 'pnbd' or "
+                "'mbgnbd' with it"
+            )
+        raise DataValidationError(
+            f"the {model.LABEL} model works in continuous time and needs a table with T (calibration_holdout); "
+            "this one is a discrete-period table (n_periods): use model='bgbb' with it"
         )
     attrs = dict(table.attrs)
     for key, given in (("calibration_end", calibration_end), ("observation_end", observation_end)):
@@ -902,7 +976,26 @@ def _check_table(table: pd.DataFrame, calibration_end: Any, observation_end: Any
         raise ValueError(
             "the table does not say its time_unit (attrs lost?); rebuild it with calibration_holdout"
         )
-    if "holdout_duration" not in attrs:
+    if discrete:
+        if "holdout_n_periods" not in table.columns:
+            raise ValueError(
+                "the discrete-period table has no holdout_n_periods column (the number of holdout periods); "
+                "rebuild it with clvforecast.rfm.discrete_summary(..., calibration_end=...)"
+            )
+        if "weight" in table.columns and not np.allclose(np.asarray(table["weight"], dtype=float), 1.0):
+            raise DataValidationError(
+                "evaluate_holdout scores customers one by one, but this table aggregates identical histories (a "
+                "'weight' column other than 1); give one row per customer, e.g. "
+                "table.loc[table.index.repeat(table['weight'])].reset_index(drop=True)"
+            )
+        periods = np.unique(np.asarray(table["holdout_n_periods"], dtype=float))
+        if len(periods) != 1 or periods[0] != np.floor(periods[0]):
+            raise DataValidationError(
+                "holdout_n_periods must be one whole number shared by every customer (the holdout is the same "
+                f"calendar periods for all); got {periods[:5].tolist()}"
+            )
+        attrs["holdout_duration"] = float(periods[0])
+    elif "holdout_duration" not in attrs:
         attrs["holdout_duration"] = (
             (pd.Timestamp(attrs["observation_end"]) - pd.Timestamp(attrs["calibration_end"])).days
             / days_per(attrs["time_unit"])
@@ -1133,3 +1226,213 @@ def _progress(show: bool, total: int) -> Iterator[Callable[[str], None]]:
     ) as bar:
         task = bar.add_task("", total=total)
         yield lambda description: bar.update(task, advance=1, description=description)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Model choice
+# ---------------------------------------------------------------------------------------------------------
+#: Columns of :func:`compare_models`, in order.
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "label", "n_params", "log_likelihood", "aic", "bic", "mae", "rmse", "pct_error", "spearman",
+    "tracking_error", "tracking_error_pct", "converged", "identified", "message", "chosen",
+)
+#: Rules of :func:`compare_models`: the column and whether higher is better.
+COMPARISON_RULES: dict[str, tuple[str, bool]] = {
+    "mae": ("mae", False),
+    "rmse": ("rmse", False),
+    "pct_error": ("pct_error", False),  # compared in absolute value
+    "spearman": ("spearman", True),
+    "tracking_error": ("tracking_error", False),
+    "aic": ("aic", False),
+    "bic": ("bic", False),
+}
+_RULE_WORDS = {
+    "mae": "the lowest holdout mean absolute error of each customer's purchases",
+    "rmse": "the lowest holdout root mean squared error of each customer's purchases",
+    "pct_error": "the smallest error of the holdout total of purchases (in absolute value)",
+    "spearman": "the highest Spearman rank correlation of predicted and actual holdout purchases",
+    "tracking_error": "the lowest tracking error (the cumulative repeat transactions over the holdout)",
+    "aic": "the lowest AIC (calibration fit, penalised by 2 per parameter)",
+    "bic": "the lowest BIC (calibration fit, penalised by log(customers) per parameter)",
+}
+
+
+def _tracking_error(track: pd.DataFrame) -> tuple[float, float]:
+    """``(mean |expected - actual| of the cumulative holdout curve, the same in % of the actual holdout total)``.
+
+    Both curves are cumulated from the start of the holdout (the calibration periods do not count), over the
+    holdout periods of :func:`repeat_transaction_tracking`."""
+    hold = track[track["period"] == "holdout"]
+    if hold.empty:
+        return math.nan, math.nan
+    actual = np.cumsum(hold["actual"].to_numpy(dtype=float))
+    expected = np.cumsum(hold["expected"].to_numpy(dtype=float))
+    err = float(np.mean(np.abs(expected - actual)))
+    return err, (100.0 * err / actual[-1] if actual[-1] > 0 else math.nan)
+
+
+def compare_models(
+    source_or_calibration_table: Any,
+    *,
+    calibration_end: Any = None,
+    observation_end: Any = None,
+    time_unit: str = "W",
+    models: Sequence[Any] = ("bgnbd", "pnbd", "mbgnbd"),
+    rule: str = "mae",
+    **read_options: Any,
+) -> pd.DataFrame:
+    """Fit several purchase models on one calibration period, score them on the holdout, and choose one.
+
+    Each model is fitted once, on the same calibration table (built once from the log, or given), and predicts
+    each customer's purchases over the holdout (its conditional expectation).
+
+    Parameters
+    ----------
+    source_or_calibration_table:
+        A transaction log (DataFrame, CSV/Parquet path or source description, read once with ``read_options``
+        as :func:`~clvforecast.read_transactions` reads it) or a table from
+        :func:`~clvforecast.calibration_holdout` (then ``calibration_end``/``observation_end`` come from its
+        ``attrs``, and there is no tracking curve: its ``tracking_error`` columns are NaN).
+    calibration_end, observation_end:
+        Last day of the calibration period and of the holdout (inclusive), for a log.
+    time_unit:
+        ``"D"``, ``"W"``, ``"M"`` or ``"Y"``: the unit of the models and of the tracking periods (a calibration
+        table keeps its own).
+    models:
+        Continuous-time purchase models, as names (``"bgnbd"``, ``"pnbd"``, ``"mbgnbd"``), classes or instances
+        (instances are copied, never fitted in place). BG/BB (``"bgbb"``) models another table (periods, not
+        transactions) whose likelihood is not comparable, and is refused.
+    rule:
+        How the model is chosen: ``"mae"`` (default: the lowest holdout MAE of purchases), ``"rmse"``,
+        ``"pct_error"`` (the smallest absolute error of the total), ``"spearman"`` (highest),
+        ``"tracking_error"``, ``"aic"`` or ``"bic"`` (lowest). Only sound fits compete: a model whose fit did
+        not converge or whose parameters the data do not identify (``diagnostics_``; a degenerate optimum such
+        as BG/NBD with no evidence of dropout) is chosen only when no model fitted soundly, and then
+        ``attrs["rule"]`` says so and a :class:`~clvforecast.exceptions.ModelAssumptionWarning` is raised.
+        Values within 1e-6 (relative) of the best are ties, won by the model listed first (degenerate fits that
+        reach the same limit, e.g. three models without dropout that all behave as an NBD, differ only by where
+        each optimizer stopped).
+
+    Returns
+    -------
+    DataFrame indexed by ``model`` (the models' short names, in the order given) with
+
+    ``label``
+        ``"BG/NBD"``, ``"Pareto/NBD"``, ``"MBG/NBD"``.
+    ``n_params``, ``log_likelihood``, ``aic``, ``bic``
+        Number of parameters k, the calibration log-likelihood at the estimates (the published form), ``aic = 2 k
+        - 2 LL`` and ``bic = k log(n) - 2 LL`` with n the number of customers.
+    ``mae``, ``rmse``, ``pct_error``, ``spearman``
+        Holdout metrics of each customer's purchases (see the module docstring): mean absolute error and root
+        mean squared error (purchases per customer), signed error of the total in percent, Spearman's rank
+        correlation.
+    ``tracking_error``, ``tracking_error_pct``
+        The tracking curve's error: the mean over the holdout periods of ``|expected - actual|`` cumulative
+        repeat transactions, both cumulated from the start of the holdout (purchases), and that mean in percent of
+        the actual holdout total. The expected curve is the model's unconditional expectation for the cohort
+        given each customer's first-purchase day (:func:`repeat_transaction_tracking`), periods of
+        ``time_unit``. NaN when only a calibration table was given.
+    ``converged``, ``identified``, ``message``
+        From the fit's ``diagnostics_``.
+    ``chosen``
+        True on the chosen model's row.
+
+    ``attrs``: ``chosen`` (the chosen model's name), ``rule`` (the rule in words, including whether a degenerate
+    fit was passed over), ``rule_name``, ``calibration_end``, ``observation_end``, ``time_unit``,
+    ``holdout_duration`` (in ``time_unit``), ``n_customers``, ``actual_total`` (holdout purchases) and ``fits``
+    (per model its ``to_dict()``: parameters, covariance, diagnostics; JSON-able, what ``save`` writes).
+    """
+    if rule not in COMPARISON_RULES:
+        raise ValueError(f"rule must be one of {', '.join(repr(r) for r in COMPARISON_RULES)}; got {rule!r}")
+    if isinstance(models, (str, type, PurchaseModel)):
+        models = [models]
+    specs = list(models)
+    if not specs:
+        raise ValueError("models must name at least one purchase model, e.g. ('bgnbd', 'pnbd', 'mbgnbd')")
+    fitted_models: list[PurchaseModel] = []
+    for spec in specs:
+        pm = purchase_model(spec)
+        if pm is spec:
+            pm = copy.deepcopy(pm)
+        if pm.DISCRETE:
+            raise ValueError(
+                f"compare_models compares continuous-time models on one calibration table; {pm.LABEL} ({pm.NAME!r}) "
+                "models periods with a purchase (another table, whose likelihood is not comparable). Evaluate it "
+                "on its own: evaluate_holdout(rfm.discrete_summary(...), model='bgbb')"
+            )
+        fitted_models.append(pm)
+    names = [pm.NAME for pm in fitted_models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"models lists a model twice: {names}")
+
+    log, cal_table, unit = _holdout_table(
+        source_or_calibration_table, None, calibration_end=calibration_end, observation_end=observation_end,
+        time_unit=time_unit, model=fitted_models[0], read_options=read_options, what="compare_models",
+    )
+    cal, obs = cal_table.attrs["calibration_end"], cal_table.attrs["observation_end"]
+    horizon = float(cal_table.attrs["holdout_duration"])
+    _check_holdout(cal_table, cal, obs, horizon)
+    actual = cal_table["holdout_frequency"].to_numpy(dtype=float)
+    cohort = None
+    if log is not None:
+        cohort = cohort_days(log, calibration_end=_to_date(cal, "calibration_end"),
+                             observation_end=_to_date(obs, "observation_end"), amount=_amount_of(log))
+
+    rows = {}
+    fits = {}
+    for pm in fitted_models:
+        pm.fit(cal_table)
+        k = len(pm.PARAM_NAMES)
+        ll = float(pm.log_likelihood_)
+        n = float(pm.n_customers_)
+        predicted = pm.expected_purchases(cal_table, horizon).to_numpy(dtype=float)
+        track_err = track_pct = math.nan
+        if cohort is not None:
+            track = _tracking_table(cohort[0], cohort[1], calibration_end=_to_date(cal, "calibration_end"),
+                                    observation_end=_to_date(obs, "observation_end"), time_unit=unit, model=pm)
+            track_err, track_pct = _tracking_error(track)
+        d = pm.diagnostics_
+        rows[pm.NAME] = {
+            "label": pm.LABEL, "n_params": k, "log_likelihood": ll, "aic": 2 * k - 2 * ll,
+            "bic": k * math.log(n) - 2 * ll,
+            "mae": mean_absolute_error(actual, predicted), "rmse": root_mean_squared_error(actual, predicted),
+            "pct_error": percent_total_error(actual, predicted), "spearman": spearman_correlation(actual, predicted),
+            "tracking_error": track_err, "tracking_error_pct": track_pct,
+            "converged": bool(d.get("converged", False)), "identified": bool(d.get("identified", False)),
+            "message": str(d.get("message", "") or ""),
+        }
+        fits[pm.NAME] = pm.to_dict()
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "model"
+
+    column, higher = COMPARISON_RULES[rule]
+    score = out[column].abs() if rule == "pct_error" else out[column]
+    sound = out["converged"] & out["identified"]
+    words = f"holdout {'MAE' if rule == 'mae' else rule}: {_RULE_WORDS[rule]}, among the models whose fit " \
+            "converged with identified parameters"
+    pool = score[sound & score.notna()]
+    if pool.empty:
+        pool = score[score.notna()]
+        if pool.empty:
+            raise ValueError(f"compare_models: {rule} is undefined for every model (e.g. tracking_error without a "
+                             "transaction log); choose another rule")
+        words += ("; no model fitted soundly (see the message column), so the choice falls back to all models "
+                  "and rests on a degenerate fit")
+        warnings.warn("compare_models: no model fitted soundly, so the choice rests on a degenerate fit (see the "
+                      "message column and attrs['rule'])", ModelAssumptionWarning, stacklevel=2)
+    else:
+        passed = [m for m in out.index if not sound[m]]
+        if passed:
+            words += f" ({', '.join(passed)} passed over: {'its' if len(passed) == 1 else 'their'} fit is degenerate)"
+    # values within 1e-6 (relative) of the best are ties (degenerate fits that reach the same limit differ only
+    # by where each optimizer stopped), won by the model listed first
+    top = float(pool.max() if higher else pool.min())
+    best = next(m for m in pool.index if abs(float(pool[m]) - top) <= 1e-6 * max(abs(top), 1e-12))
+    out["chosen"] = out.index == best
+    out = out[list(COMPARISON_COLUMNS)]
+    out.attrs = {
+        "chosen": str(best), "rule": words, "rule_name": rule, "calibration_end": cal, "observation_end": obs,
+        "time_unit": unit, "holdout_duration": horizon, "n_customers": int(len(cal_table)),
+        "actual_total": float(actual.sum()), "fits": fits,
+    }
+    return out

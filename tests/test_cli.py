@@ -394,3 +394,60 @@ def test_no_amount_log_through_summarize(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stderr
     table = pd.read_csv(out)
     assert "monetary_value" not in table.columns and int(table["frequency"].sum()) == 2457
+
+
+# --- issue 10 and 11 on the command line: --model, --interval, frequency-only tables -------------------------
+
+
+def test_fit_and_predict_any_purchase_model_with_intervals(tmp_path: Path) -> None:
+    rfm, models = tmp_path / "rfm.parquet", tmp_path / "models"
+    assert run("summarize", SAMPLE, "--observation-end", "1997-09-30", "--out", rfm).exit_code == 0
+    r = run("fit", rfm, "--model", "pnbd", "--out", models)
+    assert r.exit_code == 0, r.stderr
+    assert (models / "pnbd.json").exists() and (models / "gamma_gamma.json").exists()
+    pnbd = cf.load_model(models / "pnbd.json")
+    # the published Pareto/NBD maximum on CDNOW (published-numbers.md): r .553, alpha 10.578, s .606
+    assert pnbd.params_[["r", "alpha", "s"]].tolist() == pytest.approx([0.5531, 10.5763, 0.6062], rel=2e-3)
+    out = tmp_path / "f.csv"
+    r = run("predict", models, rfm, "--interval", "0.9", "--horizon", "39W", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    f = pd.read_csv(out, index_col="customer_id")
+    # equal-tailed bounds of a whole-number count (a skewed count's mean may lie above its 95th percentile)
+    assert (f["expected_purchases_lower"] <= f["expected_purchases_upper"]).all()
+    assert (f["expected_purchases_upper"] == f["expected_purchases_upper"].round()).all()
+    assert (f["clv_lower"] <= f["clv_upper"]).all() and (f["clv_lower"] >= 0).all()
+    table = pd.read_parquet(rfm)
+    expected = pnbd.expected_purchases(table, "39W")
+    np.testing.assert_allclose(f["expected_purchases"], expected.loc[f.index], rtol=1e-9)
+    # a second purchase model in the folder: predict asks which
+    assert run("fit", rfm, "--out", models).exit_code == 0
+    msg = one_line_error(run("predict", models, rfm, "--out", tmp_path / "g.csv"))
+    assert "several purchase models" in msg and "--model" in msg
+    assert run("predict", models, rfm, "--model", "bgnbd", "--out", tmp_path / "g.csv").exit_code == 0
+    assert "--model" in one_line_error(run("fit", rfm, "--model", "nbd", "--out", models))
+
+
+def test_frequency_only_table_fits_and_predicts_purchases(tmp_path: Path) -> None:
+    src, rfm, models, out = (tmp_path / "visits.csv", tmp_path / "rfm.parquet", tmp_path / "m",
+                             tmp_path / "f.csv")
+    pd.read_csv(SAMPLE)[["customer_id", "date"]].to_csv(src, index=False)
+    assert run("summarize", src, "--no-amount", "--observation-end", "1997-09-30", "--out", rfm).exit_code == 0
+    r = run("fit", rfm, "--out", models)
+    assert r.exit_code == 0, r.stderr
+    assert (models / "bgnbd.json").exists() and not (models / "gamma_gamma.json").exists()
+    r = run("predict", models, rfm, "--out", out)
+    assert r.exit_code == 0, r.stderr
+    f = pd.read_csv(out, index_col="customer_id")
+    assert {"expected_purchases", "probability_alive"} <= set(f.columns) and "clv" not in f.columns
+    msg = one_line_error(run("silent", models, rfm, "--out", tmp_path / "s.csv"))
+    assert "spend" in msg
+
+
+def test_validate_with_a_model_and_intervals(tmp_path: Path) -> None:
+    out = tmp_path / "v"
+    r = run("validate", SAMPLE, *DATES, "--model", "mbgnbd", "--interval", "0.9", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    totals = pd.read_csv(out / "totals.csv", index_col=0)
+    assert int(totals.loc["purchases", "actual"]) == 1882  # published holdout repeat transactions
+    assert (out / "pit.png").exists()
+    assert "% of customers" in r.stdout and "interval of the total" in r.stdout

@@ -153,10 +153,24 @@ def test_no_nan_for_extreme_histories(weekly_models) -> None:  # noqa: ANN001
     bg, gg = weekly_models
     rfm = pd.DataFrame({"frequency": [0, 1, 5000, 5000, 200], "recency": [0.0, 1.0, 39.0, 1.0, 39.0],
                         "T": [0.0, 39.0, 39.0, 39.0, 39.0], "monetary_value": [0.0, 10.0, 1e4, 0.01, 35.0]})
+    rfm.attrs["time_unit"] = "W"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = cf.predictive_clv(bg, gg, rfm, horizon="10Y", discount_rate=0.1, step="D")
     assert np.all(np.isfinite(out.to_numpy()))
+
+
+def test_a_table_without_a_time_unit_warns_like_fit(cdnow_cal: pd.DataFrame, weekly_models) -> None:  # noqa: ANN001
+    # issue 13: fit warns on a table that does not record its unit; predictive_clv and forecast_totals do too
+    bg, gg = weekly_models
+    bare = cdnow_cal.copy()
+    bare.attrs = {}
+    with pytest.warns(cf.DataQualityWarning, match=r"predictive_clv: the table does not say its time unit.*'W'"):
+        out = cf.predictive_clv(bg, gg, bare, horizon="52W")
+    # taken to be in the model's unit: the same numbers as the table that says so
+    pd.testing.assert_frame_equal(out, cf.predictive_clv(bg, gg, cdnow_cal, horizon="52W"), check_like=True)
+    with pytest.warns(cf.DataQualityWarning, match="forecast_totals: the table does not say its time unit"):
+        cf.forecast_totals(bg, None, bare.iloc[:200], horizon="52W", random_state=0)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -448,9 +448,8 @@ def test_empty_holdout_is_refused(cdnow_tx, cdnow_cal):
     empty["holdout_spend"] = 0.0
     with pytest.raises(cf.DataValidationError, match="the holdout holds no transactions"):
         evaluate_holdout(empty)
-    same_day = cf.calibration_holdout(cdnow_tx, calibration_end=CAL_END, observation_end=CAL_END, time_unit="W")
     with pytest.raises(cf.DataValidationError, match="the holdout holds no transactions"):
-        evaluate_holdout(same_day)
+        evaluate_holdout(cdnow_tx, calibration_end=CAL_END, observation_end=CAL_END)
     with pytest.raises(cf.DataValidationError, match="holds no transactions"):
         evaluate_holdout(cdnow_tx, calibration_end="1998-06-30", observation_end="1998-09-30")
 
@@ -488,3 +487,104 @@ def test_total_errors_and_calibrated_totals_from_a_backtest(cdnow_tx, cdnow_cal)
     b = cf.forecast_totals(bg, gg, cdnow_cal, horizon="39W", past_errors=errs, random_state=0)
     pd.testing.assert_frame_equal(a, b)
     assert a.attrs["past_errors"]["spend"]["n_cutoffs"] == 3
+
+
+# ------------------------------------------------------------------------------------------------------------
+# every continuous-time purchase model through the holdout evaluation
+# ------------------------------------------------------------------------------------------------------------
+LIFETIMES_FITTERS = {"pnbd": ("ParetoNBDFitter", ["r", "alpha", "s", "beta"]),
+                     "mbgnbd": ("ModifiedBetaGeoFitter", ["r", "alpha", "a", "b"])}
+
+
+@pytest.mark.parametrize("name", ["pnbd", "mbgnbd"])
+def test_other_models_through_the_holdout_evaluation(cdnow_tx, name):  # noqa: ANN001
+    import warnings
+
+    from clvforecast.models import _base
+
+    ev = evaluate_holdout(cdnow_tx, calibration_end=CAL_END, observation_end=OBS_END, time_unit="W", model=name,
+                          interval=0.9, random_state=0)
+    assert ev.method == name and ev.model.NAME == name
+    assert sorted(ev.metrics["method"].unique()) == sorted([name, "avg_formula", "run_rate"])
+    # the model's holdout predictions are lifetimes' conditional expectations at the fitted parameters
+    lifetimes = _base.import_lifetimes()
+    cls, names = LIFETIMES_FITTERS[name]
+    f = getattr(lifetimes, cls)()
+    f.params_ = ev.model.params_[names]
+    c = ev.customers
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = f.conditional_expected_number_of_purchases_up_to_time(39, c["frequency"], c["recency"], c["T"])
+    np.testing.assert_allclose(c[f"{name}_purchases"], theirs, rtol=1e-7)
+    ce = ev.conditional_expectations
+    bucket = np.minimum(c["frequency"].to_numpy(), 7)
+    np.testing.assert_allclose(ce[f"{name}_purchases"], [np.mean(np.asarray(theirs)[bucket == k]) for k in range(8)],
+                               rtol=1e-7)
+    # period transactions: sum over customers of P(X(T) = n) for a new customer, lifetimes' pmf for n < 7
+    pt = ev.period_transactions
+    exposure, count = np.unique(c["T"].to_numpy(), return_counts=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if name == "pnbd":
+            p = [[f.conditional_probability_of_n_purchases_up_to_time(n, e, 0, 0, 0) for n in range(7)]
+                 for e in exposure]
+        else:
+            p = [[f.probability_of_n_purchases_up_to_time(e, n) for n in range(7)] for e in exposure]
+    head = count @ np.asarray(p, dtype=float)
+    np.testing.assert_allclose(pt["expected"].to_numpy()[:7], head, rtol=1e-6)
+    assert pt["expected"].sum() == pytest.approx(len(c))
+    # tracking with the model's own cohort curve, and calibrated intervals
+    assert ev.tracking is not None and ev.tracking["expected_cumulative"].iloc[-1] > 0
+    cov = float(ev.metric("coverage", "purchases")[name])
+    assert 0.9 <= cov <= 0.98
+    assert f"({name})" in ev.summary
+
+
+def test_backtest_with_another_model(cdnow_tx):  # noqa: ANN001
+    bt = backtest(cdnow_tx, cutoffs=["1997-06-30", "1997-07-31"], horizon="8W", model="mbgnbd", progress=False)
+    assert set(bt["method"]) == {"mbgnbd", "avg_formula", "run_rate"}
+    errs = cf.evaluation.total_errors(bt)
+    assert len(errs) == 4 and (errs["predicted"] > 0).all()
+    with pytest.raises(ValueError, match="BG/BB model counts periods with a purchase.*no tracking curve"):
+        repeat_transaction_tracking(cdnow_tx, calibration_end=CAL_END, observation_end=OBS_END,
+                                    model=cf.BetaGeoBetaBinom().fit(_donations()))
+
+
+
+def _donations():  # noqa: ANN202
+    from clvforecast.models.bgbb import donations
+
+    return donations()
+
+
+def test_bgbb_from_a_log_in_weekly_periods(cdnow_tx):  # noqa: ANN001
+    # BG/BB from a log: the discrete table of rfm.discrete_summary with periods of time_unit (ISO weeks)
+    ev = evaluate_holdout(cdnow_tx, calibration_end=CAL_END, observation_end=OBS_END, time_unit="W", model="bgbb",
+                          interval=0.9, random_state=0, past_cutoffs=2)
+    table = cf.rfm.discrete_summary(cdnow_tx, period="W", calibration_end=CAL_END, observation_end=OBS_END)
+    same = evaluate_holdout(table, model="bgbb")
+    pd.testing.assert_frame_equal(ev.metrics[~ev.metrics["metric"].isin(cf.evaluation.INTERVAL_METRICS)]
+                                  .reset_index(drop=True), same.metrics)
+    assert ev.method == "bgbb" and ev.tracking is None and ev.holdout_duration == 39
+    assert set(ev.metrics["method"]) == {"bgbb"} and set(ev.metrics["target"]) == {"purchases"}
+    # predictions over the 39 holdout weeks, written out here (Fader, Hardie & Shang 2010, eq. 5 and 13):
+    # P(alive) = B(a+x, b+n-x)/B(a, b) B(g, d+n)/B(g, d) / L, and given alive the expected transactions are
+    # (a+x)/(a+b+n) sum_{k=1..39} B(g, d+n+k)/B(g, d+n). (lifetimes' conditional expectation is not used: it is
+    # off for frequent buyers over long horizons, e.g. 1.66 instead of 15.2 for x = 23 of 37 weeks.)
+    from scipy.special import betaln, logsumexp
+
+    a, b, g, d = ev.model.params_[["alpha", "beta", "gamma", "delta"]]
+    c = pd.concat([ev.customers.iloc[:300], ev.customers.nlargest(40, "frequency")])
+    by_hand = []
+    for x, tx, n in c[["frequency", "recency", "n_periods"]].to_numpy(dtype=float):
+        alive = betaln(a + x, b + n - x) + betaln(g, d + n) - betaln(a, b) - betaln(g, d)
+        dead = [betaln(a + x, b + tx - x + i) + betaln(g + 1, d + tx + i) - betaln(a, b) - betaln(g, d)
+                for i in range(int(n - tx))]
+        p_alive = np.exp(alive - logsumexp([alive, *dead]))
+        survive = np.exp([betaln(g, d + n + k) - betaln(g, d + n) for k in range(1, 40)]).sum()
+        by_hand.append(p_alive * (a + x) / (a + b + n) * survive)
+    np.testing.assert_allclose(c["bgbb_purchases"], by_hand, rtol=1e-9)
+    assert 0.9 <= float(ev.metric("coverage", "purchases")["bgbb"]) <= 0.98
+    assert ev.totals.attrs["past_errors"]["purchases"]["n_cutoffs"] == 2
+    bt = backtest(cdnow_tx, cutoffs=["1997-06-30", "1997-07-31"], horizon="8W", model="bgbb", progress=False)
+    assert set(bt["method"]) == {"bgbb"} and len(cf.evaluation.total_errors(bt)) == 2

@@ -13,7 +13,6 @@ import pytest
 from scipy import optimize, special, stats
 
 import clvforecast as cf
-from clvforecast import _interim_models as interim
 from clvforecast import clv as C
 from clvforecast.exceptions import DataValidationError
 from clvforecast.models.beta_geo import probability_of_purchases
@@ -47,7 +46,7 @@ def fixed_gg(model: cf.GammaGamma) -> cf.GammaGamma:
 def mixture_pmf(model: cf.BetaGeo, t: float, x, tx, T, n_draws: int = 1, seed: int = 0) -> np.ndarray:  # noqa: ANN001
     """The count distribution through the code path of the intervals (the mixture engine), one row per history,
     padded with zeros to a common width."""
-    api = interim.purchase_api(model)
+    api = model
     hist = [np.atleast_1d(np.asarray(v, dtype="float64")) for v in (x, tx, T)]
     theta = api.params_.to_numpy(dtype="float64")
     draws = api.sample_params(n_draws, seed)
@@ -130,7 +129,7 @@ def test_pmf_equals_the_closed_form_of_each_probability(models):  # noqa: ANN001
     x = np.array([0.0, 1.0, 2.0, 26.0, 300.0, 5000.0])
     tx = np.array([0.0, 5.0, 30.43, 30.857, 39.0, 39.0])
     T = np.array([38.86, 39.0, 38.86, 31.0, 39.0, 39.0])
-    pmf = interim._BetaGeoAPI._pmf(theta, 52.0, 40, x, tx, T)
+    pmf = cf.BetaGeo._pmf(theta, 52.0, 40, x, tx, T)
     for n in (0, 1, 2, 5, 17, 40):
         np.testing.assert_allclose(pmf[:, n], probability_of_purchases(theta, 52.0, n, x, tx, T), rtol=1e-9,
                                    atol=1e-15)
@@ -138,7 +137,7 @@ def test_pmf_equals_the_closed_form_of_each_probability(models):  # noqa: ANN001
 
 def test_mixture_is_the_average_over_the_draws(models):  # noqa: ANN001
     bg, _ = models
-    api = interim.purchase_api(bg)
+    api = bg
     draws = api.sample_params(7, 3)
     x, tx, T = np.array([0.0, 4.0]), np.array([0.0, 20.0]), np.array([30.0, 38.0])
     pmf = mixture_pmf(bg, 26.0, x, tx, T, n_draws=7, seed=3)
@@ -265,7 +264,7 @@ def test_total_with_parameter_uncertainty_against_brute_force(cdnow_cal, models)
     bg, _ = models
     table = cdnow_cal.iloc[:200]
     tot = cf.forecast_totals(bg, None, table, horizon=39, interval=0.9, random_state=5)
-    api = interim.purchase_api(bg)
+    api = bg
     draws = api.sample_params(250, 11)
     x, tx, T = (table[c].to_numpy() for c in ("frequency", "recency", "T"))
     n = np.arange(81)
@@ -487,3 +486,273 @@ def test_table_errors_name_the_column(cdnow_cal, models):  # noqa: ANN001
     bg, gg = models
     with pytest.raises(DataValidationError, match="monetary_value"):
         cf.predictive_clv(bg, gg, cdnow_cal.drop(columns="monetary_value"), horizon="12M", interval=0.9)
+
+
+@pytest.mark.parametrize("model_cls", [cf.BetaGeo, cf.ParetoNBD])
+def test_bounds_do_not_depend_on_how_customers_are_batched(cdnow_cal, models, model_cls):  # noqa: ANN001
+    # the Spark engine scores batch by batch with random_state=0: a customer's bounds must depend only on her
+    # history and the seed (the parameter draws), not on the other customers of the batch
+    model = model_cls().fit(cdnow_cal)
+    _, gg = models
+    kw = dict(horizon="52W", discount_rate=0.1, margin=0.3, interval=0.9, random_state=0)
+    whole = cf.predictive_clv(model, gg, cdnow_cal, **kw)
+    odd, even = cdnow_cal.iloc[1::2], cdnow_cal.iloc[::2]
+    parts = pd.concat([cf.predictive_clv(model, gg, odd, **kw), cf.predictive_clv(model, gg, even, **kw)])
+    parts = parts.loc[whole.index]
+    for c in ("expected_purchases_lower", "expected_purchases_upper"):
+        pd.testing.assert_series_equal(parts[c], whole[c])  # whole numbers: identical
+    for c in ("clv_lower", "clv_upper", "clv", "expected_purchases"):
+        pd.testing.assert_series_equal(parts[c], whole[c], rtol=1e-10)
+    # and run to run with the same seed, every number is identical
+    pd.testing.assert_frame_equal(cf.predictive_clv(model, gg, odd, **kw), parts.loc[odd.index])
+
+
+# ------------------------------------------------------------------------------------------------------------
+# every purchase model: the exact count distribution of the intervals against an independent simulation, and
+# calibration on data simulated from the model
+
+OTHERS = {  # published CDNOW estimates (weeks); BG/BB: the donations data (years)
+    "pnbd": (cf.ParetoNBD, dict(r=0.553, alpha=10.58, s=0.606, beta=11.656)),
+    "mbgnbd": (cf.ModifiedBetaGeo, dict(r=0.525, alpha=6.183, a=0.891, b=1.614)),
+    "bgnbd": (cf.BetaGeo, PUBLISHED),
+    "bgbb": (cf.BetaGeoBetaBinom, dict(alpha=1.2035, beta=0.7498, gamma=0.6568, delta=2.7839)),
+}
+
+
+def fixed_model(name: str):  # noqa: ANN201
+    """The model with the published parameters and no parameter uncertainty (zero covariance)."""
+    cls, params = OTHERS[name]
+    m = cls()
+    m.params_ = pd.Series(params)
+    m.variance_matrix_ = pd.DataFrame(0.0, index=list(params), columns=list(params))
+    m.time_unit_ = "Y" if name == "bgbb" else "W"
+    return m
+
+
+def simulate_conditional(name: str, p: dict[str, float], x: float, tx: float, T: float, t: float,
+                         rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Purchases in (T, T + t] of customers with history (x, t_x, T), by importance sampling from each model's
+    definition. The latent purchase rate lambda and dropout variable (the rate mu of Pareto/NBD, the probability
+    p of BG/NBD and MBG/NBD) are drawn from a two-component proposal, one shaped like the posterior of a customer
+    still alive at T and one like that of a customer who dropped out at t_x, and weighted by prior x likelihood of
+    the history / proposal density. Given the draw, the customer is alive at T with probability (alive term) /
+    (likelihood), and an alive customer's future is simulated from the process. Returns counts and weights.
+
+    Likelihoods given the latent variables (the definitions of the models):
+    Pareto/NBD: lam^x [e^(-(lam+mu)T) + mu/(lam+mu) (e^(-(lam+mu)t_x) - e^(-(lam+mu)T))] (alive: the first term);
+    BG/NBD: lam^x [(1-p)^x e^(-lam T) + [x>0] p (1-p)^(x-1) e^(-lam t_x)];
+    MBG/NBD: lam^x [(1-p)^(x+1) e^(-lam T) + p (1-p)^x e^(-lam t_x)] (a coin also after the first purchase).
+    """
+    r, alpha = p["r"], p["alpha"]
+    if name == "pnbd":
+        s_, beta = p["s"], p["beta"]
+        comps = [((r + x, alpha + T), (s_, beta + T)), ((r + x, alpha + tx), (s_ + 1, beta + tx))]
+        prior_v = stats.gamma(s_, scale=1 / beta)
+        dens_v = lambda v, a_, b_: stats.gamma.logpdf(v, a_, scale=1 / b_)  # noqa: E731
+        draw_v = lambda a_, b_, m: rng.gamma(a_, 1 / b_, m)  # noqa: E731
+    else:
+        shift = 1 if name == "mbgnbd" else 0
+        a, b = p["a"], p["b"]
+        comps = [((r + x, alpha + T), (a, b + x + shift))]
+        if x + shift > 0:
+            comps.append(((r + x, alpha + tx), (a + 1, b + x + shift - 1)))
+        prior_v = stats.beta(a, b)
+        dens_v = stats.beta.logpdf
+        draw_v = lambda a_, b_, m: rng.beta(a_, b_, m)  # noqa: E731
+    which = rng.integers(0, len(comps), n)
+    lam, v = np.empty(n), np.empty(n)
+    for c, ((lk, lr), (va, vb)) in enumerate(comps):
+        on = which == c
+        lam[on] = rng.gamma(lk, 1 / lr, on.sum())
+        v[on] = draw_v(va, vb, on.sum())
+    log_q = special.logsumexp([stats.gamma.logpdf(lam, lk, scale=1 / lr) + dens_v(v, va, vb)
+                               for (lk, lr), (va, vb) in comps], axis=0) - np.log(len(comps))
+    log_prior = stats.gamma.logpdf(lam, r, scale=1 / alpha) + prior_v.logpdf(v)
+    with np.errstate(divide="ignore"):
+        if name == "pnbd":
+            la = x * np.log(lam) - (lam + v) * T
+            ld = (x * np.log(lam) + np.log(v / (lam + v)) - (lam + v) * tx
+                  + np.log(-np.expm1(-(lam + v) * (T - tx))))
+            tau = rng.exponential(1.0 / v)
+            count = rng.poisson(lam * np.minimum(tau, t))
+        else:
+            la = x * np.log(lam) + (x + shift) * np.log1p(-v) - lam * T
+            ld = (x * np.log(lam) + np.log(v) + (x + shift - 1) * np.log1p(-v) - lam * tx
+                  if x + shift > 0 else np.full(n, -np.inf))
+            k = rng.geometric(v)  # purchases until (and including) the one after which she drops out
+            count = np.minimum(rng.poisson(lam * t), k)
+    log_l = np.logaddexp(la, ld)
+    log_w = log_prior + log_l - log_q
+    w = np.exp(log_w - log_w.max())
+    alive = rng.random(n) < np.exp(la - log_l)
+    return np.where(alive, count, 0), w
+
+
+@pytest.mark.parametrize("name", ["pnbd", "mbgnbd", "bgnbd"])
+@pytest.mark.parametrize("x,tx,T", [(0, 0.0, 38.86), (2, 30.43, 38.86), (4, 12.0, 38.0), (1, 2.0, 38.0)])
+def test_exact_pmf_of_each_model_against_an_independent_simulation(name, x, tx, T):  # noqa: ANN001
+    t = 39.0
+    rng = np.random.default_rng(11)
+    counts, w = simulate_conditional(name, OTHERS[name][1], x, tx, T, t, rng, 300_000)
+    ess = w.sum() ** 2 / (w**2).sum()
+    pmf = mixture_pmf(fixed_model(name), t, x, tx, T)[0]
+    top = min(len(pmf), int(counts.max()) + 1)
+    freq = np.bincount(counts, weights=w, minlength=top)[:top] / w.sum()
+    F, Fs = np.cumsum(pmf[:top]), np.cumsum(freq)
+    se = np.sqrt(F * (1 - F) / ess) + 1e-9
+    assert ess > 30_000
+    assert np.max(np.abs(F - Fs) / se) < 4.5, (name, x, F[:6], Fs[:6])
+    assert pmf.sum() == pytest.approx(1.0, abs=C._TAIL)
+    expected = OTHERS[name][0]._expected(np.array(list(OTHERS[name][1].values())), t, *(np.array([v], float) for v in (x, tx, T)))
+    assert pmf @ np.arange(len(pmf)) == pytest.approx(expected[0], rel=1e-4)
+
+
+def test_exact_pmf_of_bgbb_against_a_simulation():
+    # BG/BB histories are discrete: customers drawn from the priors over 6 + 4 opportunities, those with the
+    # history kept (rejection), their transactions in the next 4 opportunities counted
+    p = OTHERS["bgbb"][1]
+    n_sim, n_cal, t = 1_000_000, 6, 4
+    rng = np.random.default_rng(3)
+    prob, death = rng.beta(p["alpha"], p["beta"], n_sim), rng.beta(p["gamma"], p["delta"], n_sim)
+    life = rng.geometric(death)  # alive at opportunities 1 .. life - 1
+    alive = np.arange(1, n_cal + t + 1)[None, :] < life[:, None]
+    buys = (rng.random((n_sim, n_cal + t)) < prob[:, None]) & alive
+    x = buys[:, :n_cal].sum(axis=1)
+    last = np.where(x > 0, n_cal - np.argmax(buys[:, :n_cal][:, ::-1], axis=1), 0)
+    for hx, htx in ((0, 0), (3, 6), (2, 3)):
+        kept = (x == hx) & (last == htx)
+        sim = np.bincount(buys[kept, n_cal:].sum(axis=1), minlength=t + 1) / kept.sum()
+        pmf = mixture_pmf(fixed_model("bgbb"), float(t), hx, htx, n_cal)[0][: t + 1]
+        se = np.sqrt(pmf * (1 - pmf) / kept.sum()) + 1e-9
+        assert np.max(np.abs(sim - pmf) / se) < 4.5, (hx, htx, sim, pmf)
+
+
+def simulate_model_population(name: str, rng: np.random.Generator, n: int, t: float) -> pd.DataFrame:
+    """Calibration histories and holdout counts of n customers simulated from the model's definition (CDNOW-like:
+    first purchases over 12 weeks, calibration to week 39, holdout of t weeks)."""
+    p = OTHERS[name][1]
+    T = 39.0 - rng.uniform(0, 12, n)
+    lam = rng.gamma(p["r"], 1.0 / p["alpha"], n)
+    if name == "pnbd":
+        tau = rng.exponential(1.0 / rng.gamma(p["s"], 1.0 / p["beta"], n))
+        end = np.minimum(tau, T)
+        x = rng.poisson(lam * end).astype(float)
+        tx = np.where(x > 0, end * rng.beta(np.maximum(x, 1), 1), 0.0)  # the last of x uniform times
+        y = rng.poisson(lam * np.clip(np.minimum(tau, T + t) - T, 0, None))
+    else:  # MBG/NBD: a dropout coin after the first purchase (time 0) and after each repeat purchase
+        drop = rng.beta(p["a"], p["b"], n)
+        x, tx, y = np.zeros(n), np.zeros(n), np.zeros(n)
+        active = rng.random(n) >= drop
+        clock = rng.exponential(1.0 / lam)
+        active &= clock <= T + t
+        while active.any():
+            cal = active & (clock <= T)
+            x[cal] += 1
+            tx[cal] = clock[cal]
+            y[active & ~cal] += 1
+            active &= rng.random(n) >= drop
+            clock[active] += rng.exponential(1.0 / lam[active])
+            active &= clock <= T + t
+    table = pd.DataFrame({"frequency": x, "recency": tx, "T": T, "holdout_frequency": y.astype(np.int64)},
+                         index=pd.RangeIndex(1, n + 1, name="customer_id"))
+    table.attrs = {"time_unit": "W", "calibration_end": "2020-09-30", "observation_end": "2021-06-30",
+                   "holdout_duration": t}
+    return table
+
+
+def check_calibration(ev, table, hist_cols, t):  # noqa: ANN001, ANN201
+    """PIT uniform (chi-square over 10 bins) and coverage equal to what the model's own distributions imply."""
+    counts = np.histogram(ev.customers["pit_purchases"], bins=10, range=(0, 1))[0]
+    assert stats.chisquare(counts).pvalue > 1e-3, counts
+    method = ev.method
+    cov = float(ev.metric("coverage", "purchases")[method])
+    c = ev.customers
+    lo, hi = c[f"{method}_purchases_lower"].to_numpy(), c[f"{method}_purchases_upper"].to_numpy()
+    pmf = mixture_pmf(ev.model, t, *(table[k].to_numpy() for k in hist_cols), n_draws=20, seed=0)
+    F = np.cumsum(pmf, axis=1)
+    rows = np.arange(len(F))
+    inside = F[rows, hi.astype(int)] - np.where(lo > 0, F[rows, np.maximum(lo.astype(int) - 1, 0)], 0.0)
+    expected = inside.mean()
+    assert expected >= 0.9
+    assert abs(cov - expected) < 4 * np.sqrt(expected * (1 - expected) / len(c)), (cov, expected)
+    return cov
+
+
+@pytest.mark.parametrize("name", ["pnbd", "mbgnbd"])
+def test_coverage_and_pit_on_customers_simulated_from_each_model(name):  # noqa: ANN001
+    table = simulate_model_population(name, np.random.default_rng(5), 4000, 39.0)
+    ev = cf.evaluate_holdout(table, model=name, interval=0.9, random_state=1)
+    assert ev.method == name
+    check_calibration(ev, table, ("frequency", "recency", "T"), 39.0)
+    assert ev.totals.loc["purchases", "covered"]
+
+
+def simulate_bgbb_population(rng: np.random.Generator, n: int, n_cal: int, t: int) -> pd.DataFrame:
+    p = OTHERS["bgbb"][1]
+    prob, death = rng.beta(p["alpha"], p["beta"], n), rng.beta(p["gamma"], p["delta"], n)
+    life = rng.geometric(death)
+    alive = np.arange(1, n_cal + t + 1)[None, :] < life[:, None]
+    buys = (rng.random((n, n_cal + t)) < prob[:, None]) & alive
+    x = buys[:, :n_cal].sum(axis=1)
+    last = np.where(x > 0, n_cal - np.argmax(buys[:, :n_cal][:, ::-1], axis=1), 0)
+    table = pd.DataFrame({"frequency": x, "recency": last, "n_periods": n_cal,
+                          "holdout_frequency": buys[:, n_cal:].sum(axis=1), "holdout_n_periods": t},
+                         index=pd.RangeIndex(1, n + 1, name="customer_id"))
+    table.attrs = {"time_unit": "Y", "calibration_end": "2006-12-31", "observation_end": "2011-12-31"}
+    return table
+
+
+def test_bgbb_coverage_and_pit_on_simulated_donors():
+    table = simulate_bgbb_population(np.random.default_rng(8), 6000, 6, 5)
+    ev = cf.evaluate_holdout(table, model="bgbb", interval=0.9, random_state=2)
+    assert ev.method == "bgbb" and ev.holdout_duration == 5 and ev.tracking is None
+    assert list(ev.metrics["target"].unique()) == ["purchases"] and list(ev.metrics["method"].unique()) == ["bgbb"]
+    check_calibration(ev, table, ("frequency", "recency", "n_periods"), 5.0)
+    assert list(ev.period_transactions.columns) == ["actual", "expected"]
+    assert ev.period_transactions["expected"].sum() == pytest.approx(6000)
+    # a continuous-time model on a discrete table (and the reverse) is refused with the fix
+    with pytest.raises(cf.DataValidationError, match="use model='bgbb'"):
+        cf.evaluate_holdout(table, model="bgnbd")
+    cont = simulate_model_population("mbgnbd", np.random.default_rng(1), 300, 39.0)
+    with pytest.raises(cf.DataValidationError, match="discrete_summary"):
+        cf.evaluate_holdout(cont, model="bgbb")
+    with pytest.raises(TypeError, match="past_cutoffs needs the transaction log"):
+        cf.evaluate_holdout(table, model="bgbb", interval=0.9, past_cutoffs=3)
+    weighted = table.assign(weight=2)
+    with pytest.raises(cf.DataValidationError, match="one row per customer"):
+        cf.evaluate_holdout(weighted, model="bgbb")
+
+
+def test_bgbb_forecasts_in_whole_periods_and_weighted_totals():
+    from clvforecast.models.bgbb import donations
+
+    agg = donations()  # 22 rows with a weight column: 11,104 donors
+    bgbb = cf.BetaGeoBetaBinom().fit(agg)
+    out = cf.predictive_clv(bgbb, None, agg, horizon="5Y", interval=0.9, random_state=0)
+    pd.testing.assert_series_equal(out["expected_purchases"], bgbb.expected_purchases(agg, 5), check_names=False)
+    assert (out["expected_purchases_upper"] <= 5).all()  # at most one transaction per opportunity
+    with pytest.raises(ValueError, match="whole number of periods"):
+        cf.predictive_clv(bgbb, None, agg, horizon=2.5)
+    # the aggregated table's totals count each row `weight` times: those of the 11,104 rows one by one
+    expanded = agg.loc[agg.index.repeat(agg["weight"])].drop(columns="weight").reset_index(drop=True)
+    expanded.index.name = "customer_id"
+    expanded.attrs["time_unit"] = "Y"
+    a = cf.forecast_totals(bgbb, None, agg, horizon=5, random_state=0)
+    b = cf.forecast_totals(bgbb, None, expanded, horizon=5, random_state=0)
+    assert a.loc["purchases", "expected"] == pytest.approx((out["expected_purchases"] * agg["weight"]).sum())
+    pd.testing.assert_frame_equal(a, b, rtol=1e-9)
+    assert a.attrs["n_customers"] == 22 and b.attrs["n_customers"] == 11104
+
+
+def test_seeded_calls_give_identical_numbers_run_to_run(cdnow_cal, models):  # noqa: ANN001
+    # the report and the CLI pass random_state=0: every number must be the same on every run
+    bg, gg = models
+    a = cf.forecast_totals(bg, gg, cdnow_cal, horizon="26W", random_state=0)
+    b = cf.forecast_totals(bg, gg, cdnow_cal, horizon="26W", random_state=0)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    table = simulate_model_population("pnbd", np.random.default_rng(3), 800, 26.0)
+    e1 = cf.evaluate_holdout(table, model="pnbd", interval=0.9, random_state=0)
+    e2 = cf.evaluate_holdout(table, model="pnbd", interval=0.9, random_state=0)
+    pd.testing.assert_frame_equal(e1.customers, e2.customers, check_exact=True)
+    pd.testing.assert_frame_equal(e1.totals, e2.totals, check_exact=True)
+    pd.testing.assert_frame_equal(e1.metrics, e2.metrics, check_exact=True)

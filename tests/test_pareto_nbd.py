@@ -200,3 +200,40 @@ def test_pmf_against_a_simulation_of_the_process() -> None:
         se = math.sqrt(ours[n] * (1 - ours[n]) / len(kept))
         assert abs(freq - ours[n]) < 4 * se + 1e-12, n
     assert ParetoNBD().__class__.DISCRETE is False
+
+
+def mp_log_I(theta: tuple[float, ...], x: float, tx: float, T: float) -> float:
+    """log of Int_{t_x}^T (alpha+u)^-(r+x) (beta+u)^-(s+1) du with 30 digits (mpmath)."""
+    mp.mp.dps = 30
+    r, a, s, b = (mp.mpf(v) for v in theta)
+    f = lambda u: (a + u) ** (-(r + x)) * (b + u) ** (-(s + 1))  # noqa: E731
+    width = (a + tx) / (r + x + 1)
+    points = sorted({mp.mpf(tx), mp.mpf(T), *(tx + width * k for k in (0.1, 1, 4, 16, 64) if tx + width * k < T)})
+    return float(mp.log(mp.quad(f, points, maxdegree=10)))
+
+
+@pytest.mark.parametrize("theta", [(0.9965, 19.9962, 0.8152, 310.67), (0.5, 300.0, 0.8, 20.0), (2.0, 5.0, 1.0, 5.0)])
+def test_integrals_by_segments_equal_30_digit_quadrature(theta) -> None:  # noqa: ANN001
+    # daily histories share few (x, t_x or T) values: the integrals are sums of segments between them
+    from clvforecast.models import pareto_nbd as P
+
+    rng = np.random.default_rng(4)
+    n = 6000
+    T = rng.integers(1, 400, n).astype(float)
+    x = rng.poisson(3, n).astype(float)
+    tx = np.where(x > 0, np.ceil(T * rng.beta(3, 1, n)), 0.0)
+    tx[:50] = T[:50]  # t_x == T: I = 0
+    seg = P._Segments(x, tx, T)
+    assert seg.worthwhile(n) and len(seg.adj) > 0 and len(seg.gen) > 0
+    ours, G = seg.log_I(*theta, True)
+    direct, G_direct = P._log_I_direct(*theta, x, tx, T, True)
+    assert np.array_equal(np.isfinite(ours), np.isfinite(direct)) and not np.isfinite(ours[:50]).any()
+    ok = np.isfinite(ours)
+    np.testing.assert_allclose(ours[ok], direct[ok], rtol=0, atol=5e-9)  # the direct rule's own accuracy
+    np.testing.assert_allclose(G[ok], G_direct[ok], rtol=1e-7, atol=1e-9)
+    for i in [*seg.adj[:3], *seg.gen[:3], int(np.argmax(np.where(ok, T - tx, 0)))]:
+        assert ours[i] == pytest.approx(mp_log_I(theta, x[i], tx[i], T[i]), rel=1e-11, abs=1e-11), i
+    # the weighted gradient sum without the per-row matrix
+    w = rng.uniform(0.5, 2.0, n)
+    seg.log_I(*theta, True, keep=True)
+    np.testing.assert_allclose(seg.grad_dot(w), w[ok] @ G[ok], rtol=1e-9)

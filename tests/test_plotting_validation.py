@@ -165,3 +165,22 @@ def test_plots_never_show(result, monkeypatch):
     plot_period_transactions(result)
     plot_gains(result)
     plot_frequency_recency_heatmap(result)
+
+
+def test_legends_name_the_evaluated_model_and_the_pit_is_no_method(cdnow_cal) -> None:
+    """An evaluation of Pareto/NBD is labelled so (not "BG/NBD"), and its pit_purchases column (which ends like
+    a method's purchases) is not drawn as a method."""
+    ev = evaluate_holdout(cdnow_cal, model="pnbd", interval=0.9, random_state=0, progress=False)
+    assert "pit_purchases" in ev.customers.columns
+
+    def legend(ax):
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        plt.close(ax.figure)
+        return labels
+
+    assert legend(plotting.plot_period_transactions(ev)) == ["actual", "Pareto/NBD expected"]
+    assert legend(plotting.plot_period_transactions(ev.period_transactions, model_label="MBG/NBD"))[1] == (
+        "MBG/NBD expected")
+    assert legend(plotting.plot_conditional_expectations(ev)) == ["actual", "Pareto/NBD"]
+    gains = legend(plotting.plot_gains(ev, target="purchases"))
+    assert [g.split(" (")[0] for g in gains] == ["random", "perfect", "Pareto/NBD"]

@@ -27,9 +27,10 @@ PACKAGE = Path(cf.__file__).parent / "report"
 
 @pytest.fixture(scope="module")
 def report(cdnow_tx):
+    """BG/NBD named (the paper's checks), 90% ranges (the default) seeded with random_state=0 (the default)."""
     return cf.ForecastReport(
         cdnow_tx, calibration_end=CAL_END, observation_end=OBS_END, time_unit="W", horizon="52W",
-        discount_rate=0.10, title="CDNOW test report", currency="$",
+        discount_rate=0.10, title="CDNOW test report", currency="$", model="bgnbd",
     )
 
 
@@ -54,6 +55,11 @@ def _text(soup: BeautifulSoup, section: str) -> str:
 def _money(value: float) -> str:
     """Independent formatting: dollars, thousands separators, 0 decimals from 1,000 up and 2 below."""
     return f"${value:,.0f}" if abs(value) >= 1000 else f"${value:,.2f}"
+
+
+def _dollars(value: float) -> str:
+    """Whole dollars (a column reaching $1,000 is printed so)."""
+    return f"${value:,.0f}"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -103,8 +109,10 @@ def test_no_snake_case_header_in_any_table(soup: BeautifulSoup) -> None:
 def test_money_shows_the_currency_with_0_or_2_decimals(soup: BeautifulSoup) -> None:
     cells = [td.get_text(strip=True) for td in soup.find_all("td") if td["class"][0].startswith("money")]
     assert len(cells) > 100
-    pattern = re.compile(r"^-?\$\d{1,3}(,\d{3})*(\.\d{2})?$")
+    one = r"-?\$\d{1,3}(,\d{3})*(\.\d{2})?"
+    pattern = re.compile(rf"^{one}( to {one})?$")  # an amount, or a range "$39 to $1,613"
     assert all(pattern.match(c) or c == "n/a" for c in cells), [c for c in cells if not pattern.match(c)][:5]
+    assert sum(" to " in c for c in cells) >= 22  # the top customers' ranges and the holdout totals' ranges
     # a column is rounded as one: all 0 decimals or all 2
     for table in soup.find_all("table"):
         for j, th in enumerate(table.find("thead").find_all("th")):
@@ -132,7 +140,7 @@ def test_one_number_per_concept(report, soup: BeautifulSoup, api) -> None:
     col = [c["key"] for c in tiers["columns"]].index("clv_total")
     assert sum(row[col] for row in tiers["rows"]) == pytest.approx(clv["clv"].sum())
     money_headers = [th.get_text(" ", strip=True) for th in soup.find_all("th") if th["class"][0].startswith("money")]
-    clv_headers = [h for h in money_headers if "CLV" in h or "Value" in h]
+    clv_headers = [h for h in money_headers if "CLV" in h or h.startswith("Value if")]
     assert len(clv_headers) >= 8 and all("discounted" in h for h in clv_headers), clv_headers
 
 
@@ -200,10 +208,9 @@ def test_overview_numbers(soup: BeautifulSoup) -> None:
 
 def test_validation_section_has_metrics_and_paper_diagnostics(soup: BeautifulSoup) -> None:
     sec = soup.find("section", id="validation")
-    titles = [h.get_text() for h in sec.find_all("h3")]
-    tables = dict(zip(titles, sec.find_all("table"), strict=True))
+    tables = {h.get_text(): h.find_next("table") for h in sec.find_all("h3")}
     # the calibration fit is the paper's: r = 0.243, alpha = 4.414, a = 0.793, b = 2.426; p = 6.25, q = 3.74, v = 15.44
-    bg = tables["Purchase model fitted on the calibration period"]
+    bg = tables["Purchase model (BG/NBD) fitted on the calibration period"]
     assert [round(float(td.get_text()), 3) for td in bg.select("tbody tr td:nth-of-type(2)")] == [
         0.243, 4.414, 0.793, 2.426]
     gg = tables["Spend model fitted on the calibration period"]
@@ -247,6 +254,106 @@ def test_write_html_and_repr_html(report, tmp_path: Path) -> None:
     path = report.write_html(tmp_path / "sub" / "r.html")
     assert path.read_text(encoding="utf-8") == report.to_html()
     assert '<section id="validation">' in report._repr_html_()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Ranges (issue 11): on the headline numbers, per customer, and checked on the holdout
+# ------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def api_ranges(api):
+    """The 90% ranges computed directly with the public API and the report's seed (random_state=0)."""
+    rfm, _ = api
+    bg, gg = cf.BetaGeo().fit(rfm), cf.GammaGamma().fit(rfm)
+    return cf.predictive_clv(bg, gg, rfm, horizon="52W", discount_rate=0.10, interval=0.9, random_state=0)
+
+
+def test_headline_numbers_carry_both_kinds_of_range_each_labelled(report, soup: BeautifulSoup, api_ranges) -> None:
+    totals = api_ranges.attrs["totals"]
+    clv_lo, clv_hi = totals["clv"]["lower"], totals["clv"]["upper"]
+    first = report.summary["executive"]["sentences"][0]
+    assert f"90% range: model-only {_dollars(clv_lo)} to {_dollars(clv_hi)}; backtest-calibrated" in first
+    rng = report.summary["forecast"]["ranges"]
+    assert rng["model_only"]["purchases"] == pytest.approx([totals["purchases"]["lower"],
+                                                            totals["purchases"]["upper"]])
+    # the calibrated range carries the model's past errors: 4 earlier cutoffs and the holdout itself
+    assert rng["n_cutoffs"] == 5 and rng["calibrated"]["clv"][1] > clv_hi
+    assert rng["model_only"]["clv"][0] < rng["expected"]["clv"] < rng["model_only"]["clv"][1]
+    cards = {c.select_one(".label").get_text(strip=True): c.select_one(".help").get_text(strip=True)
+             for c in soup.select("#forecast .card") if c.select_one(".help")}
+    assert cards["Lifetime value (discounted)"].endswith("backtest-calibrated")
+    assert f"90% range: {_dollars(clv_lo)} to {_dollars(clv_hi)} model-only" in cards["Lifetime value (discounted)"]
+    # every range says what it includes
+    text = _text(soup, "forecast")
+    assert ("Model-only 90% ranges include the purchase process (chance in when and how often each customer buys), "
+            "the uncertainty of the model's parameters and the spend per purchase") in text
+    assert "Backtest-calibrated 90% ranges add the model's own errors on the totals" in text
+    table = soup.find("section", id="forecast").find("table")
+    assert [th.get_text(strip=True) for th in table.find_all("th")] == [
+        "Range", "Purchases", "Revenue (undiscounted)", "CLV (discounted)"]
+    assert [r.td.get_text() for r in table.tbody.find_all("tr")] == [
+        "Expected", "Model-only 90% range", "Backtest-calibrated 90% range"]
+
+
+def test_top_customers_show_their_ranges(report, soup: BeautifulSoup, api_ranges) -> None:
+    table = soup.find("section", id="top_customers").find("table")
+    headers = [th.get_text(" ", strip=True) for th in table.find_all("th")]
+    assert headers[:5] == ["Customer", "CLV (discounted)", "CLV, 90% range (discounted)", "Expected purchases",
+                           "Purchases, 90% range"]
+    top = api_ranges["clv"].nlargest(20).index
+    rows = table.tbody.find_all("tr")
+    for row, c in zip(rows, top, strict=True):
+        cells = [td.get_text() for td in row.find_all("td")]
+        lo, hi = api_ranges.loc[c, ["clv_lower", "clv_upper"]]
+        assert cells[0] == str(c) and cells[2] == f"{_dollars(lo)} to {_dollars(hi)}"
+        plo, phi = api_ranges.loc[c, ["expected_purchases_lower", "expected_purchases_upper"]]
+        assert cells[4] == f"{plo:,.0f} to {phi:,.0f}"
+    caption = _text(soup, "top_customers")
+    assert ("they include the purchase process (chance in when and how often each customer buys), the "
+            "uncertainty of the model's parameters and the spend per purchase") in caption
+    assert "The top customers with their ranges" in caption  # the figure
+
+
+def test_validation_shows_coverage_pit_and_the_totals_against_their_ranges(report, soup, cdnow_tx) -> None:
+    """Coverage and 'inside or not', computed here from the log and the report's bounds."""
+    ev = report.results.evaluation
+    cal = cdnow_tx[cdnow_tx["date"] <= CAL_END]
+    hold = cdnow_tx[(cdnow_tx["date"] > CAL_END) & (cdnow_tx["date"] <= OBS_END)]
+    days = hold[hold["customer_id"].isin(cal["customer_id"])].groupby("customer_id")["date"].nunique()
+    actual = days.reindex(ev.customers.index, fill_value=0)
+    assert actual.sum() == 1882  # the paper's holdout repeat transactions
+    lo, hi = ev.customers["bgnbd_purchases_lower"], ev.customers["bgnbd_purchases_upper"]
+    coverage = float(((lo <= actual) & (actual <= hi)).mean())
+    assert 0.88 <= coverage <= 0.98  # issue 11's acceptance band for CDNOW
+    text = _text(soup, "validation")
+    assert f"held the actual purchases of {coverage:.1%} of customers" in text
+    spend = hold[hold["customer_id"].isin(cal["customer_id"])]["amount"].sum()
+    sec = soup.find("section", id="validation")
+    table = next(h for h in sec.find_all("h3") if "against the ranges" in h.get_text()).find_next("table")
+    assert [th.get_text() for th in table.find_all("th")] == [
+        "Range", "Holdout purchases: 90% range", "Actual purchases inside?", "Holdout spend: 90% range",
+        "Actual spend inside?"]
+    for row in table.tbody.find_all("tr"):
+        cells = [td.get_text() for td in row.find_all("td")]
+        a, b = (float(x.replace(",", "")) for x in cells[1].split(" to "))
+        assert cells[2] == ("yes" if a <= 1882 <= b else "no")
+        a, b = (float(x.replace(",", "").replace("$", "")) for x in cells[3].split(" to "))
+        assert cells[4] == ("yes" if a <= spend <= b else "no")
+    # on CDNOW the model-only range misses 1,882 and the backtest-calibrated one contains it (clv.py's docstring)
+    assert [r.find_all("td")[2].get_text() for r in table.tbody.find_all("tr")] == ["no", "yes"]
+    assert "fell outside the model-only range of the total" in text
+    captions = [f.get_text() for f in sec.find_all("figcaption")]
+    assert any("(PIT)" in c for c in captions) and any("against the ranges of the total" in c for c in captions)
+    assert "its 90% ranges held the actual purchases of" in _text(soup, "executive")
+
+
+def test_intervals_off(cdnow_cal) -> None:
+    rfm = cdnow_cal[["frequency", "recency", "T", "monetary_value"]].copy()
+    rfm.attrs = {"time_unit": "W", "observation_end": CAL_END}
+    rep = cf.ForecastReport(rfm=rfm, time_unit="W", horizon="52W", currency="$", interval=None)
+    assert rep.results.totals is None and "clv_lower" not in rep.results.clv.columns
+    text = BeautifulSoup(rep.to_html(), "html.parser").get_text(" ", strip=True)
+    assert "range" not in text.replace("Range (", "").lower().replace("arrange", "")
+    assert rep.summary["forecast"]["ranges"] is None
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -307,7 +414,11 @@ def test_dropped_rows_are_shown_step_by_step(cdnow_tx) -> None:
     assert prep["rows_read"] == len(log) and prep["rows_removed"] == 5
     assert prep["rows_used"] == len(tx) and prep["identity_holds"]
     steps = {row[0]: row[1] for row in prep["table"]["rows"]}
-    assert steps["After the observation end"] == 2 and sum(steps.values()) == 5
+    # the table reads as the identity: rows read, minus each step, equals rows used
+    assert steps["Rows read"] == len(log) and steps["Rows used"] == len(tx)
+    assert next(v for k, v in steps.items() if "after the observation end" in k.lower()) == -2
+    assert steps["Rows read"] + sum(v for k, v in steps.items() if k not in ("Rows read", "Rows used")) == len(tx)
+    assert f"{len(log):,} = {len(tx):,} + 3 + 2 (the ledger adds up)" in prep["identity"]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -335,29 +446,87 @@ def test_a_ledger_becomes_the_data_preparation_section(small) -> None:
     s = build_summary(Results(**{**vars(res), "rfm": rfm}), small.settings)
     prep = s["data_preparation"]
     assert prep["rows_removed"] == 120 and "880 reached the analysis" in prep["text"] and "12.0%" in prep["text"]
-    assert [c["label"] for c in prep["table"]["columns"]] == ["Step", "Rows removed", "Amount", "Customers", "Note"]
+    assert [c["label"] for c in prep["table"]["columns"]] == [
+        "Step", "Rows", "Amount (value of the rows)", "Customers", "Note"]
+    assert [r[:4] for r in prep["table"]["rows"]] == [
+        ["Rows read", 1000, None, None], ["Rows without a customer id", -20, 310.5, None],
+        ["Returns netted against their purchases", -100, 2500.0, 40], ["Rows used", 880, None, None]]
+    assert "1,000 = 880 + 20 + 100 (the ledger adds up)" in prep["identity"]
     caveat = next(c for c in s["executive"]["caveats"] if c["key"] == "heavy_cleaning")
     assert "12.0% of the rows read were removed" in caveat["text"] and "returns netted" in caveat["text"]
+    assert prep["extreme"] is None and prep["extreme_text"] == ""
 
 
-def test_a_model_comparison_and_intervals_plug_in(small) -> None:
+def test_extreme_purchase_days_are_listed_largest_first(small) -> None:
     res = small.results
-    mc = pd.DataFrame({"n_params": [4, 4], "log_likelihood": [-9582.43, -9595.0], "aic": [19172.9, 19198.0],
-                       "bic": [19196.0, 19221.1], "holdout_mae": [0.785, 0.79]}, index=["BG/NBD", "Pareto/NBD"])
-    mc.attrs["chosen"] = "BG/NBD"
-    clv = res.clv.assign(clv_lower=res.clv["clv"] * 0.5, clv_upper=res.clv["clv"] * 2)
-    totals = {"level": 0.9, "includes": "process and parameter",
-              "clv": {"value": clv["clv"].sum(), "lower": 1000.0, "upper": 2_000_000.0}}
-    s = build_summary(Results(**{**vars(res), "clv": clv, "model_comparison": mc, "totals": totals}), small.settings)
+    rfm = res.rfm.copy()
+    days = [{"customer_id": 100 + i % 7, "date": f"1997-0{1 + i % 9}-1{i % 10}", "value": 1000.0 + 37 * i,
+             "period": "calibration"} for i in range(25)]
+    rfm.attrs["extreme_orders"] = days
+    rfm.attrs["ledger"] = {"rows_read": 10, "rows_used": 10, "identity_holds": True, "entries": [
+        {"key": "extreme_orders", "label": "extreme purchase days", "rows": 0, "value": None, "customers": 7,
+         "note": "25 purchase days worth more than 1,000.00 (the fence), listed in attrs['extreme_orders']"}]}
+    prep = build_summary(Results(**{**vars(res), "rfm": rfm}), small.settings)["data_preparation"]
+    assert prep["extreme_text"].startswith("25 purchase days (more than $1,000) lie far above the rest of the "
+                                           "customer base (they belong to 7 customers); the 20 largest are listed.")
+    rows = prep["extreme"]["rows"]
+    assert [c["label"] for c in prep["extreme"]["columns"]] == ["Customer", "Date", "Value of the purchase day"]
+    values = sorted((d["value"] for d in days), reverse=True)[:20]
+    assert [r[2] for r in rows] == values and rows[0][:2] == [100 + 24 % 7, "1997-07-14"]
+    steps = {r[0]: r for r in prep["table"]["rows"]}
+    assert steps["Extreme purchase days"][1] is None  # counted, nothing removed: a blank, not a zero
+
+
+def test_a_model_comparison_plugs_in(small) -> None:
+    """A comparison table (a stand-in with compare_models' columns) becomes its section, with plain headers and
+    the reason for the choice worded from the rule's numbers; a degenerate fit is said to be passed over."""
+    res = small.results
+    mc = pd.DataFrame({"label": ["BG/NBD", "Pareto/NBD", "MBG/NBD"], "n_params": [4, 4, 4],
+                       "log_likelihood": [-9582.43, -9594.98, -9588.1], "aic": [19172.9, 19198.0, 19184.2],
+                       "bic": [19196.0, 19221.1, 19207.3], "mae": [0.785, 0.70, 0.80], "rmse": [1.9, 1.8, 2.0],
+                       "pct_error": [-12.1, -11.5, -16.2], "spearman": [0.45, 0.46, 0.44],
+                       "tracking_error": [float("nan")] * 3, "tracking_error_pct": [float("nan")] * 3,
+                       "converged": [True, False, True], "identified": [True, False, True],
+                       "message": ["", "no evidence of dropout", ""], "chosen": [True, False, False]},
+                      index=pd.Index(["bgnbd", "pnbd", "mbgnbd"], name="model"))
+    mc.attrs.update(chosen="bgnbd", rule_name="mae", rule="holdout MAE: the lowest ... (pnbd passed over)")
+    s = build_summary(Results(**{**vars(res), "model_comparison": mc}), small.settings)
     assert [x["id"] for x in s["sections"]].index("model_comparison") == len(s["sections"]) - 4
-    assert s["model_comparison"]["chosen"] == "BG/NBD"
-    headers = [c["label"] for c in s["model_comparison"]["table"]["columns"]]
-    assert headers == ["Model", "Parameters", "Log-likelihood", "AIC", "BIC", "Holdout mae"]
-    assert "90% range $1,000 to $2,000,000" in s["executive"]["sentences"][0]
-    top = [c["key"] for c in s["top_customers"]["table"]["columns"]]
-    assert top[:4] == ["customer_id", "clv", "clv_lower", "clv_upper"]
+    sec = s["model_comparison"]
+    assert sec["chosen"] == "bgnbd" and sec["chosen_label"] == "BG/NBD"
+    headers = [c["label"] for c in sec["table"]["columns"]]
+    assert headers == ["Model", "Parameters", "Log-likelihood", "AIC", "BIC", "Average error per customer",
+                       "Root mean squared error", "Error of the total", "Rank correlation with what happened",
+                       "Fit", "Chosen"]  # no tracking columns of n/a: the table came without a log
+    assert [r[0] for r in sec["table"]["rows"]] == ["BG/NBD", "Pareto/NBD", "MBG/NBD"]
+    assert [r[-2:] for r in sec["table"]["rows"]] == [["sound", "chosen"], ["degenerate", ""], ["sound", ""]]
+    assert sec["table"]["rows"][0][7] == pytest.approx(-0.121)  # percent points to a fraction
+    assert ("The forecast uses BG/NBD: it had the lowest average error per customer on the holdout purchases "
+            "(0.785, against 0.800 for MBG/NBD). Pareto/NBD was passed over: its fit is degenerate.") in sec["text"]
+    assert sec["notes"] == ["Pareto/NBD: no evidence of dropout"]
     html = cf.report.render.to_html(s, {})
-    assert "Model comparison" in html and "CLV, low end of 90% range" in html
+    assert "Model comparison" in html and "AIC / BIC" in html  # the glossary explains the scores
+
+
+def test_ranges_plug_in_from_a_totals_table(small) -> None:
+    res = small.results
+    totals = pd.DataFrame({"expected": [1500.0, 60000.0, 55000.0], "lower": [1400.0, 50000.0, 45000.0],
+                           "upper": [1600.0, 70000.0, 65000.0], "calibrated_lower": [1300.0, 40000.0, 38000.0],
+                           "calibrated_upper": [1900.0, 90000.0, 85000.0]},
+                          index=pd.Index(["purchases", "revenue", "clv"], name="quantity"))
+    totals.attrs = {"level": 0.8, "includes": ["process", "parameter", "spend"],
+                    "past_errors": {"purchases": {"n_cutoffs": 3, "mean_pct_error": 12.0},
+                                    "spend": {"n_cutoffs": 3, "mean_pct_error": 15.0}}}
+    s = build_summary(Results(**{**vars(res), "totals": totals}), small.settings)
+    first = s["executive"]["sentences"][0]
+    assert ("80% range: model-only $45,000 to $65,000; backtest-calibrated (with the model's past errors) "
+            "$38,000 to $85,000") in first
+    texts = s["forecast"]["range_texts"]
+    assert texts[0].startswith("Model-only 80% ranges include the purchase process") and "spend" in texts[0]
+    assert "on the holdout and at 2 earlier cutoffs" in texts[1] and "12% above" in texts[1]
+    rows = s["forecast"]["totals_table"]["rows"]
+    assert rows[2] == ["Backtest-calibrated 80% range", "1,300 to 1,900", "$40,000 to $90,000",
+                       "$38,000 to $85,000"]
 
 
 def test_the_fit_check_reads_diagnostics_when_the_model_has_them(small) -> None:

@@ -40,7 +40,7 @@ def simulate_no_dropout(n: int = 200, seed: int = 7, days: int = 546) -> pd.Data
 @pytest.fixture(scope="module")
 def report() -> cf.ForecastReport:
     tx = simulate_no_dropout()
-    rep = cf.ForecastReport(tx, calibration_end="2020-12-31", currency="£", title="No dropout")
+    rep = cf.ForecastReport(tx, calibration_end="2020-12-31", currency="£", title="No dropout", model="bgnbd")
     rep.summary  # noqa: B018 (the fit warns that its Hessian is singular: expected here)
     return rep
 
@@ -101,3 +101,21 @@ def test_degenerate_report_renders_in_headless_chromium(report, tmp_path: Path) 
     html = report.write_html(tmp_path / "degenerate.html")
     page = screenshot(find_browser(), html, tmp_path / "degenerate.png")
     assert page.shape[0] > 4000 and colour_count(page) > 1000
+
+
+def test_the_model_section_puts_the_warning_first_and_no_unidentified_estimate(report) -> None:
+    soup = BeautifulSoup(report.to_html(), "html.parser")
+    sec = soup.find("section", id="models")
+    first = sec.find("h2").find_next_sibling()
+    assert "note" in first.get("class", []) and "The BG/NBD fit is degenerate" in first.get_text()
+    table = sec.find("table")
+    rows = {r.td.get_text(): [td.get_text() for td in r.find_all("td")] for r in table.tbody.find_all("tr")}
+    summary = report.results.purchase_model.summary
+    assert not summary.loc["a", "identified"] and not summary.loc["b", "identified"]  # the premise
+    for name in ("a (dropout, beta)", "b (dropout, beta)"):
+        assert rows[name][1] == "not identified" and rows[name][2:5] == ["n/a"] * 3
+        assert "which is not an estimate" in rows[name][5]
+    assert float(rows["r (shape of purchase rates)"][1]) == pytest.approx(summary.loc["r", "coef"], abs=1e-3)
+    notes = sec.get_text(" ", strip=True)
+    assert "The data do not determine how often customers leave (a, b not identified)" in notes
+    assert "leaves for good with probability" not in notes  # no "0.0% leave" from a parameter at its edge

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..exceptions import ConvergenceWarning, ModelAssumptionWarning
-from ._base import FittedModel, ModelFileError, PurchaseModel, load_model
+from ._base import FittedModel, ModelFileError, PurchaseModel, load_model, model_from_dict
 from .beta_geo import BetaGeo
 from .bgbb import BetaGeoBetaBinom
 from .gamma_gamma import CORRELATION_THRESHOLD, GammaGamma
@@ -61,5 +61,6 @@ __all__ = [
     "ParetoNBD",
     "PurchaseModel",
     "load_model",
+    "model_from_dict",
     "purchase_model",
 ]

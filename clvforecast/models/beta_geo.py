@@ -110,14 +110,18 @@ def _expected_if_alive(params: Any, t: float | np.ndarray, x: np.ndarray, T: np.
     """
     r, alpha, a, b = params
     if a + b > _CONCENTRATED:
-        # p | history ~ Beta(a, b+x) has variance below 1e-10: E[g(p)] = g(E[p]) to that order, where
-        # g(p) = (1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p (the closed form loses all precision there)
-        t_, x_, T_ = np.broadcast_arrays(np.asarray(t, dtype="float64"), np.asarray(x, dtype="float64"),
-                                         np.asarray(T, dtype="float64"))
-        p = a / (a + b + x_)
-        L = np.log1p(p * t_ / (alpha + T_))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(p > 0, -np.expm1(-(r + x_) * L) / np.where(p > 0, p, 1.0), (r + x_) * t_ / (alpha + T_))
+        return _expected_if_alive_concentrated(params, t, x, T)
+    # p | history ~ Beta(a, b+x) is also a point mass, at p = 1, when b + x is tiny next to a (b -> 0 with no
+    # repeat purchase: every customer drops out after her first purchase); the closed form is 0/0 there
+    xa = np.asarray(x, dtype="float64")
+    var_p = a * (b + xa) / ((a + b + xa) ** 2 * (a + b + xa + 1))
+    if np.any(var_p < 1e-14):
+        t_, x_, T_ = np.broadcast_arrays(np.asarray(t, dtype="float64"), xa, np.asarray(T, dtype="float64"))
+        conc = np.broadcast_to(var_p < 1e-14, x_.shape)
+        out = np.empty(x_.shape)
+        out[conc] = _expected_if_alive_concentrated(params, t_[conc], x_[conc], T_[conc])
+        if (~conc).any():
+            out[~conc] = _expected_if_alive(params, t_[~conc], x_[~conc], T_[~conc])
         return out
     if abs(a - 1) < _A_NEAR_ONE:
         lo = _expected_if_alive_closed((r, alpha, 1 - _A_NEAR_ONE, b), t, x, T)
@@ -125,6 +129,19 @@ def _expected_if_alive(params: Any, t: float | np.ndarray, x: np.ndarray, T: np.
         w = (a - (1 - _A_NEAR_ONE)) / (2 * _A_NEAR_ONE)
         return (1 - w) * lo + w * hi
     return _expected_if_alive_closed(params, t, x, T)
+
+
+def _expected_if_alive_concentrated(params: Any, t: Any, x: Any, T: Any) -> np.ndarray:
+    """The alive part of eq. (10) when p | history ~ Beta(a, b+x) is a point mass (variance below 1e-10):
+    E[g(p)] = g(E[p]) to that order, with g(p) = (1 - ((alpha+T)/(alpha+T+p t))^(r+x)) / p (the closed form loses
+    all precision there)."""
+    r, alpha, a, b = params
+    t_, x_, T_ = np.broadcast_arrays(np.asarray(t, dtype="float64"), np.asarray(x, dtype="float64"),
+                                     np.asarray(T, dtype="float64"))
+    p = a / (a + b + x_)
+    L = np.log1p(p * t_ / (alpha + T_))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(p > 0, -np.expm1(-(r + x_) * L) / np.where(p > 0, p, 1.0), (r + x_) * t_ / (alpha + T_))
 
 
 def _expected_if_alive_closed(params: Any, t: float | np.ndarray, x: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -303,8 +320,9 @@ def bg_family_sum(theta: np.ndarray, data: HistoryData, w: np.ndarray, shift: in
         data.cache.clear()
         data.cache[key] = (x[rep], xc[rep], tc[rep], Tc[rep], w[rep],
                            np.bincount(Tc[zero], weights=w[zero], minlength=len(Tl)),
-                           np.bincount(xc, weights=w, minlength=len(xl)), float(w.sum()))
-    x, xc_r, tc_r, Tc_r, w_r, w0_T, wx, W = data.cache[key]
+                           np.bincount(xc, weights=w, minlength=len(xl)), float(w.sum()),
+                           np.bincount(xc[rep], weights=w[rep], minlength=len(xl)))
+    x, xc_r, tc_r, Tc_r, w_r, w0_T, wx, W, wx_rep = data.cache[key]
     nT, nt, nx = len(Tl), len(tl), len(xl)
     bx = b + xl + shift
     has_dead = xl + shift > 0
@@ -348,15 +366,16 @@ def bg_family_sum(theta: np.ndarray, data: HistoryData, w: np.ndarray, shift: in
     wwB = w_r - wwA
     total += dot(w_r, L) + float(wx @ special.gammaln(r + xl)) - W * (
         special.gammaln(r) - r * math.log(alpha) + special.betaln(a, b))
-    sA_T += np.bincount(Tc_r, weights=wwA, minlength=nT)
+    bA_T = np.bincount(Tc_r, weights=wwA, minlength=nT)  # the repeat customers' alive weights per T
+    rA_T = np.bincount(Tc_r, weights=wwA * rx, minlength=nT) + r * sA_T  # sA_T: the x = 0 customers so far
+    sA_T += bA_T
     sB_t = np.bincount(tc_r, weights=wwB, minlength=nt)
     sA_x = np.bincount(xc_r, weights=wwA, minlength=nx)
-    sB_x = np.bincount(xc_r, weights=wwB, minlength=nx)
-    rA_T = np.bincount(Tc_r, weights=wwA * rx, minlength=nT) + r * (sA_T - np.bincount(Tc_r, weights=wwA, minlength=nT))
+    sB_x = wx_rep - sA_x  # wwB = w - wwA
     rB_t = np.bincount(tc_r, weights=wwB * rx, minlength=nt)
     if i0 >= 0:
-        sA_x[i0] += float(sA_T.sum() - np.bincount(Tc_r, weights=wwA, minlength=nT).sum())
-        sB_x[i0] += float(sB_0.sum())
+        sA_x[i0] += float(sA_T.sum() - bA_T.sum())
+        sB_x[i0] = float(sB_0.sum())
     log_a0 = math.log(alpha)
     dab = special.digamma(a + b)
     g = np.empty(4)
@@ -371,19 +390,59 @@ def bg_family_sum(theta: np.ndarray, data: HistoryData, w: np.ndarray, shift: in
 def bg_alive_pmf(params: Any, t: float, n_max: int, x: np.ndarray, T: np.ndarray) -> np.ndarray:
     """P(n purchases in (T, T+t] | alive at T) for n = 0..n_max (rows: histories), BG process with
     ``lambda ~ Gamma(r+x, alpha+T)`` and ``p ~ Beta(a, b+x)`` (pass ``b+1`` for MBG/NBD): eq. (8) of the paper
-    with updated parameters, ``B(a, b'+n)/B(a, b') NB(n) + [n > 0] B(a+1, b'+n-1)/B(a, b') P(NB >= n)``."""
-    r, alpha, a, b = params
-    x = np.asarray(x, dtype="float64")[:, None]
-    T = np.asarray(T, dtype="float64")[:, None]
-    n = np.arange(n_max + 1, dtype="float64")[None, :]
-    q = (alpha + T) / (alpha + T + t)
-    base = special.betaln(a, b + x)
+    with updated parameters, ``B(a, b'+n)/B(a, b') NB(n) + [n > 0] B(a+1, b'+n-1)/B(a, b') P(NB >= n)``.
+
+    Computed by recursion in n (no special function per cell, which made this the bottleneck of the predictive
+    intervals): with ``b' = b + x``, ``rho(n) = B(a, b'+n)/B(a, b') = prod_{k<n} (b'+k)/(a+b'+k)`` and
+    ``B(a+1, b'+n-1)/B(a, b') = rho(n-1) a/(a+b'+n-1)``; the negative binomial pmf with shape ``c = r+x`` and
+    ``q = (alpha+T)/(alpha+T+t)`` is ``NB(0) = q^c``, ``NB(n+1) = NB(n) (c+n)/(n+1) (1-q)`` by cumulative
+    products where ``q^c`` is a normal number, and by cumulative sums of logs for the rows where it underflows
+    (thousands of purchases); ``P(NB >= n) = 1 - sum_{k<n} NB(k)`` (absolute error about 1e-16).
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    x = np.asarray(x, dtype="float64").reshape(-1, 1)
+    T = np.asarray(T, dtype="float64").reshape(-1, 1)
+    t = float(t)
+    rows = len(x)
+    k = np.arange(n_max, dtype="float64")[None, :]
+    nb = np.zeros((rows, n_max + 1))
     with np.errstate(all="ignore"):
-        nb = stats.nbinom(r + x, q)
-        out = np.exp(special.betaln(a, b + x + n) - base + nb.logpmf(n))
-        tail = np.where(n > 0, np.exp(special.betaln(a + 1, np.maximum(b + x + n - 1, 1e-300)) - base)
-                        * nb.sf(n - 1), 0.0)
-    return np.nan_to_num(out + tail, nan=0.0)
+        if t > 0:
+            aT = alpha + T
+            log_q = -np.log1p(t / aT)
+            one_q = t / (aT + t)  # 1 - q without cancellation
+            c = r + x
+            log_nb0 = c * log_q
+            small = log_nb0[:, 0] < -600.0  # q^c underflows (and the products of the ratios would overflow)
+            normal = ~small
+            if normal.any():
+                nn = nb[normal]
+                nn[:, 0] = 1.0
+                nn[:, 1:] = (c[normal] + k) / (k + 1.0) * one_q[normal]
+                np.cumprod(nn, axis=1, out=nn)
+                nn *= np.exp(log_nb0[normal])
+                nb[normal] = nn
+            if small.any():
+                steps = np.log(c[small] + k) - np.log(k + 1.0) + np.log(one_q[small])
+                nb[small, 0] = 0.0
+                nb[small, 1:] = np.cumsum(steps, axis=1)
+                nb[small] = np.exp(nb[small] + log_nb0[small])
+        else:
+            nb[:, 0] = 1.0
+        bx = b + x
+        denom = a + bx + k
+        dead = a / denom  # a/(a+b'+n-1) at n = k+1
+        rho = np.empty((rows, n_max + 1))
+        rho[:, 0] = 1.0
+        rho[:, 1:] = (bx + k) / denom  # (b'+k)/(a+b'+k), without the cancellation of 1 - a/(...)
+        np.cumprod(rho, axis=1, out=rho)
+        sf = np.cumsum(nb, axis=1)
+        np.subtract(1.0, sf, out=sf)
+        sf += nb  # P(NB >= n)
+        np.clip(sf, 0.0, 1.0, out=sf)
+        out = rho * nb
+        out[:, 1:] += rho[:, :-1] * dead * sf[:, 1:]
+    return np.nan_to_num(out, nan=0.0, posinf=1.0)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -457,6 +516,12 @@ class BetaGeo(PurchaseModel):
     def _expected_if_alive(theta: Any, t: Any, x: Any, tx: Any, T: Any) -> np.ndarray:
         """E[purchases in (T, T+t] | alive at T, history] (the alive part of eq. 10; ``tx`` is not used)."""
         return _expected_if_alive(tuple(theta), t, np.asarray(x, dtype="float64"), np.asarray(T, dtype="float64"))
+
+    @staticmethod
+    def _alive_pmf(theta: Any, t: float, n_max: int, x: Any, T: Any) -> np.ndarray:
+        """P(X(t) = n | alive at T, x, T) for n = 0..n_max (depends on x and T only, not on t_x)."""
+        x, T = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, T))
+        return bg_alive_pmf(tuple(float(v) for v in theta), t, n_max, x, T)
 
     @staticmethod
     def _pmf(theta: Any, t: float, n_max: int, x: Any, tx: Any, T: Any) -> np.ndarray:

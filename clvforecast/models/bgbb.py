@@ -31,6 +31,14 @@ def _bb(u: Any, v: Any) -> np.ndarray:
     return special.betaln(u, v)
 
 
+def _ladder(start: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """``start + [0, steps_0, steps_0 + steps_1, ...]`` along axis 1 (k columns from k steps, the last unused)."""
+    out = np.empty_like(steps)
+    out[:, 0] = 0.0
+    np.cumsum(steps[:, :-1], axis=1, out=out[:, 1:])
+    return out + start[:, None]
+
+
 def _ll_rows(theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
     a, b, g, d = (float(v) for v in theta)
     x, tx, n = data["x"], data["tx"], data["T"]
@@ -38,10 +46,17 @@ def _ll_rows(theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarr
     A = _bb(a + x, b + n - x) + _bb(g, d + n) - base
     steps = np.maximum(n - tx, 0).astype("int64")  # terms i = 0 .. n - t_x - 1
     k_max = int(steps.max()) if steps.size else 0
-    terms = np.full((len(x), max(k_max, 1)), -np.inf)
-    for i in range(k_max):
-        on = steps > i
-        terms[on, i] = _bb(a + x[on], b + tx[on] - x[on] + i) + _bb(g + 1, d + tx[on] + i) - base
+    # the terms B(a+x, b+t_x-x+i) B(g+1, d+t_x+i) / (B(a, b) B(g, d)) as one (rows, k_max) array, by the
+    # recursion B(p, q+1) = B(p, q) q / (p+q) in logs (one log-beta per row, not per cell); cells i >= n - t_x are
+    # off (-inf)
+    k = max(k_max, 1)
+    i = np.arange(k, dtype="float64")[None, :]
+    on = i < steps[:, None]
+    p1, q1 = a + x, b + tx - x
+    q2 = d + tx
+    L1 = _ladder(_bb(p1, q1), np.log(q1[:, None] + i) - np.log(p1[:, None] + q1[:, None] + i))
+    L2 = _ladder(_bb(g + 1, q2), np.log(q2[:, None] + i) - np.log(g + 1 + q2[:, None] + i))
+    terms = np.where(on, L1 + L2 - base, -np.inf)
     with np.errstate(divide="ignore"):
         B = special.logsumexp(terms, axis=1) if k_max else np.full(len(x), -np.inf)
     ll = np.logaddexp(A, B)
@@ -57,16 +72,18 @@ def _ll_rows(theta: np.ndarray, data: HistoryData, grad: bool) -> tuple[np.ndarr
         np.full(len(x), dg(g)) - dg(g + d + n), dg(d + n) - dg(g + d + n),
     ])
     G[:] = wA[:, None] * gA
-    for i in range(k_max):
-        on = steps > i
-        if not on.any():
-            continue
-        wi = np.exp(terms[on, i] - ll[on])
-        xo, to = x[on], tx[on]
-        G[on, 0] += wi * (dg(a + xo) - dg(a + b + to + i))
-        G[on, 1] += wi * (dg(b + to - xo + i) - dg(a + b + to + i))
-        G[on, 2] += wi * (dg(g + 1) - dg(g + d + 1 + to + i))
-        G[on, 3] += wi * (dg(d + to + i) - dg(g + d + 1 + to + i))
+    if k_max:
+        wi = np.exp(terms - ll[:, None])  # 0 where off
+
+        def psi(z: np.ndarray) -> np.ndarray:  # digamma(z + i) by psi(z+1) = psi(z) + 1/z
+            return _ladder(dg(z), 1.0 / (z[:, None] + i))
+
+        ab = psi(p1 + q1)  # a + b + t_x + i
+        gd = psi(g + 1 + q2)  # g + d + 1 + t_x + i
+        G[:, 0] += (wi * (dg(p1)[:, None] - ab)).sum(axis=1)
+        G[:, 1] += (wi * (psi(q1) - ab)).sum(axis=1)
+        G[:, 2] += (wi * (dg(g + 1) - gd)).sum(axis=1)
+        G[:, 3] += (wi * (psi(q2) - gd)).sum(axis=1)
     G -= d_base[None, :]
     return ll, G
 
@@ -249,30 +266,43 @@ class BetaGeoBetaBinom(PurchaseModel):
         ``B(gamma, delta+n+t)/B(gamma, delta+n)`` (j = t), and makes ``BetaBinomial(j, alpha+x, beta+n-x)``
         transactions in them.
         """
-        a, b, g, d = (float(v) for v in theta)
         x, tx, n = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, tx, T))
-        t_int = int(round(float(t)))
         pa = BetaGeoBetaBinom._p_alive(theta, x, tx, n)
-        ap, bp, dp = a + x, b + n - x, d + n
-        log_s = _log_survival(g, dp, t_int)  # log P(alive at each of the next j opportunities), j = 0..t
-        out = np.zeros((len(x), n_max + 1))
-        kk = np.arange(n_max + 1)
-        for j in range(t_int + 1):
-            # P(J = j): alive for exactly j of the t opportunities (dies before opportunity j+1), or all t
-            if j < t_int:
-                pj = np.exp(log_s[:, j] + np.log(g) - np.log(g + dp + j))
-            else:
-                pj = np.exp(log_s[:, t_int])
-            # BetaBinomial(k; j, ap, bp) by its ratio recursion, in logs: P(0) = prod_{i<j} (bp+i)/(ap+bp+i)
-            k = np.arange(min(j, n_max) + 1, dtype="float64")[None, :]
-            log0 = -np.log1p(ap[:, None] / (bp[:, None] + np.arange(j, dtype="float64")[None, :])).sum(axis=1)
-            ratios = (np.log(j - k[:, :-1]) - np.log(k[:, :-1] + 1) + np.log(ap[:, None] + k[:, :-1])
-                      - np.log(bp[:, None] + j - k[:, :-1] - 1))
-            log_bb = log0[:, None] + np.concatenate([np.zeros((len(x), 1)), np.cumsum(ratios, axis=1)], axis=1)
-            out[:, kk <= j] += pj[:, None] * np.exp(log_bb)
+        out = BetaGeoBetaBinom._alive_pmf(theta, t, n_max, x, n)
         out *= pa[:, None]
         out[:, 0] += 1.0 - pa
         return np.clip(out, 0.0, 1.0)
+
+    @staticmethod
+    def _alive_pmf(theta: Any, t: float, n_max: int, x: Any, T: Any) -> np.ndarray:
+        """P(X = k in the next t opportunities | alive at opportunity n, x, n), k = 0..n_max (depends on x and n
+        only, not on t_x); see :meth:`_pmf`."""
+        a, b, g, d = (float(v) for v in theta)
+        x, n = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, T))
+        t_int = int(round(float(t)))
+        ap, bp, dp = a + x, b + n - x, d + n
+        log_s = _log_survival(g, dp, t_int)  # log P(alive at each of the next j opportunities), j = 0..t
+        out = np.zeros((len(x), n_max + 1))
+        k = np.arange(n_max + 1, dtype="float64")[None, :]
+        ap_, bp_, D = ap[:, None], bp[:, None], (ap + bp)[:, None]
+        # BetaBinomial(k; j, ap, bp) for j = 0, 1, ..., t by the urn recursion (no special functions):
+        # BB(k; j+1) = BB(k; j) (bp+j-k)/(ap+bp+j) + BB(k-1; j) (ap+k-1)/(ap+bp+j)
+        bb = np.zeros((len(x), n_max + 1))
+        bb[:, 0] = 1.0
+        log_g = np.log(g)
+        for j in range(t_int + 1):
+            # P(J = j): alive for exactly j of the t opportunities (dies before opportunity j+1), or all t
+            if j < t_int:
+                pj = np.exp(log_s[:, j] + log_g - np.log(g + dp + j))
+            else:
+                pj = np.exp(log_s[:, t_int])
+            out += pj[:, None] * bb
+            if j == t_int:
+                break
+            nxt = bb * (np.maximum(bp_ + j - k, 0.0) / (D + j))
+            nxt[:, 1:] += bb[:, :-1] * ((ap_ + k[:, :-1]) / (D + j))
+            bb = nxt
+        return out
 
     @classmethod
     def _expected(cls, theta: Any, t: Any, x: Any, tx: Any, T: Any) -> np.ndarray:

@@ -71,6 +71,13 @@ class ModifiedBetaGeo(PurchaseModel):
                                      np.asarray(T, dtype="float64"))
 
     @staticmethod
+    def _alive_pmf(theta: Any, t: float, n_max: int, x: Any, T: Any) -> np.ndarray:
+        """P(X(t) = n | alive at T, x, T), n = 0..n_max: the BG process with ``b + 1`` (depends on x and T only)."""
+        x, T = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, T))
+        r, alpha, a, b = (float(v) for v in theta)
+        return bg.bg_alive_pmf((r, alpha, a, b + 1.0), t, n_max, x, T)
+
+    @staticmethod
     def _pmf(theta: Any, t: float, n_max: int, x: Any, tx: Any, T: Any) -> np.ndarray:
         """P(X(t) = n | history), n = 0..n_max: P(alive) x (BG process with b+x+1) + [n = 0] P(inactive)."""
         x, tx, T = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, tx, T))

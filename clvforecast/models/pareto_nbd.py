@@ -40,6 +40,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import special
 
 from ._base import HistoryData, PurchaseModel, _gather, dot
@@ -156,8 +157,8 @@ def _J_ladder(m: np.ndarray, q: np.ndarray, omq: np.ndarray, e: np.ndarray, L: n
     return (logJ, R[:, 0], R[:, 1], R[:, 2], R[:, 3])
 
 
-def _log_I(r: float, alpha: float, s: float, beta: float, x: np.ndarray, tx: np.ndarray, T: np.ndarray,
-           grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _log_I_direct(r: float, alpha: float, s: float, beta: float, x: np.ndarray, tx: np.ndarray, T: np.ndarray,
+                  grad: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """``log I`` per row and (with ``grad``) its gradient in ``(r, alpha, s, beta)``.
 
     ``I = Int_{t_x}^T (alpha+u)^-(r+x) (beta+u)^-(s+1) du``. With ``c = max(alpha, beta)`` and ``w = (c+t_x)/(c+u)``
@@ -213,7 +214,156 @@ def _log_I(r: float, alpha: float, s: float, beta: float, x: np.ndarray, tx: np.
     return log_I, G
 
 
-def _terms(theta: Any, data: HistoryData, grad: bool) -> tuple[Any, ...]:
+class _Segments:
+    """The histories' ``I = Int_{t_x}^{T} f_x(u) du`` as sums of integrals between consecutive values.
+
+    For each distinct frequency ``x`` the distinct values ``v`` among its histories' ``t_x`` and ``T`` are sorted,
+    and ``f_x`` is integrated over each gap between consecutive values (a *segment*). A history's ``I`` is the sum
+    of the segments between its ``t_x`` and ``T``, computed as the difference of two suffix sums (from the largest
+    value down) in log space: ``I = S(t_x) - S(T)``. With daily dates a million histories share about a tenth as
+    many ``(x, v)`` values, and the segments are short (one or two quadrature panels), so this is 10-30 times less
+    quadrature than integrating each history. The difference loses nothing to the common part above ``T`` (it is
+    the same floating-point number in both sums); what remains is rounding, about ``1e-16 / (1 - S(T)/S(t_x))``
+    relative, and a history whose ``t_x`` and ``T`` are consecutive values takes its segment directly.
+    Built once per table (it depends on the data only) and cached on the :class:`HistoryData`.
+    """
+
+    def __init__(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> None:
+        n = len(x)
+        xc, xl = pd.factorize(x)
+        self.xl = np.asarray(xl, dtype="float64")
+        # distinct (x, v) pairs sorted by x code then v, by hashing (no sort of the 2n values)
+        vc, vu = pd.factorize(np.concatenate([tx, T]))
+        vsorted = np.sort(np.asarray(vu, dtype="float64"))
+        rank = np.empty(len(vu), dtype=np.int64)
+        rank[np.argsort(np.asarray(vu, dtype="float64"), kind="stable")] = np.arange(len(vu))
+        key = np.concatenate([xc, xc]).astype(np.int64) * len(vu) + rank[vc]
+        kc, ku = pd.factorize(key)
+        ku = np.asarray(ku, dtype=np.int64)
+        korder = np.argsort(ku, kind="stable")
+        where = np.empty(len(ku), dtype=np.int64)
+        where[korder] = np.arange(len(ku))
+        pair_of = where[kc]
+        skey = ku[korder]
+        pg, pv = skey // len(vu), vsorted[skey % len(vu)]
+        n_pairs = len(pv)
+        first = np.r_[True, pg[1:] != pg[:-1]]
+        start = np.maximum.accumulate(np.where(first, np.arange(n_pairs), 0))
+        pos = np.arange(n_pairs) - start  # position of the value within its frequency's values
+        size = np.bincount(pg, minlength=len(xl))  # values per frequency
+        # segments: between the values k and k + 1 of a frequency; in a 2-d layout, one row per frequency, the
+        # segment k of a frequency with K values at column K - 2 - k (the top segment first), so that cumulative
+        # log-sums along the row are the suffix sums S
+        seg = pg[:-1] == pg[1:]
+        self.seg_x = self.xl[pg[:-1][seg]]
+        self.seg_lo, self.seg_hi = pv[:-1][seg], pv[1:][seg]
+        self.seg_row = pg[:-1][seg]
+        self.seg_col = size[self.seg_row] - 2 - pos[:-1][seg]
+        self.shape = (len(xl), max(int(size.max()) - 1, 1))
+        seg_of_pair = np.full(n_pairs, -1, dtype=np.int64)
+        seg_of_pair[np.flatnonzero(seg)] = np.arange(int(seg.sum()))
+        # a value's suffix sum: the cell of its own segment (the one above it); a frequency's top value has none
+        # (cell -1: the sentinel appended after the table, S = 0)
+        top = pos == size[pg] - 1
+        pair_cell = np.where(top, -1, pg * self.shape[1] + (size[pg] - 2 - pos))
+        a, b = pair_of[:n], pair_of[n:]
+        self.n_rows = n
+        same = a == b  # t_x == T: I = 0
+        adjacent = b == a + 1  # one segment between t_x and T: taken directly
+        self.adj = np.flatnonzero(adjacent)
+        self.adj_seg = seg_of_pair[a[adjacent]]
+        self.gen = np.flatnonzero(~same & ~adjacent)
+        self.cell_a, self.cell_b = pair_cell[a[self.gen]], pair_cell[b[self.gen]]
+        self.n_segments = len(self.seg_x)
+        self.cells = self.shape[0] * self.shape[1]
+
+    def worthwhile(self, n_rows: int) -> bool:
+        return self.n_segments < 0.6 * n_rows and self.cells < 4 * n_rows + 100_000
+
+    def _suffix(self, values: np.ndarray) -> np.ndarray:
+        """Log suffix sums of per-segment log values, flattened, with a sentinel -inf appended (cell -1)."""
+        M = np.full(self.shape, -np.inf)
+        M[self.seg_row, self.seg_col] = values
+        return np.append(np.logaddexp.accumulate(M, axis=1).ravel(), -np.inf)
+
+    def log_I(self, r: float, alpha: float, s: float, beta: float, grad: bool, *, keep: bool = False
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``log I`` per row and, with ``grad``, its gradient per row; with ``keep`` (and ``grad``) the gradient
+        is not formed per row but kept for :meth:`grad_dot`."""
+        lseg, gseg = _log_I_direct(r, alpha, s, beta, self.seg_x, self.seg_lo, self.seg_hi, grad)
+        logS = self._suffix(lseg)
+        la, lb = logS[self.cell_a], logS[self.cell_b]
+        d = lb - la  # log(S(T) / S(t_x)) < 0 (-inf when T is the top value)
+        one_m = -np.expm1(d)  # 1 - S(T)/S(t_x), without cancellation
+        log_I = np.full(self.n_rows, -np.inf)
+        log_I[self.gen] = la + np.log(one_m)
+        log_I[self.adj] = lseg[self.adj_seg]
+        if not grad:
+            return log_I, None
+        assert gseg is not None
+        if keep:
+            self._kept = (lseg, gseg, logS, d, one_m)
+            return log_I, None
+        G = np.zeros((self.n_rows, 4))
+        rho = np.exp(d)
+        with np.errstate(divide="ignore"):
+            log_abs = lseg[:, None] + np.log(np.abs(gseg))
+        finite = np.isfinite(logS)
+        S_safe = np.where(finite, logS, 0.0)
+        for j in range(4):
+            g = gseg[:, j]
+            lp = self._suffix(np.where(g > 0, log_abs[:, j], -np.inf))
+            ln = self._suffix(np.where(g < 0, log_abs[:, j], -np.inf))
+            # the suffix means of the segments' gradients (0 where the suffix is empty)
+            gbar = np.where(finite, np.exp(lp - S_safe) - np.exp(ln - S_safe), 0.0)
+            G[self.gen, j] = (gbar[self.cell_a] - rho * gbar[self.cell_b]) / one_m
+            G[self.adj, j] = g[self.adj_seg]
+        return log_I, G
+
+
+    def grad_dot(self, w: np.ndarray) -> np.ndarray:
+        """``sum_i w_i d log I_i / d theta`` for the state kept by ``log_I(..., keep=True)``, without forming the
+        gradient per row: ``d log I = (gbar(t_x) - rho gbar(T)) / (1 - rho)`` with ``gbar`` the segments' suffix
+        means of the gradient, so the rows' weights are gathered per cell, carried down the suffixes once, and
+        the sum is one product per parameter over the segments."""
+        lseg, gseg, logS, d, one_m = self._kept
+        wg = w[self.gen]
+        n_cells = self.cells
+        a = np.where(self.cell_a >= 0, self.cell_a, n_cells)
+        b = np.where(self.cell_b >= 0, self.cell_b, n_cells)
+        Wc = (np.bincount(a, weights=wg / one_m, minlength=n_cells + 1)
+              - np.bincount(b, weights=wg * np.exp(d) / one_m, minlength=n_cells + 1))[:n_cells].reshape(self.shape)
+        S2 = logS[:-1].reshape(self.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lp = np.where(Wc > 0, np.log(np.abs(Wc)) - S2, -np.inf)
+            ln = np.where(Wc < 0, np.log(np.abs(Wc)) - S2, -np.inf)
+        # sum over the cells k at or below each segment (k >= its column) of W_k / S_k, in logs
+        Vp = np.logaddexp.accumulate(lp[:, ::-1], axis=1)[:, ::-1][self.seg_row, self.seg_col]
+        Vn = np.logaddexp.accumulate(ln[:, ::-1], axis=1)[:, ::-1][self.seg_row, self.seg_col]
+        coef = np.exp(lseg + Vp) - np.exp(lseg + Vn)
+        coef += np.bincount(self.adj_seg, weights=w[self.adj], minlength=self.n_segments)
+        return coef @ gseg
+
+
+def _log_I(r: float, alpha: float, s: float, beta: float, x: np.ndarray, tx: np.ndarray, T: np.ndarray,
+           grad: bool, data: HistoryData | None = None, keep: bool = False) -> tuple[np.ndarray, Any]:
+    """``log I`` per row and (with ``grad``) its gradient in ``(r, alpha, s, beta)``: by segments
+    (:class:`_Segments`, cached on ``data``) when the histories share few ``(x, t_x or T)`` values, else
+    history by history (:func:`_log_I_direct`). With ``keep`` the segments' gradient is returned as the
+    :class:`_Segments` object itself (for :meth:`_Segments.grad_dot`) instead of per row."""
+    if len(x) >= 2_000:
+        seg = data.cache.get("pnbd_segments") if data is not None else None
+        if seg is None:
+            seg = _Segments(x, tx, T)
+            if data is not None:
+                data.cache["pnbd_segments"] = seg
+        if seg.worthwhile(len(x)):
+            log_I, G = seg.log_I(r, alpha, s, beta, grad, keep=keep)
+            return log_I, (seg if keep and grad else G)
+    return _log_I_direct(r, alpha, s, beta, x, tx, T, grad)
+
+
+def _terms(theta: Any, data: HistoryData, grad: bool, keep: bool = False) -> tuple[Any, ...]:
     """``(l1, l2, common, log_aT, log_bT, dlogI)``: log of the alive term, of the ``s I`` term, the common
     factor, and the gradient of ``log I`` (None without ``grad``)."""
     r, alpha, s, beta = (float(v) for v in theta)
@@ -221,7 +371,7 @@ def _terms(theta: Any, data: HistoryData, grad: bool) -> tuple[Any, ...]:
     xl, xc = data.levels("x")
     log_aT = _gather(lambda v: np.log(alpha + v), data, "T")
     log_bT = _gather(lambda v: np.log(beta + v), data, "T")
-    log_I, dI = _log_I(r, alpha, s, beta, x, tx, T, grad)
+    log_I, dI = _log_I(r, alpha, s, beta, x, tx, T, grad, data, keep)
     l1 = -(r + x) * log_aT - s * log_bT
     l2 = math.log(s) + log_I
     common = (special.gammaln(r + xl) - special.gammaln(r))[xc] + r * math.log(alpha) + s * math.log(beta)
@@ -278,7 +428,7 @@ class ParetoNBD(PurchaseModel):
     def _ll_sum(cls, theta: np.ndarray, data: HistoryData, w: np.ndarray) -> tuple[float, np.ndarray]:
         """Weighted total and gradient without forming the per-row gradient matrix."""
         r, alpha, s, beta = (float(v) for v in theta)
-        l1, l2, common, log_aT, log_bT, dI = _terms(theta, data, True)
+        l1, l2, common, log_aT, log_bT, dI = _terms(theta, data, True, keep=True)
         LL = np.logaddexp(l1, l2)
         x, T = data["x"], data["T"]
         xl, xc = data.levels("x")
@@ -288,12 +438,16 @@ class ParetoNBD(PurchaseModel):
         wp2 = w - wp1
         total = dot(w, LL) + float(wx @ special.gammaln(r + xl)) - W * (
             special.gammaln(r) - r * math.log(alpha) - s * math.log(beta))
+        if isinstance(dI, _Segments):
+            gI = dI.grad_dot(wp2)  # sum_i wp2_i d log I_i / d theta
+        else:
+            gI = np.array([dot(wp2, dI[:, k]) for k in range(4)])
         g = np.array([
             float(wx @ special.digamma(r + xl)) - W * (special.digamma(r) - math.log(alpha))
-            - dot(wp1, log_aT) + dot(wp2, dI[:, 0]),
-            W * r / alpha - dot(wp1, (r + x) / (alpha + T)) + dot(wp2, dI[:, 1]),
-            W * math.log(beta) - dot(wp1, log_bT) + dot(wp2, 1.0 / s + dI[:, 2]),
-            W * s / beta - s * dot(wp1, 1.0 / (beta + T)) + dot(wp2, dI[:, 3]),
+            - dot(wp1, log_aT) + gI[0],
+            W * r / alpha - dot(wp1, (r + x) / (alpha + T)) + gI[1],
+            W * math.log(beta) - dot(wp1, log_bT) + float(wp2.sum()) / s + gI[2],
+            W * s / beta - s * dot(wp1, 1.0 / (beta + T)) + gI[3],
         ])
         return total, g
 
@@ -320,6 +474,16 @@ class ParetoNBD(PurchaseModel):
         l1, l2, *_ = _terms(np.asarray(theta, dtype="float64"), d, False)
         return special.expit(l1 - l2).reshape(d.shape)
 
+    @classmethod
+    def _p_alive_draws(cls, draws: np.ndarray, x: Any, tx: Any, T: Any) -> np.ndarray:
+        """P(alive) at each parameter draw, the histories' integration segments built once."""
+        d = HistoryData(x=x, tx=tx, T=T)
+        out = np.empty((len(draws), len(d)))
+        for k, theta in enumerate(np.asarray(draws, dtype="float64")):
+            l1, l2, *_ = _terms(theta, d, False)
+            out[k] = special.expit(l1 - l2)
+        return out
+
     @staticmethod
     def _expected_if_alive(theta: Any, t: Any, x: Any, tx: Any, T: Any) -> np.ndarray:
         """E[purchases in (T, T+t] | alive at T] = (r+x)(beta+T)/(alpha+T) (1 - ((beta+T)/(beta+T+t))^(s-1))
@@ -339,36 +503,63 @@ class ParetoNBD(PurchaseModel):
         ``z = log(1 + u/b)`` by a graded Gauss-Legendre rule whose weights are rescaled so that the lifetime
         density integrates exactly (the probabilities add up to one).
         """
-        r, alpha, s, beta = (float(v) for v in theta)
         x, tx, T = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, tx, T))
-        t = float(t)
         p_alive = ParetoNBD._p_alive(theta, x, tx, T)
-        n = np.arange(n_max + 1, dtype="float64")
-        out = np.zeros((len(x), n_max + 1))
-        rx_all, aT_all, bT_all = r + x, alpha + T, beta + T
-        for lo in range(0, len(x), 2048):
-            sl = slice(lo, lo + 2048)
-            rx, aT, bT = rx_all[sl, None, None], aT_all[sl, None, None], bT_all[sl, None, None]
-            Z = np.log1p(t / bT)  # (rows, 1, 1)
-            z = _Z_NODES[None, :, None] * Z
-            dens = s * np.exp(-s * z)  # lifetime density in z
-            wts = _Z_WEIGHTS[None, :, None] * Z * dens
-            exact = -np.expm1(-s * Z)  # P(tau <= t)
-            total = wts.sum(axis=1, keepdims=True)
-            wts = np.where(total > 0, wts * exact / np.where(total > 0, total, 1.0), 0.0)
-            u = bT * np.expm1(z)
-            nn = n[None, None, :]
-            with np.errstate(all="ignore"):
-                lognb = (special.gammaln(rx + nn) - special.gammaln(rx) - special.gammaln(nn + 1)
-                         - rx * np.log1p(u / aT) + nn * (np.log(u) - np.log(aT + u)))
-                lognb = np.where((u == 0) & (nn == 0), 0.0, lognb)
-                inside = (wts * np.exp(lognb)).sum(axis=1)
-                lognb_t = (special.gammaln(rx + nn) - special.gammaln(rx) - special.gammaln(nn + 1)
-                           - rx * np.log1p(t / aT) + nn * (math.log(t) - np.log(aT + t))) if t > 0 else \
-                    np.where(nn == 0, 0.0, -np.inf)
-                alive_to_t = np.exp(-s * Z[:, :, 0])  # P(tau > t)
-                outside = alive_to_t * np.exp(lognb_t[:, 0, :] if t > 0 else lognb_t[0])
-            out[sl] = np.nan_to_num(inside + outside, nan=0.0)
+        out = ParetoNBD._alive_pmf(theta, t, n_max, x, T)
         out *= p_alive[:, None]
         out[:, 0] += 1.0 - p_alive
         return np.clip(out, 0.0, 1.0)  # rounding at extreme parameters
+
+    @staticmethod
+    def _alive_pmf(theta: Any, t: float, n_max: int, x: Any, T: Any) -> np.ndarray:
+        """P(X(t) = n | alive at T, x, T), n = 0..n_max (depends on x and T only); see :meth:`_pmf`."""
+        r, alpha, s, beta = (float(v) for v in theta)
+        x, T = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, T))
+        t = float(t)
+        out = np.zeros((len(x), n_max + 1))
+        if t <= 0:
+            out[:, 0] = 1.0
+            return out
+        k = np.arange(n_max, dtype="float64")
+        for lo in range(0, len(x), 512):
+            sl = slice(lo, lo + 512)
+            rx, aT, bT = (r + x[sl])[:, None], (alpha + T[sl])[:, None], (beta + T[sl])[:, None]
+            with np.errstate(all="ignore"):
+                Z = np.log1p(t / bT)  # (rows, 1)
+                z = _Z_NODES[None, :] * Z
+                wts = _Z_WEIGHTS[None, :] * Z * (s * np.exp(-s * z))  # lifetime density in z
+                total = wts.sum(axis=1, keepdims=True)
+                exact = -np.expm1(-s * Z)  # P(tau <= t)
+                wts = np.where(total > 0, wts * exact / np.where(total > 0, total, 1.0), 0.0)
+                # the nodes u inside (0, t) and the node u = t for a customer alive throughout, P(tau > t)
+                u = np.concatenate([bT * np.expm1(z), np.full_like(Z, t)], axis=1)
+                w = np.concatenate([wts, np.exp(-s * Z)], axis=1)
+                log_p = np.log(u) - np.log(aT + u)  # log of the NB's success probability u/(alpha+T+u)
+                log_nb0 = -rx * np.log1p(u / aT)
+                # NB(n; u) = C(n) NB(0) p^n with C(n) = prod_{k<n} (rx+k)/(k+1) and NB(0) = (aT/(aT+u))^rx, so
+                # the sum over the nodes is C(n) sum_j w_j NB_j(0) p_j^n: powers of p in blocks of 16 counts
+                # (multiplications only). Rows where NB(0) underflows at some node or C(n) overflows (thousands
+                # of purchases) are computed in logs.
+                log_c = np.concatenate([np.zeros((len(rx), 1)),
+                                        np.cumsum(np.log(rx + k) - np.log(k + 1.0), axis=1)], axis=1)
+                small = (np.min(log_nb0, axis=1) < -600.0) | (log_c[:, -1] > 600.0)
+                normal = np.flatnonzero(~small)
+                if len(normal):
+                    a = w[normal] * np.exp(log_nb0[normal])  # (rows, nodes)
+                    lp = log_p[normal]
+                    block = 16
+                    powers = np.exp(lp[:, :, None] * np.arange(block, dtype="float64"))  # p^0 .. p^15
+                    step = np.exp(lp * block)
+                    S = np.empty((len(normal), n_max + 1))
+                    for start in range(0, n_max + 1, block):
+                        width = min(block, n_max + 1 - start)
+                        S[:, start:start + width] = np.einsum("ij,ijb->ib", a, powers[:, :, :width])
+                        a = a * step
+                    out[lo + normal] = np.nan_to_num(S * np.exp(log_c[normal]), nan=0.0)
+                small = np.flatnonzero(small)
+                if len(small):
+                    steps = (np.log(rx[small, :, None] + k) - np.log(k + 1.0)) + log_p[small][:, :, None]
+                    ls = np.concatenate([np.zeros(steps.shape[:2] + (1,)), np.cumsum(steps, axis=2)], axis=2)
+                    nb = np.exp(ls + log_nb0[small][:, :, None])
+                    out[lo + small] = np.nan_to_num(np.einsum("ij,ijn->in", w[small], nb), nan=0.0)
+        return out

@@ -19,6 +19,12 @@ _LABELS = {
 }
 
 
+def _number(value: float) -> str:
+    """3 significant digits below 1,000 (``0.787``, ``29.1``), whole numbers with separators from 1,000 up
+    (``1,971`` rather than ``1.97e+03``)."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
 def plot_forecast_distribution(
     forecast: pd.DataFrame | pd.Series,
     column: str = "clv",
@@ -71,8 +77,8 @@ def plot_forecast_distribution(
     if log:
         ax.set_yscale("log")
     if v.size:
-        ax.axvline(v.mean(), color="#c0392b", lw=1.5, label=f"mean {v.mean():,.3g}")
-        ax.axvline(np.median(v), color="#333333", lw=1.2, ls="--", label=f"median {np.median(v):,.3g}")
+        ax.axvline(v.mean(), color="#c0392b", lw=1.5, label=f"mean {_number(v.mean())}")
+        ax.axvline(np.median(v), color="#333333", lw=1.2, ls="--", label=f"median {_number(np.median(v))}")
         ax.legend(frameon=False, fontsize=9)
     ax.set_xlabel(label)
     ax.set_ylabel("customers" + (" (log scale)" if log else ""))

@@ -26,10 +26,24 @@ __all__ = [
     "plot_tracking",
 ]
 
-#: Display names of the evaluation's methods.
-METHOD_LABELS = {"bgnbd": "BG/NBD", "avg_formula": "average formula", "run_rate": "run rate"}
-_STYLE = {"actual": dict(color="black", linestyle="-"), "bgnbd": dict(color="C0", linestyle="--"),
+#: Display names of the evaluation's methods (a purchase model's short name, or a baseline).
+METHOD_LABELS = {"bgnbd": "BG/NBD", "pnbd": "Pareto/NBD", "mbgnbd": "MBG/NBD", "bgbb": "BG/BB",
+                 "avg_formula": "average formula", "run_rate": "run rate"}
+_MODEL_STYLE = dict(color="C0", linestyle="--")
+_STYLE = {"actual": dict(color="black", linestyle="-"), "bgnbd": _MODEL_STYLE, "pnbd": _MODEL_STYLE,
+          "mbgnbd": _MODEL_STYLE, "bgbb": _MODEL_STYLE,
           "avg_formula": dict(color="C1", linestyle=":"), "run_rate": dict(color="C2", linestyle="-.")}
+#: Columns that end like a method's prediction but are not one.
+_NOT_METHODS = ("actual", "pit")
+
+
+def _model_label(obj: Any, model_label: str | None) -> str:
+    """The purchase model's name for a legend: ``model_label``, else the evaluation's model (``obj.model``),
+    else "BG/NBD"."""
+    if model_label:
+        return model_label
+    model = getattr(obj, "model", None)
+    return str(getattr(model, "LABEL", "") or "BG/NBD")
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -57,7 +71,7 @@ def _require(table: pd.DataFrame, columns: list[str], what: str) -> None:
 
 
 def _methods(columns: Any, suffix: str, methods: Any) -> list[str]:
-    found = [c[: -len(suffix)] for c in columns if c.endswith(suffix) and not c.startswith("actual")]
+    found = [c[: -len(suffix)] for c in columns if c.endswith(suffix) and not c.startswith(_NOT_METHODS)]
     if methods is None:
         return found
     methods = [methods] if isinstance(methods, str) else list(methods)
@@ -68,9 +82,10 @@ def _methods(columns: Any, suffix: str, methods: Any) -> list[str]:
 
 
 def plot_tracking(
-    tracking: Any, *, cumulative: bool = True, dates: bool | None = None, ax: Axes | None = None, **kwargs: Any
+    tracking: Any, *, cumulative: bool = True, dates: bool | None = None, model_label: str | None = None,
+    ax: Axes | None = None, **kwargs: Any
 ) -> Axes:
-    """Repeat transactions per period, actual vs the BG/NBD cohort expectation (Fader, Hardie & Lee, fig. 3).
+    """Repeat transactions per period, actual vs the model's cohort expectation (Fader, Hardie & Lee, fig. 3).
 
     Parameters
     ----------
@@ -84,6 +99,9 @@ def plot_tracking(
         ``True`` (default when the table has its ``start`` and ``end`` dates): calendar dates on the x axis,
         cumulative values at each period's last day and per-period values at its middle. ``False``: period
         numbers (week 1, 2, ...).
+    model_label:
+        The purchase model's name in the legend ("Pareto/NBD"); by default the evaluation's model, else
+        "BG/NBD".
 
     A vertical line marks the end of the calibration period.
     """
@@ -94,7 +112,7 @@ def plot_tracking(
         dates = {"start", "end"} <= set(table.columns)
     ax = _axes(ax)
     x, boundary = _tracking_axis(table, cumulative, bool(dates))
-    for name, label in (("actual", "actual"), ("expected", "BG/NBD expected")):
+    for name, label in (("actual", "actual"), ("expected", f"{_model_label(tracking, model_label)} expected")):
         col = name + suffix
         if col in table.columns:
             style = _STYLE["actual" if name == "actual" else "bgnbd"]
@@ -181,10 +199,12 @@ def _one_bucket(counts: pd.Series) -> str | None:
             "one group, so there is no pattern by frequency to show.")
 
 
-def plot_period_transactions(period_transactions: Any, *, ax: Axes | None = None, **kwargs: Any) -> Axes:
-    """Customers by calibration frequency, actual vs expected under the BG/NBD (bars side by side).
+def plot_period_transactions(period_transactions: Any, *, model_label: str | None = None, ax: Axes | None = None,
+                             **kwargs: Any) -> Axes:
+    """Customers by calibration frequency, actual vs expected under the purchase model (bars side by side).
 
-    ``period_transactions`` is :attr:`HoldoutEvaluation.period_transactions` (or the evaluation).
+    ``period_transactions`` is :attr:`HoldoutEvaluation.period_transactions` (or the evaluation);
+    ``model_label`` names the model in the legend (by default the evaluation's model, else "BG/NBD").
     """
     table = _table(period_transactions, "period_transactions")
     _require(table, ["actual"], "plot_period_transactions")
@@ -196,7 +216,7 @@ def plot_period_transactions(period_transactions: Any, *, ax: Axes | None = None
     cols = [c for c in ("actual", "expected") if c in table.columns]
     width = 0.8 / len(cols)
     for i, col in enumerate(cols):
-        label = "actual" if col == "actual" else "BG/NBD expected"
+        label = "actual" if col == "actual" else f"{_model_label(period_transactions, model_label)} expected"
         color = "0.3" if col == "actual" else "C0"
         ax.bar(x + (i - (len(cols) - 1) / 2) * width, table[col].to_numpy(dtype=float), width,
                **{"label": label, "color": color, **kwargs})

@@ -21,14 +21,26 @@ from typing import Any
 import pandas as pd
 
 from .._checks import check_discount_rate, check_margin
-from ..units import check_time_unit, parse_horizon
+from ..clv import _check_interval
+from ..units import check_time_unit
 from . import render
-from .compute import Results, Settings, compute
+from .compute import Results, Settings, _check_past_cutoffs, _date, _positive_horizon, check_model, compute
 from .figures import Figure, draw_figures
 from .format import check_currency
 from .summary import build_summary
 
 __all__ = ["ForecastReport"]
+
+
+def _given(read_options: dict[str, Any]) -> dict[str, Any]:
+    """The read options that differ from TransactionLog's defaults: those a TransactionLog passed as the source
+    must not be asked to change (a default is no request)."""
+    import dataclasses
+
+    from ..io import TransactionLog
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TransactionLog)}
+    return {k: v for k, v in read_options.items() if k not in defaults or defaults[k] != v}
 
 
 class ForecastReport:
@@ -62,8 +74,22 @@ class ForecastReport:
     currency:
         How money is shown: a symbol (``"$"``, ``"£"``, ``"€"``) or an ISO code (``"GBP"``); ``None`` (default)
         shows amounts without a unit.
+    model:
+        The purchase model: ``"auto"`` (compare BG/NBD, Pareto/NBD and MBG/NBD on the holdout with
+        :func:`~clvforecast.compare_models` and forecast with the one it chooses; the default when there is a
+        holdout), ``"bgnbd"`` (the default without a holdout), ``"pnbd"`` or ``"mbgnbd"``.
+    interval:
+        Level of the predictive ranges (0.9 by default: 90%), or ``None`` for point forecasts only. The ranges
+        are shown on the headline numbers, in the top-customers table and checked on the holdout.
+    random_state:
+        Seed of the parameter draws behind the ranges (0 by default, so that a report is the same on every run).
+    past_cutoffs:
+        With a holdout and a transaction log: the number of earlier cutoffs (4 by default) at which the model
+        is refitted to learn its own errors on the totals, for the backtest-calibrated ranges; ``None`` skips
+        them.
     customer_id, date, amount, date_format, on_invalid, **read_options:
-        How to read ``transactions`` (see :func:`~clvforecast.read_transactions`).
+        How to read ``transactions`` (see :func:`~clvforecast.read_transactions`); ``amount=None`` for a log
+        without amounts (purchases and P(alive) only; the sections that need spend say so).
 
     ``report.summary`` (the JSON-able dict every renderer reads), ``report.results`` (the pandas objects and
     fitted models) and ``report.figures`` are computed on first use, once.
@@ -80,12 +106,16 @@ class ForecastReport:
         horizon: float | str = "52W",
         discount_rate: float = 0.10,
         margin: float = 1.0,
+        model: str | None = None,
+        interval: float | None = 0.9,
+        random_state: Any = 0,
+        past_cutoffs: int | None = 4,
         title: str = "Customer lifetime value forecast",
         top_n: int = 20,
         currency: str | None = None,
         customer_id: str = "customer_id",
         date: str = "date",
-        amount: str = "amount",
+        amount: str | None = "amount",
         date_format: str | None = None,
         on_invalid: str = "raise",
         **read_options: Any,
@@ -93,21 +123,33 @@ class ForecastReport:
         if (transactions is None) == (rfm is None):
             raise ValueError("give either transactions or rfm (an RFM table), not both and not neither")
         unit = check_time_unit(time_unit)
+        cal = None if calibration_end is None else _date(calibration_end, "calibration_end", date_format)
+        obs = None if observation_end is None else _date(observation_end, "observation_end", date_format)
+        if cal is not None and obs is not None and cal >= obs:
+            raise ValueError(
+                f"calibration_end ({cal}) is not before observation_end ({obs}): the holdout between them would "
+                "hold nothing; choose a calibration_end before observation_end"
+            )
+        holdout = cal is not None or (rfm is not None and "holdout_frequency" in rfm.columns)
         self.transactions, self.rfm = transactions, rfm
         self.settings = Settings(
             time_unit=unit,
             horizon=horizon,
-            horizon_units=parse_horizon(horizon, unit),
+            horizon_units=_positive_horizon(horizon, unit),
             # A report of zero value says nothing: the margin must be positive; above 1 it is refused.
             margin=check_margin(margin, positive=True),
             discount_rate=check_discount_rate(discount_rate),
             title=title,
             top_n=int(top_n),
             currency=check_currency(currency),
-            calibration_end=None if calibration_end is None else str(pd.Timestamp(calibration_end).date()),
-            observation_end=None if observation_end is None else str(pd.Timestamp(observation_end).date()),
-            read_options=dict(customer_id=customer_id, date=date, amount=amount, date_format=date_format,
-                              on_invalid=on_invalid, **read_options),
+            calibration_end=cal,
+            observation_end=obs,
+            model=check_model(model, holdout=holdout),
+            interval=_check_interval(interval),
+            random_state=random_state,
+            past_cutoffs=_check_past_cutoffs(past_cutoffs),
+            read_options=_given(dict(customer_id=customer_id, date=date, amount=amount, date_format=date_format,
+                                     on_invalid=on_invalid, **read_options)),
         )
 
     # -- the layers, each computed once ---------------------------------------------------------------------

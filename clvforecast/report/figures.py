@@ -5,8 +5,9 @@ returns either a function that draws into a matplotlib Axes, or a sentence (a ``
 nothing to plot. The plotting functions apply the same rule themselves (they draw a sentence into the Axes,
 :func:`clvforecast.plotting._robust.say`); such an Axes becomes a sentence here too, never an image of text.
 
-Sections list the figures they show by key (``summary[section]["figures"]``); :func:`draw_figures` draws
-exactly those, once, as PNG data embedded in the page. Figures are drawn with offsets off (no ``1e-8+1``
+Sections list the figures they show by key (``summary[section]["figures"]``, or any list under a key ending in
+``figures``, see :func:`figure_keys`); :func:`draw_figures` draws exactly those, once, as PNG data embedded in
+the page. Figures are drawn with offsets off (no ``1e-8+1``
 axes).
 """
 
@@ -37,21 +38,40 @@ class Figure:
 
 
 _FIGURES: dict[str, tuple[str, str, Callable[[dict[str, Any], Results], Draw | str]]] = {}
+#: Figure sizes (inches) other than the default 6.4 x 3.8.
+_SIZES: dict[str, tuple[float, float]] = {}
 
 
-def figure(key: str, title: str, caption: str = "") -> Callable[[Any], Any]:
-    """Register a figure function (see the module docstring)."""
+def figure(key: str, title: str, caption: str = "", size: tuple[float, float] | None = None
+           ) -> Callable[[Any], Any]:
+    """Register a figure function (see the module docstring); ``size`` in inches when not the default."""
 
     def register(fn: Callable[[dict[str, Any], Results], Draw | str]) -> Any:
         _FIGURES[key] = (title, caption, fn)
+        if size is not None:
+            _SIZES[key] = size
         return fn
 
     return register
 
 
+def figure_keys(entry: Any) -> list[str]:
+    """The figures a section entry lists: every list under a key ending in ``figures``, nested dicts included
+    (``{"figures": [...], "ranges": {"figures": [...]}}``)."""
+    if not isinstance(entry, dict):
+        return []
+    keys: list[str] = []
+    for name, value in entry.items():
+        if str(name).endswith("figures") and isinstance(value, list):
+            keys += [str(k) for k in value]
+        elif isinstance(value, dict):
+            keys += figure_keys(value)
+    return keys
+
+
 def draw_figures(summary: dict[str, Any], results: Results) -> dict[str, Figure]:
     """Every figure the summary's sections list, drawn once."""
-    keys = [k for sec in summary["sections"] for k in summary[sec["id"]].get("figures", [])]
+    keys = [k for sec in summary["sections"] for k in figure_keys(summary[sec["id"]])]
     return {k: draw_figure(k, summary, results) for k in dict.fromkeys(keys)}
 
 
@@ -64,6 +84,7 @@ def draw_figure(key: str, summary: dict[str, Any], results: Results, size: tuple
     import matplotlib.pyplot as plt
 
     title, caption, fn = _FIGURES[key]
+    size = _SIZES.get(key, size)
     title = title.format(unit=summary["settings"]["unit_name"][:-1])
     what = fn(summary, results)
     if isinstance(what, str):
@@ -86,6 +107,18 @@ def _png(fig: Any) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _thousands(ax: Any) -> None:
+    """Thousands separators on the x axis (totals run into millions)."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+
+
+def _model_label(results: Results) -> str:
+    """The validated purchase model's name ("BG/NBD", "Pareto/NBD", ...)."""
+    return str(getattr(results.evaluation.model, "LABEL", "") or "model")
 
 
 def _money_label(summary: dict[str, Any], what: str) -> str:
@@ -152,12 +185,14 @@ def predictive_vs_historical(summary: dict[str, Any], results: Results) -> Draw:
 
 @figure("tracking_cumulative", "Repeat purchases to date, actual vs model")
 def tracking_cumulative(summary: dict[str, Any], results: Results) -> Draw:
-    return lambda ax: plotting.plot_tracking(results.evaluation.tracking, cumulative=True, ax=ax)
+    return lambda ax: plotting.plot_tracking(results.evaluation.tracking, cumulative=True, ax=ax,
+                                             model_label=_model_label(results))
 
 
 @figure("tracking_incremental", "Repeat purchases per {unit}, actual vs model")
 def tracking_incremental(summary: dict[str, Any], results: Results) -> Draw:
-    return lambda ax: plotting.plot_tracking(results.evaluation.tracking, cumulative=False, ax=ax)
+    return lambda ax: plotting.plot_tracking(results.evaluation.tracking, cumulative=False, ax=ax,
+                                             model_label=_model_label(results))
 
 
 @figure("conditional_expectations", "Holdout purchases by number of earlier repeat purchases")
@@ -167,7 +202,8 @@ def conditional_expectations(summary: dict[str, Any], results: Results) -> Draw:
 
 @figure("period_transactions", "Customers by number of repeat purchases in the calibration period")
 def period_transactions(summary: dict[str, Any], results: Results) -> Draw:
-    return lambda ax: plotting.plot_period_transactions(results.evaluation.period_transactions, ax=ax)
+    return lambda ax: plotting.plot_period_transactions(results.evaluation.period_transactions, ax=ax,
+                                                        model_label=_model_label(results))
 
 
 @figure("gains", "Share of holdout spend captured by the customers ranked first")
@@ -175,3 +211,58 @@ def gains(summary: dict[str, Any], results: Results) -> Draw:
     ev = results.evaluation
     target = "spend" if "actual_spend" in ev.customers.columns else "purchases"
     return lambda ax: plotting.plot_gains(ev.customers, target=target, ax=ax)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Ranges
+# ----------------------------------------------------------------------------------------------------------
+@figure("total_range", "The forecast total and its ranges",
+        "the dot is the expected total; each bar the range of one kind (see the list above)", size=(7.5, 2.6))
+def total_range(summary: dict[str, Any], results: Results) -> Draw:
+    money = results.totals is not None and "clv" in results.totals.index
+    quantity = "clv" if money else "purchases"
+    disc = "discounted" if summary["settings"]["discount_rate"] else "undiscounted"
+    words = (_money_label(summary, f"lifetime value of the base, {disc}") if money else "purchases of the base")
+
+    def draw(ax: Any) -> None:
+        plotting.plot_total_intervals(results.totals, quantity=quantity, ax=ax)
+        ax.set_title("")
+        _thousands(ax)
+        ax.set_xlabel(f"{words}, next {summary['settings']['horizon_words']}")
+
+    return draw
+
+
+@figure("customer_ranges", "The top customers with their ranges",
+        "the dot is the expected value, the bar the customer's range", size=(6.4, 5.2))
+def customer_ranges(summary: dict[str, Any], results: Results) -> Draw:
+    money = results.has_spend
+    column = "clv" if money else "expected_purchases"
+    top = min(int(summary["settings"]["top_n"]), 20)
+
+    def draw(ax: Any) -> None:
+        plotting.plot_customer_intervals(results.clv, column=column, top=top, ax=ax)
+        if said(ax) is None:
+            ax.set_title("")
+            ax.set_ylabel("customer")
+            ax.set_xlabel(_money_label(summary, "CLV over the horizon") if money else "purchases over the horizon")
+
+    return draw
+
+
+@figure("pit", "Where the actual holdout purchases fell in their predicted distributions (PIT)",
+        "flat when the predictions are right; a U shape means ranges too narrow, a hump too wide, a slope a bias")
+def pit(summary: dict[str, Any], results: Results) -> Draw:
+    return lambda ax: plotting.plot_pit(results.evaluation, ax=ax)
+
+
+@figure("holdout_total", "Holdout purchases: the actual total against the ranges of the total",
+        "the dashed line is what happened", size=(6.4, 2.8))
+def holdout_total(summary: dict[str, Any], results: Results) -> Draw:
+    def draw(ax: Any) -> None:
+        plotting.plot_total_intervals(results.evaluation.totals, quantity="purchases", ax=ax)
+        ax.set_title("")
+        _thousands(ax)
+        ax.set_xlabel("repeat purchases in the holdout")
+
+    return draw

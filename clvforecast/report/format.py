@@ -94,6 +94,13 @@ class Formatter:
 
     def cell(self, value: Any, kind: str) -> str:
         """One table cell by its column ``kind`` (see :data:`KINDS`)."""
+        if kind.endswith("_range"):  # a [lower, upper] pair
+            if not isinstance(value, (list, tuple)) or len(value) != 2 or any(_missing(v) for v in value):
+                return "n/a"
+            base = kind[: -len("_range")]
+            return f"{self.cell(value[0], base)} to {self.cell(value[1], base)}"
+        if kind.startswith("opt_"):  # blank when there is nothing to show (an informational row of a ledger)
+            return "" if value is None else self.cell(value, kind[len("opt_"):])
         if kind == "text" or isinstance(value, str):
             return "" if value is None else str(value)
         if _missing(value):
@@ -114,9 +121,10 @@ class Formatter:
         return str(value)
 
 
-#: Column kinds of the summary's tables: how :meth:`Formatter.cell` prints them.
-KINDS = ("text", "id", "date", "int", "money", "money0", "money2", "num1", "num2", "num3", "pct", "signed_pct",
-         "param")
+#: Column kinds of the summary's tables: how :meth:`Formatter.cell` prints them. ``<kind>_range`` cells hold
+#: ``[lower, upper]`` and print ``"$12 to $340"``; ``opt_<kind>`` prints None as a blank instead of "n/a".
+KINDS = ("text", "id", "date", "int", "money", "money0", "money2", "num1", "num2", "num3", "pct",
+         "signed_pct", "param", "formatted", "int_range", "money_range", "money0_range", "money2_range")
 
 
 def unit_words(value: float, unit: str) -> str:
@@ -182,6 +190,8 @@ LABELS: dict[str, str] = {
     "expected_purchases": "Expected purchases",
     "expected_purchases_lower": "Expected purchases, low end of {level} range",
     "expected_purchases_upper": "Expected purchases, high end of {level} range",
+    "clv_range": "CLV, {level} range ({disc})",
+    "expected_purchases_range": "Purchases, {level} range",
     "probability_alive": "P(alive)",
     "expected_spend": "Expected spend per purchase",
     "frequency": "Repeat purchases",
@@ -217,6 +227,8 @@ LABELS: dict[str, str] = {
     "bucket": "Repeat purchases in the calibration period",
     "actual_purchases": "Actual",
     "bgnbd_purchases": "Model",
+    "pnbd_purchases": "Model",
+    "mbgnbd_purchases": "Model",
     "avg_formula_purchases": "Historical formula",
     "run_rate_purchases": "Run rate",
     "parameter": "Parameter",
@@ -233,7 +245,7 @@ LABELS: dict[str, str] = {
     "M_mean_clv": "Average CLV by spend score (undiscounted)",
     "step": "Step",
     "rows": "Rows removed",
-    "value": "Amount",
+    "value": "Amount (value of the rows)",
     "note": "Note",
     "model": "Model",
     "n_params": "Parameters",
@@ -241,12 +253,37 @@ LABELS: dict[str, str] = {
     "aic": "AIC",
     "bic": "BIC",
     "chosen": "Chosen",
+    "estimate_note": "Note",
+    "ledger_rows": "Rows",
+    "date": "Date",
+    "day_value": "Value of the purchase day",
+    "period": "Period",
+    "range_kind": "Range",
+    "purchases_range": "Holdout purchases: {level} range",
+    "purchases_inside": "Actual purchases inside?",
+    "spend_range": "Holdout spend: {level} range",
+    "spend_inside": "Actual spend inside?",
+    "quantity": "Quantity",
+    "purchases": "Purchases",
+    "revenue": "Revenue (undiscounted)",
+    "total_clv": "CLV ({disc})",
+    "target": "Holdout quantity",
+    "coverage": "Customers whose actual value fell inside their range",
+    "interval_width": "Average width of the range",
+    "holdout_total_actual": "Actual total",
+    "tracking_error": "Tracking error (purchases)",
+    "tracking_error_pct": "Tracking error, share of the actual total",
+    "fit": "Fit",
 }
 
+#: The purchase models' names for a reader (the evaluation's method codes are the models' short names).
+MODEL_LABELS: dict[str, str] = {"bgnbd": "BG/NBD", "pnbd": "Pareto/NBD", "mbgnbd": "MBG/NBD", "bgbb": "BG/BB"}
+
 #: The evaluation's method codes in words: as a table row, and inside a sentence.
-METHODS: dict[str, str] = {"bgnbd": "Model (BG/NBD)", "avg_formula": "Historical formula", "run_rate": "Run rate",
+METHODS: dict[str, str] = {**{k: f"Model ({v})" for k, v in MODEL_LABELS.items()},
+                           "avg_formula": "Historical formula", "run_rate": "Run rate",
                            "predictive": "Model (predictive CLV)"}
-METHOD_WORDS: dict[str, str] = {"bgnbd": "the model", "avg_formula": "the historical formula",
+METHOD_WORDS: dict[str, str] = {**{k: "the model" for k in MODEL_LABELS}, "avg_formula": "the historical formula",
                                 "run_rate": "the run rate", "predictive": "the model"}
 
 
@@ -262,10 +299,10 @@ def label(key: str, **words: str) -> str:
 #: The glossary at the end of the report: (term, definition, the section whose presence makes it relevant).
 GLOSSARY: tuple[tuple[str, str, str | None], ...] = (
     ("CLV (customer lifetime value)", "The value a customer is expected to bring over the forecast horizon: "
-     "expected purchases times expected spend per purchase, times the margin, discounted to today.", None),
+     "expected purchases times expected spend per purchase, times the margin, discounted to today.", "spend"),
     ("Discounted / undiscounted", "Discounted values count money further in the future for less (at the "
      "annual discount rate); undiscounted values add it up as it comes. The historical formula is "
-     "undiscounted, so comparisons with it use the undiscounted CLV.", None),
+     "undiscounted, so comparisons with it use the undiscounted CLV.", "spend"),
     ("P(alive)", "The probability that a customer is still active (has not silently left) at the end of "
      "the data, given when and how often they bought.", None),
     ("Repeat purchases", "Purchases after a customer's first one; purchases on one day count once.", None),
@@ -285,8 +322,27 @@ GLOSSARY: tuple[tuple[str, str, str | None], ...] = (
      "order, 0 = unrelated).", "validation"),
     ("Gini", "A score of how well a ranking puts the customers who buy most first (0 = random, higher is "
      "better).", "validation"),
-    ("BG/NBD", "The purchase model (beta-geometric / negative binomial): while active, each customer buys at "
-     "their own steady rate, and after each purchase may leave for good.", None),
+    ("Range (90% range)", "A predictive interval: where the actual outcome should fall with the stated "
+     "probability (90% of the time for a 90% range). The report says what each range includes: the purchase "
+     "process (chance in when and how often a customer buys), the uncertainty of the model's parameters, and the "
+     "spend per purchase.", "ranges"),
+    ("Model-only range", "The range of a total as the model sees it: the customers' own randomness and the "
+     "model's parameter uncertainty, with customers independent of each other. It leaves out shocks that hit "
+     "every customer at once (a season, a campaign), so it is usually too narrow for a total.", "ranges"),
+    ("Backtest-calibrated range", "The model-only range of a total widened (and shifted) by the model's own "
+     "past errors on the totals, measured by refitting it at earlier cutoffs and on the holdout.", "calibrated"),
+    ("Coverage", "The share of customers whose actual holdout value fell inside their range: about the range's "
+     "level (or a little above, for whole-number counts) when the ranges are right.", "coverage"),
+    ("PIT (probability integral transform)", "Where each customer's actual holdout purchases fell within their "
+     "predicted distribution; when the predictions are right, the PIT histogram is flat.", "coverage"),
+    ("BG/NBD", "A purchase model (beta-geometric / negative binomial): while active, each customer buys at "
+     "their own steady rate, and after each purchase may leave for good.", "bgnbd"),
+    ("Pareto/NBD", "A purchase model: while active, each customer buys at their own steady rate and may leave "
+     "for good at any moment, at their own rate.", "pnbd"),
+    ("MBG/NBD", "A purchase model like BG/NBD, except that a customer may also leave right after the first "
+     "purchase, so one-time buyers are not all counted as active.", "mbgnbd"),
     ("Gamma-Gamma", "The spend model: each customer has their own average spend per purchase, estimated by "
-     "blending their own average with everyone's.", None),
+     "blending their own average with everyone's.", "spend"),
+    ("AIC / BIC", "Scores of a model's fit to the calibration data that penalise parameters (lower is "
+     "better).", "model_comparison"),
 )
