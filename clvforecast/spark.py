@@ -51,8 +51,8 @@ import pandas as pd
 
 from . import io as _io
 from . import rfm as _rfm
-from .exceptions import DataQualityWarning, DataValidationError
-from .units import check_time_unit, days_per
+from .exceptions import DataValidationError
+from .units import check_time_unit
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
