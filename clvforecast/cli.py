@@ -422,6 +422,7 @@ def summarize(
 ) -> None:
     """Transactions -> RFM table (with holdout columns when --calibration-end is given)."""
     import clvforecast as cf
+
     from .io import MEMORY_LIMIT_ENV
 
     kw = read or {}
