@@ -334,11 +334,14 @@ def _read_table(path: Path) -> pd.DataFrame:
 # that starts a word after a space or "(" is a hint: paths ('date=2024-01-01/x.csv') and values stay as they are.
 def _hint_patterns() -> list[tuple[re.Pattern[str], str]]:
     """Library hints -> CLI flags: ``returns='net'`` -> ``--returns net``, ``date=`` -> ``--date-col ``."""
-    hint = r"(?<=[\s(])"
+    hint = r"(?:^|(?<=[\s(]))"
     patterns = [
         (re.compile(hint + r"negative_amounts='(\w+)'"), r"--returns \1"),
         (re.compile(hint + r"amount=None"), "--no-amount"),
         (re.compile(hint + r"time_unit="), "--time-unit "),
+        # the forecast's own arguments, which are flags of the same names
+        *((re.compile(hint + name + "="), f"--{name.replace('_', '-')} ")
+          for name in ("interval", "discount_rate", "margin", "horizon")),
     ]
     for f in READ_FLAGS:
         if f.kind is bool:
@@ -920,6 +923,16 @@ def report(
     margin: Margin = 1.0,
     title: Annotated[str, typer.Option("--title", help="Report title.")] = "Customer lifetime value forecast",
     currency: Currency = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Purchase model: auto (compare BG/NBD, Pareto/NBD and MBG/NBD on the holdout "
+                     "and use the best; the default with --calibration-end), bgnbd (the default without), pnbd "
+                     "or mbgnbd."),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Level of the predictive ranges shown (0.9 = 90%); 0 for point "
+                            "forecasts only."),
+    ] = 0.9,
     quiet: Quiet = False,
     debug: Debug = False,
     read: dict[str, Any] | None = None,
@@ -929,6 +942,11 @@ def report(
 
     _check_out(out, (".html", ".htm"), inputs=(transactions,))
     _check_horizon(horizon)
+    if model is not None and model.lower() != "auto":
+        model = _purchase_name(model)
+    elif model is not None and not calibration_end:
+        raise ValueError("--model auto compares the models on a holdout: give --calibration-end and "
+                         "--observation-end, or name a model (bgnbd, pnbd, mbgnbd)")
     kw = read or {}
     rep = ForecastReport(
         str(transactions),
@@ -940,6 +958,8 @@ def report(
         margin=margin,
         title=title,
         currency=currency,
+        model=model.lower() if model else None,
+        interval=interval if interval != 0 else None,
         **kw,
     )
     _write_report(rep, out)

@@ -497,3 +497,17 @@ def test_summarize_memory_limit_reaches_duckdb(tmp_path: Path, monkeypatch: pyte
     con = DuckDBEngine().connect()  # the flag set the variable every connection reads
     assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("61.0 MiB", "64.0 MB")
     con.close()
+
+
+def test_report_model_and_interval_flags(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    r = run("report", SAMPLE, "--observation-end", "1997-09-30", "--model", "pnbd", "--interval", "0", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    html = out.read_text()
+    assert "Pareto/NBD" in html and "90% range" not in html
+    msg = one_line_error(run("report", SAMPLE, "--model", "auto", "--out", tmp_path / "a.html"))
+    assert "--model auto" in msg and "--calibration-end" in msg
+    msg = one_line_error(run("report", SAMPLE, "--model", "bgbb", "--out", tmp_path / "b.html"))
+    assert "--model bgbb" in msg and "pnbd" in msg
+    msg = one_line_error(run("report", SAMPLE, "--interval", "90", "--out", tmp_path / "c.html"))
+    assert "--interval 0.9" in msg
