@@ -455,13 +455,17 @@ def _extreme_days(ctx: Context) -> dict[str, Any]:
     days = re.match(r"\s*([\d,]+) purchase days", str(entry.get("note") or ""))  # the ledger's count: all of them
     n_days = int(days.group(1).replace(",", "")) if days else len(listed)
     who = entry.get("customers") or frame.index.nunique()
-    text = (f"{ctx.fmt.count(n_days)} purchase days{limit} lie far above the rest of the customer base "
-            f"(they belong to {ctx.fmt.count(who)} customers)"
+    text = (f"{ctx.fmt.count(n_days)} purchase {'day' if n_days == 1 else 'days'}{limit} "
+            f"{'lies' if n_days == 1 else 'lie'} far above the rest of the customer base ("
+            + (f"{'it belongs' if n_days == 1 else 'they belong'} to {ctx.fmt.count(who)} "
+               f"{'customer' if int(who) == 1 else 'customers'})")
             + (f"; the {min(n, len(frame))} largest are listed" if n_days > min(n, len(frame)) else "")
-            + ". They are kept in the forecast: check that they are real orders (a wholesale order, a data "
-            "error?).")
+            + (". It is kept in the forecast: check that it is a real order" if n_days == 1
+               else ". They are kept in the forecast: check that they are real orders")
+            + " (a wholesale order, a data error?).")
     if "capped" in str(entry.get("note") or ""):
-        text = text.replace("They are kept in the forecast", "Their value is capped for the spend model")
+        text = re.sub(r"(It is|They are) kept in the forecast", lambda m: ("Its" if m.group(1) == "It is" else "Their")
+                      + " value is capped for the spend model", text)
     frame = frame.head(n)
     return {"extreme_text": text, "extreme": ctx.table(frame, kinds, index="customer_id")}
 
