@@ -475,6 +475,7 @@ def test_extreme_purchase_days_are_listed_largest_first(small) -> None:
     assert [r[2] for r in rows] == values and rows[0][:2] == [100 + 24 % 7, "1997-07-14"]
     steps = {r[0]: r for r in prep["table"]["rows"]}
     assert steps["Extreme purchase days"][1] is None  # counted, nothing removed: a blank, not a zero
+    assert steps["Extreme purchase days"][-1] == "kept as they are; see Extreme purchase days below"  # no attrs[...]
     # one day of one customer (CDNOW's case): singular words
     rfm.attrs["extreme_orders"] = days[:1]
     rfm.attrs["ledger"]["entries"][0].update(customers=1, note="1 purchase day worth more than 659.60 (the fence)")

@@ -397,6 +397,16 @@ def _capital(text: Any) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _ledger_note(entry: dict[str, Any]) -> str:
+    """The ledger's note for a reader: the extreme purchase days, whose note speaks to the API user (a fence
+    without currency, ``attrs`` and keyword names), point to their own paragraph instead."""
+    note = str(entry.get("note") or "")
+    if entry.get("key") == "extreme_orders":
+        what = "value capped for the spend model" if "capped" in note else "kept as they are"
+        return f"{what}; see Extreme purchase days below"
+    return note or ("" if entry["rows"] else "counted, nothing removed")
+
+
 @section("data_preparation")
 def data_preparation(ctx: Context) -> dict[str, Any] | None:
     """Every row read accounted for: the ledger table, its identity, and the extreme purchase days."""
@@ -422,7 +432,7 @@ def data_preparation(ctx: Context) -> dict[str, Any] | None:
     rows = ([{"step": "Rows read", "ledger_rows": read, "value": None, "customers": None, "note": "in the source"}]
             + [{"step": _capital(e["label"]), "ledger_rows": -int(e["rows"]) if e["rows"] else None,
                 "value": e.get("value"), "customers": e.get("customers"),
-                "note": e.get("note") or ("" if e["rows"] else "counted, nothing removed")} for e in entries]
+                "note": _ledger_note(e)} for e in entries]
             + [{"step": "Rows used", "ledger_rows": used, "value": None, "customers": None,
                 "note": "reached the models"}])
     frame = pd.DataFrame(rows)
