@@ -124,7 +124,8 @@ def report(name: str, model, truth: dict[str, float], best: float, first: float,
     cpu = CPU.get(type(model).__name__)
     print(f"\n{name:<12} ours {best:6.2f} s (first run {first:.2f} s, {load()}; CPU {cpu:.2f} s)   lifetimes "
           f"{'n/a' if theirs is None else f'{theirs:7.2f} s'}{note}   ratio {ratio}")
-    print(f"  target <= {target:g} s: {'met' if met else 'NOT MET'}; diagnostics: converged "
+    cpu_note = "" if cpu is None else f" (CPU time {cpu:.2f} s: {'within' if cpu <= target else 'over'} it)"
+    print(f"  target <= {target:g} s wall: {'met' if met else 'NOT MET'}{cpu_note}; diagnostics: converged "
           f"{model.diagnostics_['converged']}, identified {model.diagnostics_['identified']}, "
           f"{model.diagnostics_['n_evaluations']} evaluations (warm start {model.diagnostics_['warm_start']})")
     s = model.summary
@@ -179,7 +180,8 @@ def main() -> int:
     _, theirs_g = timed(lifetimes.GammaGammaFitter().fit, spend["frequency"], spend["monetary_value"])
     met["Gamma-Gamma"] = report("Gamma-Gamma", gg, TRUTH_GG, best, first, theirs_g, " (all rows)")
 
-    print("\nspeed targets: " + ", ".join(f"{k} {'met' if v else 'NOT MET'}" for k, v in met.items()))
+    print("\nspeed targets (wall time): " + ", ".join(f"{k} {'met' if v else 'NOT MET'}" for k, v in met.items())
+          + f"; {load()}: under load the CPU times above are the better guide")
     return 0
 
 

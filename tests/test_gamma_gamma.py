@@ -161,3 +161,16 @@ def test_fit_does_not_modify_the_table(cdnow_cal: pd.DataFrame) -> None:
     before = cdnow_cal.copy(deep=True)
     cf.GammaGamma().fit(cdnow_cal)
     pd.testing.assert_frame_equal(cdnow_cal, before)
+
+
+def test_same_estimates_as_lifetimes(gg: cf.GammaGamma, cdnow_cal: pd.DataFrame) -> None:
+    # issue 10: parameters equal lifetimes' GammaGammaFitter to 1e-6 relative where it converges (its fit on the
+    # 946 repeat customers; a tighter tol makes it stop with ConvergenceError: precision loss)
+    from clvforecast.models import _base
+
+    lifetimes = _base.import_lifetimes()
+    rep = cdnow_cal[cdnow_cal["frequency"] > 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = lifetimes.GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"])
+    np.testing.assert_allclose(gg.params_.to_numpy(), ref.params_[["p", "q", "v"]].to_numpy(), rtol=1e-6)

@@ -505,6 +505,17 @@ def test_bounds_do_not_depend_on_how_customers_are_batched(cdnow_cal, models, mo
         pd.testing.assert_series_equal(parts[c], whole[c], rtol=1e-10)
     # and run to run with the same seed, every number is identical
     pd.testing.assert_frame_equal(cf.predictive_clv(model, gg, odd, **kw), parts.loc[odd.index])
+    # the same customers in another order, and each scored alone: the same bounds
+    shuffled = cdnow_cal.sample(frac=1.0, random_state=3)
+    again = cf.predictive_clv(model, gg, shuffled, **kw).loc[whole.index]
+    for c in ("expected_purchases_lower", "expected_purchases_upper"):
+        pd.testing.assert_series_equal(again[c], whole[c])
+    for c in ("clv_lower", "clv_upper"):
+        pd.testing.assert_series_equal(again[c], whole[c], rtol=1e-10)
+    for cid in (1, 18, 1516):  # a one-off buyer, a light and a heavy repeat buyer
+        alone = cf.predictive_clv(model, gg, cdnow_cal.loc[[cid]], **kw)
+        for c in ("expected_purchases_lower", "expected_purchases_upper", "clv_lower", "clv_upper"):
+            assert alone.loc[cid, c] == pytest.approx(whole.loc[cid, c], rel=1e-10, abs=1e-12), (cid, c)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -603,8 +614,10 @@ def test_exact_pmf_of_each_model_against_an_independent_simulation(name, x, tx, 
     assert ess > 30_000
     assert np.max(np.abs(F - Fs) / se) < 4.5, (name, x, F[:6], Fs[:6])
     assert pmf.sum() == pytest.approx(1.0, abs=C._TAIL)
-    expected = OTHERS[name][0]._expected(np.array(list(OTHERS[name][1].values())), t, *(np.array([v], float) for v in (x, tx, T)))
-    assert pmf @ np.arange(len(pmf)) == pytest.approx(expected[0], rel=1e-4)
+    one = pd.DataFrame({"frequency": [x], "recency": [tx], "T": [T]}, index=pd.Index([7], name="customer_id"))
+    one.attrs["time_unit"] = "W"
+    expected = fixed_model(name).expected_purchases(one, t).iloc[0]  # the public method
+    assert pmf @ np.arange(len(pmf)) == pytest.approx(expected, rel=1e-4)
 
 
 def test_exact_pmf_of_bgbb_against_a_simulation():

@@ -475,6 +475,14 @@ def test_extreme_purchase_days_are_listed_largest_first(small) -> None:
     assert [r[2] for r in rows] == values and rows[0][:2] == [100 + 24 % 7, "1997-07-14"]
     steps = {r[0]: r for r in prep["table"]["rows"]}
     assert steps["Extreme purchase days"][1] is None  # counted, nothing removed: a blank, not a zero
+    assert steps["Extreme purchase days"][-1] == "kept as they are; see Extreme purchase days below"  # no attrs[...]
+    # one day of one customer (CDNOW's case): singular words
+    rfm.attrs["extreme_orders"] = days[:1]
+    rfm.attrs["ledger"]["entries"][0].update(customers=1, note="1 purchase day worth more than 659.60 (the fence)")
+    prep = build_summary(Results(**{**vars(res), "rfm": rfm}), small.settings)["data_preparation"]
+    assert prep["extreme_text"] == ("1 purchase day (more than $659.60) lies far above the rest of the customer base "
+                                    "(it belongs to 1 customer). It is kept in the forecast: check that it is a "
+                                    "real order (a wholesale order, a data error?).")
 
 
 def test_a_model_comparison_plugs_in(small) -> None:

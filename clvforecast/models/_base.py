@@ -496,9 +496,9 @@ class FittedModel:
         if unidentified and not messages:
             messages.append(
                 f"the data do not pin down {', '.join(unidentified)}: the likelihood is flat in "
-                f"{'its' if len(unidentified) == 1 else 'their'} direction, so summary gives no standard error "
-                "or interval (identified = False) and predictions rest on the value where the optimizer "
-                "stopped; use more customers or a longer calibration period, or another model"
+                f"{'its' if len(unidentified) == 1 else 'their'} direction, so {'it gets' if len(unidentified) == 1 else 'they get'} no "
+                "standard error or interval and predictions rest on the value where the optimizer stopped; use "
+                "more customers or a longer calibration period, or another model"
             )
         if not converged and not unidentified and not a.at_bound:
             messages.append(

@@ -167,6 +167,10 @@ class GammaGamma(FittedModel):
             return ["spend per transaction hardly varies around each customer's own mean (p runs off to "
                     "infinity), so the data do not identify p; the expected spends are still usable but the "
                     "parameters' intervals are not: check for spend that is a function of the number of purchases"]
+        if ("q" in unidentified or "v" in unidentified) and theta[1] > 1e3:
+            return ["customers' average spends differ no more than the purchase-to-purchase noise explains (q and v "
+                    "run off to infinity together), so the data do not identify q and v: the spend model gives "
+                    "every customer the same expected spend per purchase, about the average of all purchases"]
         return []
 
     @staticmethod

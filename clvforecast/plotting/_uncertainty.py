@@ -172,8 +172,9 @@ def plot_total_intervals(totals: Any, *, quantity: str = "purchases", ax: Axes |
     for k, (_, lo, hi, color) in enumerate(kinds):
         yk = len(kinds) - 1 - k
         ax.hlines(yk, row[lo], row[hi], **{"color": color, "linewidth": 6, "alpha": 0.7, **kwargs})
-        ax.annotate(f"{row[lo]:,.0f} - {row[hi]:,.0f}", (row[hi], yk), xytext=(6, 0), textcoords="offset points",
-                    va="center", fontsize="small")
+        # above the bar's middle, so that the label never runs past the frame
+        ax.annotate(f"{row[lo]:,.0f} to {row[hi]:,.0f}", ((row[lo] + row[hi]) / 2, yk), xytext=(0, 7),
+                    textcoords="offset points", ha="center", va="bottom", fontsize="small")
     ax.plot([row["expected"]] * len(kinds), range(len(kinds)), "o", color="black", label="expected")
     if "actual" in row.index:
         ax.axvline(row["actual"], color="C3", linestyle="--", label=f"actual {row['actual']:,.0f}")

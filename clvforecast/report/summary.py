@@ -397,6 +397,16 @@ def _capital(text: Any) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _ledger_note(entry: dict[str, Any]) -> str:
+    """The ledger's note for a reader: the extreme purchase days, whose note speaks to the API user (a fence
+    without currency, ``attrs`` and keyword names), point to their own paragraph instead."""
+    note = str(entry.get("note") or "")
+    if entry.get("key") == "extreme_orders":
+        what = "value capped for the spend model" if "capped" in note else "kept as they are"
+        return f"{what}; see Extreme purchase days below"
+    return note or ("" if entry["rows"] else "counted, nothing removed")
+
+
 @section("data_preparation")
 def data_preparation(ctx: Context) -> dict[str, Any] | None:
     """Every row read accounted for: the ledger table, its identity, and the extreme purchase days."""
@@ -422,7 +432,7 @@ def data_preparation(ctx: Context) -> dict[str, Any] | None:
     rows = ([{"step": "Rows read", "ledger_rows": read, "value": None, "customers": None, "note": "in the source"}]
             + [{"step": _capital(e["label"]), "ledger_rows": -int(e["rows"]) if e["rows"] else None,
                 "value": e.get("value"), "customers": e.get("customers"),
-                "note": e.get("note") or ("" if e["rows"] else "counted, nothing removed")} for e in entries]
+                "note": _ledger_note(e)} for e in entries]
             + [{"step": "Rows used", "ledger_rows": used, "value": None, "customers": None,
                 "note": "reached the models"}])
     frame = pd.DataFrame(rows)
@@ -455,13 +465,17 @@ def _extreme_days(ctx: Context) -> dict[str, Any]:
     days = re.match(r"\s*([\d,]+) purchase days", str(entry.get("note") or ""))  # the ledger's count: all of them
     n_days = int(days.group(1).replace(",", "")) if days else len(listed)
     who = entry.get("customers") or frame.index.nunique()
-    text = (f"{ctx.fmt.count(n_days)} purchase days{limit} lie far above the rest of the customer base "
-            f"(they belong to {ctx.fmt.count(who)} customers)"
+    text = (f"{ctx.fmt.count(n_days)} purchase {'day' if n_days == 1 else 'days'}{limit} "
+            f"{'lies' if n_days == 1 else 'lie'} far above the rest of the customer base ("
+            + (f"{'it belongs' if n_days == 1 else 'they belong'} to {ctx.fmt.count(who)} "
+               f"{'customer' if int(who) == 1 else 'customers'})")
             + (f"; the {min(n, len(frame))} largest are listed" if n_days > min(n, len(frame)) else "")
-            + ". They are kept in the forecast: check that they are real orders (a wholesale order, a data "
-            "error?).")
+            + (". It is kept in the forecast: check that it is a real order" if n_days == 1
+               else ". They are kept in the forecast: check that they are real orders")
+            + " (a wholesale order, a data error?).")
     if "capped" in str(entry.get("note") or ""):
-        text = text.replace("They are kept in the forecast", "Their value is capped for the spend model")
+        text = re.sub(r"(It is|They are) kept in the forecast", lambda m: ("Its" if m.group(1) == "It is" else "Their")
+                      + " value is capped for the spend model", text)
     frame = frame.head(n)
     return {"extreme_text": text, "extreme": ctx.table(frame, kinds, index="customer_id")}
 
