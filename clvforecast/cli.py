@@ -333,12 +333,19 @@ def _read_table(path: Path) -> pd.DataFrame:
 # that starts a word after a space or "(" is a hint: paths ('date=2024-01-01/x.csv') and values stay as they are.
 def _hint_patterns() -> list[tuple[re.Pattern[str], str]]:
     """Library hints -> CLI flags: ``returns='net'`` -> ``--returns net``, ``date=`` -> ``--date-col ``."""
-    hint = r"(?<=[\s(])"
+    hint = r"(?<![^\s(])"  # at the start, or after a space or "("
     patterns = [
         (re.compile(hint + r"negative_amounts='(\w+)'"), r"--returns \1"),
         (re.compile(hint + r"amount=None"), "--no-amount"),
         (re.compile(hint + r"time_unit="), "--time-unit "),
     ]
+    # the subcommands' own arguments that the library's checks name (rates, margins, cutoffs, intervals)
+    for option in ("discount_rate", "margin", "interval", "observation_end", "calibration_end"):
+        flag = "--" + option.replace("_", "-")
+        patterns.append((re.compile(hint + option + r"='([^']*)'"), flag + r" \1"))
+        patterns.append((re.compile(hint + option + r"=(?!\.\.\.)"), flag + " "))  # not "f(x=...)" code
+        if option.endswith("_end"):  # "pass a later observation_end"
+            patterns.append((re.compile(hint + option + r"\b(?![=.(])"), flag))
     for f in READ_FLAGS:
         if f.kind is bool:
             continue

@@ -603,6 +603,8 @@ def _check_columns(fields: dict[str, str], present: list[str]) -> None:
         fix = (
             f"did you mean {argument}={close[0]!r}?" if close else f"pass {argument}='<the column that holds it>'"
         )
+        if argument == "amount":  # a log of visits: say how to read it without amounts
+            fix += ", or amount=None if the log has no amounts (purchases and P(alive) only, no spend)"
     raise DataValidationError(
         f"column {missing[0]!r} not found{also}; the source has columns {shown or '(none)'}: {fix}"
     )
