@@ -1443,8 +1443,8 @@ def open_transactions(
                 else:
                     end = (
                         f"the default observation end is {prep.default_end}, the last date before them (they are "
-                        "counted as rows after the observation end); fix the dates, or pass observation_end= to "
-                        "choose another"
+                        "counted as rows after the observation end); fix the dates, or pass "
+                        f"observation_end='{prep.default_end}' (or another date) to choose the end yourself"
                     )
                 text = f"column {log.date!r}: {'; '.join(parts)}; {end}"
                 messages.append(text)
