@@ -1027,11 +1027,12 @@ def _error_message(
             f"e.g. {_examples(con, reason, ['price_raw'])}; pass on_invalid='drop' {counted}"
         )
     if reason == "negative_amount":
-        what = f"column {log.amount!r}: {rows} have negative amounts"
-        examples = _examples(con, reason, ["amount_raw"])
-        if log.price is not None:
+        if log.price is not None:  # line items: no amount column, the value is quantity x price
             what = f"columns {log.quantity or 'quantity'!r} x {log.price!r}: {rows} have a negative value"
             examples = _examples(con, reason, ["quantity_raw", "price_raw"] if log.quantity else ["price_raw"])
+        else:
+            what = f"column {log.amount!r}: {rows} have negative amounts"
+            examples = _examples(con, reason, ["amount_raw"])
         return (
             f"{what} (returns or refunds?), e.g. {examples}; pass returns='net' to net them against the "
             "customer's earlier purchases (a fully returned order then no longer counts), or returns='drop' to "

@@ -283,3 +283,75 @@ def test_hash_ids_are_kept_on_the_command_line(tmp_path: Path) -> None:
     # ids: i % 250 with a '#' when i % 3 == 0, counted directly
     expected = {f"{'#' if i % 3 == 0 else ''}{i % 250}" for i in range(1000)}
     assert set(table["customer_id"]) == expected and "warning" not in r.stderr
+
+
+# --- build item 10: the line-item flags on the command line, on a hand-built log ---------------------------
+
+LINES = """cust,ts,sku,qty,price,inv
+1,2024-01-01 10:00,X,2,5.0,i1
+1,2024-01-01 10:00,X,2,5.0,i1
+1,2024-01-10 09:00,Y,1,30.0,i2
+1,2024-01-10 09:30,Y,-1,30.0,C3
+1,2024-02-01 12:00,X,1,5.0,i4
+2,2024-01-05 08:00,X,3,2.0,i5
+2,2024-01-20 08:00,Z,-1,4.0,C6
+2,2024-01-25 08:00,X,1,2.0,i7
+"""
+LINE_FLAGS = ["--customer-col", "cust", "--date-col", "ts", "--quantity-col", "qty", "--price-col", "price",
+              "--item-col", "sku", "--invoice-col", "inv", "--observation-end", "2024-02-29", "--time-unit", "D"]
+
+
+def test_line_item_flags_returns_and_duplicates_on_the_command_line(tmp_path: Path) -> None:
+    src = tmp_path / "lines.csv"
+    src.write_text(LINES)
+    # default: returns are refused, with the count and the fixes as flags
+    msg = one_line_error(run("summarize", src, *LINE_FLAGS, "--out", tmp_path / "x.csv"))
+    assert "columns 'qty' x 'price'" in msg and "('-1', '30.0')" in msg  # crashed in DuckDB's binder before
+    assert "2 of 8 rows" in msg and "--returns net" in msg and "--returns drop" in msg
+
+    # --returns net --duplicates drop, by hand (amount = qty x price; matched by item, latest first):
+    #   customer 1: 01-01 X 10 (its exact duplicate dropped); 01-10 Y 30 cancelled by C3 at 09:30 -> the day nets
+    #     to 0 and is no purchase; 02-01 X 5 -> frequency 1, recency 31 days, T 59 days (to 02-29), monetary 5.
+    #   customer 2: C6 returns Z, never bought: unmatched, dropped; 01-05 X 6, 01-25 X 2 -> frequency 1,
+    #     recency 20, T 55, monetary 2.
+    #   rows: 8 read = 4 used + 1 duplicate + 1 return netted + 1 order cancelled (i2) + 1 return unmatched.
+    out = tmp_path / "net.parquet"
+    r = run("summarize", src, *LINE_FLAGS, "--returns", "net", "--duplicates", "drop", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    table = pd.read_parquet(out)
+    assert table.loc[1].tolist() == [1, 31.0, 59.0, 5.0]
+    assert table.loc[2].tolist() == [1, 20.0, 55.0, 2.0]
+    ledger = table.attrs["ledger"]
+    rows = {e["key"]: e["rows"] for e in ledger["entries"]}
+    assert (ledger["rows_read"], ledger["rows_used"]) == (8, 4) and ledger["identity_holds"]
+    assert rows["duplicates"] == 1 and rows["returns_netted"] == 1 and rows["returns_unmatched"] == 1
+    assert rows["orders_cancelled"] + rows.get("lines_cancelled", 0) == 1
+
+    # --returns drop, duplicates kept (line items are checked by default) with a one-line warning and its count:
+    #   customer 1: 01-01 20 (both lines), 01-10 30 (its return dropped, the order kept), 02-01 5 -> frequency 2,
+    #     recency 31, T 59, monetary (30 + 5) / 2 = 17.5; customer 2 as above.
+    out = tmp_path / "drop.csv"
+    r = run("summarize", src, *LINE_FLAGS, "--returns", "drop", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    table = pd.read_csv(out, index_col="customer_id")
+    assert table.loc[1].tolist() == [2, 31.0, 59.0, 17.5]
+    assert table.loc[2].tolist() == [1, 20.0, 55.0, 2.0]
+    warnings_ = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
+    assert any("1 row repeats another row exactly" in w and "--duplicates drop" in w for w in warnings_)
+    assert any("2 negative amount" in w for w in warnings_), r.stderr
+
+
+def test_returns_in_line_items_are_refused_with_the_fix_and_the_fix_works() -> None:
+    # A line-item log (no amount column) with a cancellation line crashed in DuckDB ("amount_raw" not found)
+    # instead of giving the returns message.
+    lines = pd.DataFrame({"customer_id": [1, 1, 2], "date": ["2024-01-01", "2024-01-02", "2024-01-03"],
+                          "qty": [2, -2, 1], "price": [5.0, 5.0, 2.0]})  # fmt: skip
+    with pytest.raises(DataValidationError) as err:
+        cf.read_transactions(lines, quantity="qty", price="price")
+    msg = str(err.value)
+    assert "columns 'qty' x 'price': 1 of 3 rows have a negative value" in msg and "(-2, 5.0)" in msg
+    m = re.search(r"pass (\w+)='(\w+)'", msg)
+    assert m and (m[1], m[2]) == ("returns", "net")
+    tidy = _quiet(lambda: cf.read_transactions(lines, quantity="qty", price="price", returns="net"))
+    # by hand: the return (2 x 5 = -10) consumes customer 1's purchase of 10 in full: only customer 2's 2.0 is left
+    assert tidy["customer_id"].tolist() == [2] and tidy["amount"].tolist() == [2.0]
