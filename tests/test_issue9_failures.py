@@ -151,6 +151,11 @@ CALLS = {
     "ForecastReport": lambda s, **o: cf.ForecastReport(s, observation_end=OBS_END, model="bgnbd", interval=None,
                                                        **o).summary,
     "evaluate_holdout": lambda s, **o: evaluate_holdout(s, calibration_end=CAL_END, observation_end=OBS_END, **o),
+    "repeat_transaction_tracking": lambda s, **o: cf.evaluation.repeat_transaction_tracking(
+        s, calibration_end=CAL_END, observation_end=OBS_END, **o),
+    "compare_models": lambda s, **o: cf.evaluation.compare_models(
+        s, calibration_end=CAL_END, observation_end=OBS_END, models=("bgnbd",), **o),
+    "backtest": lambda s, **o: cf.evaluation.backtest(s, cutoffs=[CAL_END], horizon="13W", progress=False, **o),
 }
 
 
