@@ -11,18 +11,23 @@ test_clv.py (a table without a unit), test_report_options.py (a zero horizon), t
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import pickle
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+import clvforecast as cf
 from clvforecast.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,9 +251,9 @@ def test_a_typo_date_far_beyond_the_rest_warns_in_one_line(tmp_path: Path) -> No
     out = tmp_path / "rfm.parquet"
     r = run("summarize", src, "--out", out)
     assert r.exit_code == 0, r.stderr
-    warnings = [line for line in _lines(r.stderr) if line.startswith("warning: ")]
+    warned = [line for line in _lines(r.stderr) if line.startswith("warning: ")]
     assert all(line.startswith(("warning: ", "wrote ")) for line in _lines(r.stderr)) and ".py:" not in r.stderr
-    typo = [w for w in warnings if "column 'date': 1 row is dated far beyond the rest" in w]
+    typo = [w for w in warned if "column 'date': 1 row is dated far beyond the rest" in w]
     assert len(typo) == 1 and "2204-06-01" in typo[0], r.stderr
     assert f"--observation-end {days[-1].date()} (or another date)" in typo[0]  # the fix, as a flag
     assert pd.read_parquet(out).attrs["observation_end"] == days[-1].date().isoformat()  # not 2204
@@ -261,8 +266,8 @@ def test_future_dates_warn_in_one_line(tmp_path: Path) -> None:
         f.write(f"3,{soon.isoformat()},4.5\n")
     r = run("summarize", src, "--out", tmp_path / "rfm.csv")
     assert r.exit_code == 0, r.stderr
-    warnings = [line for line in _lines(r.stderr) if line.startswith("warning: ")]
-    assert any("1 row is dated after today" in w and soon.isoformat() in w for w in warnings), r.stderr
+    warned = [line for line in _lines(r.stderr) if line.startswith("warning: ")]
+    assert any("1 row is dated after today" in w and soon.isoformat() in w for w in warned), r.stderr
     assert all(line.startswith(("warning: ", "wrote ")) for line in _lines(r.stderr))
 
 
@@ -278,3 +283,67 @@ def test_a_parquet_dataset_folder_is_read(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stderr
     table = pd.read_csv(out)
     assert len(table) == 10 and table["frequency"].tolist() == [1] * 10
+
+
+# --- load_model on mutated files of every purchase model (test_persistence.py does BG/NBD and Gamma-Gamma) ----
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([0.0, -0.0, 1e-300, 1e300, -1.0, 1e12, 1e-12]) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=6,
+)
+
+
+@pytest.fixture(scope="module")
+def other_models(cdnow_cal: pd.DataFrame) -> dict[str, tuple[dict, pd.DataFrame]]:
+    """A fitted file of each purchase model besides BG/NBD, with a table to score."""
+    from clvforecast.models.bgbb import donations
+
+    out = {}
+    for name in ("pnbd", "mbgnbd", "bgbb"):
+        table = donations() if name == "bgbb" else cdnow_cal.iloc[:400]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = cf.models.purchase_model(name).fit(table)
+        out[name] = (model.to_dict(), table)
+    return out
+
+
+def _paths(obj: object, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix]
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_files_of_every_purchase_model_are_refused_or_give_finite_predictions(other_models, tmp_path,  # noqa: ANN001
+                                                                                       data) -> None:  # noqa: ANN001
+    name = data.draw(st.sampled_from(sorted(other_models)))
+    d, table = copy.deepcopy(other_models[name][0]), other_models[name][1]
+    path = data.draw(st.sampled_from([p for p in _paths(d) if p]))
+    parent = d
+    for key in path[:-1]:
+        parent = parent[key]
+    if data.draw(st.booleans()) and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(json_values)
+    file = tmp_path / f"{name}.json"
+    file.write_text(json.dumps(d), encoding="utf-8")
+    try:
+        loaded = cf.load_model(file)
+    except cf.models.ModelFileError as err:  # refused: the message names the file
+        assert str(err).startswith(f"{file}: ") and "\n" not in str(err)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.all(np.isfinite(loaded.expected_purchases(table, 3)))
+        assert np.all(np.isfinite(loaded.probability_alive(table)))
+    _ = loaded.summary
