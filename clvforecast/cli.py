@@ -8,6 +8,7 @@ Every subcommand reads transactions with the same column flags (``--customer-col
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -333,19 +334,21 @@ def _read_table(path: Path) -> pd.DataFrame:
 # that starts a word after a space or "(" is a hint: paths ('date=2024-01-01/x.csv') and values stay as they are.
 def _hint_patterns() -> list[tuple[re.Pattern[str], str]]:
     """Library hints -> CLI flags: ``returns='net'`` -> ``--returns net``, ``date=`` -> ``--date-col ``."""
-    hint = r"(?<![^\s(])"  # at the start, or after a space or "("
+    hint = r"(?:^|(?<=[\s(]))"
     patterns = [
         (re.compile(hint + r"negative_amounts='(\w+)'"), r"--returns \1"),
         (re.compile(hint + r"amount=None"), "--no-amount"),
         (re.compile(hint + r"time_unit="), "--time-unit "),
+        # the forecast's own arguments, which are flags of the same names
+        *((re.compile(hint + name + "="), f"--{name.replace('_', '-')} ")
+          for name in ("interval", "discount_rate", "margin", "horizon")),
     ]
-    # the subcommands' own arguments that the library's checks name (rates, margins, cutoffs, intervals)
-    for option in ("discount_rate", "margin", "interval", "observation_end", "calibration_end"):
+    # the cutoffs, named by the library's checks and warnings ("pass a later observation_end")
+    for option in ("observation_end", "calibration_end"):
         flag = "--" + option.replace("_", "-")
         patterns.append((re.compile(hint + option + r"='([^']*)'"), flag + r" \1"))
         patterns.append((re.compile(hint + option + r"=(?!\.\.\.)"), flag + " "))  # not "f(x=...)" code
-        if option.endswith("_end"):  # "pass a later observation_end"
-            patterns.append((re.compile(hint + option + r"\b(?![=.(])"), flag))
+        patterns.append((re.compile(hint + option + r"\b(?![=.(])"), flag))
     for f in READ_FLAGS:
         if f.kind is bool:
             continue
@@ -417,6 +420,11 @@ def summarize(
     time_unit: TimeUnit = "W",
     engine: Engine = "duckdb",
     spark_master: SparkMaster = None,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option("--memory-limit", help="DuckDB's memory limit, e.g. 2GB: larger group-bys spill to disk "
+                     "(default: DuckDB's, 80% of the machine's memory)."),
+    ] = None,
     quiet: Quiet = False,
     debug: Debug = False,
     read: dict[str, Any] | None = None,
@@ -424,7 +432,13 @@ def summarize(
     """Transactions -> RFM table (with holdout columns when --calibration-end is given)."""
     import clvforecast as cf
 
+    from .io import MEMORY_LIMIT_ENV
+
     kw = read or {}
+    if memory_limit is not None:
+        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*[KMGT]i?B\s*", memory_limit, flags=re.IGNORECASE):
+            raise ValueError(f"--memory-limit {memory_limit!r}: give an amount with a unit, e.g. 2GB or 500MB")
+        os.environ[MEMORY_LIMIT_ENV] = memory_limit.strip()
     if calibration_end and not observation_end:
         raise ValueError("--calibration-end needs --observation-end (the end of the holdout period)")
     if _engine(engine) == "spark":
@@ -636,15 +650,128 @@ def predict(
     _check_out(out, inputs=(rfm, *_model_files(models)))
     _check_horizon(horizon)
     purchase, spend = _load_models(models, model)
-    table = _table_unit(_read_table(rfm), time_unit, rfm)
-    with _step("scoring customers"):
-        forecast = cf.predictive_clv(
-            purchase, spend, table, horizon=horizon, discount_rate=discount_rate, margin=margin,
-            interval=interval, random_state=0,
-        )
-    _write_table(forecast, out)
-    total = f": total CLV {forecast['clv'].sum():,.2f}" if "clv" in forecast else ""
-    _say(f"wrote the forecast of {len(forecast):,} customers to {out}{total} over {horizon}")
+    score = functools.partial(cf.predictive_clv, purchase, spend, horizon=horizon, discount_rate=discount_rate,
+                              margin=margin, interval=interval, random_state=0)
+    if _is_parquet(rfm) and _is_parquet(out) and _parquet_rows(rfm) > _STREAM_ROWS:
+        with _step("scoring customers in chunks"):
+            n, total_clv = _predict_streamed(score, rfm, out, time_unit)
+    else:
+        table = _table_unit(_read_table(rfm), time_unit, rfm)
+        with _step("scoring customers"):
+            forecast = score(table)
+        _write_table(forecast, out)
+        n, total_clv = len(forecast), (float(forecast["clv"].sum()) if "clv" in forecast else None)
+    total = f": total CLV {total_clv:,.2f}" if total_clv is not None else ""
+    _say(f"wrote the forecast of {n:,} customers to {out}{total} over {horizon}")
+
+
+#: Parquet RFM tables above this many customers are scored in chunks of this size and written as they come
+#: (bounded memory; a customer's numbers, intervals included, do not depend on the chunk she is in).
+_STREAM_ROWS = 1_000_000
+
+
+def _is_parquet(path: Path) -> bool:
+    return _TABLE_FORMATS.get(path.suffix.lower()) == "parquet"
+
+
+def _parquet_rows(path: Path) -> int:
+    """Rows of a Parquet file from its footer (0 when it is not one we can read: the full reader then says why)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except Exception:  # noqa: BLE001 - the whole-table path reports unreadable files in plain words
+        return 0
+
+
+def _predict_streamed(score: Callable[[pd.DataFrame], pd.DataFrame], rfm: Path, out: Path,
+                      time_unit: str | None) -> tuple[int, float | None]:
+    """Score a large Parquet RFM table chunk by chunk into a Parquet file; (customers, total CLV or None).
+
+    The table is checked as a whole first (the columns, the time unit, unique customer ids: a repeated id in two
+    chunks would otherwise go unnoticed); each chunk then goes through the same checks and scoring as a whole
+    table. The output is written to a temporary file renamed at the end, so a failure leaves no partial file.
+    """
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(rfm)
+    names = pf.schema_arrow.names
+    head = _read_table_head(rfm, pf)
+    meta = pf.schema_arrow.metadata or {}
+    attrs = json.loads(meta[b"PANDAS_ATTRS"]) if b"PANDAS_ATTRS" in meta else {}
+    head.attrs = dict(attrs)
+    _table_unit(head, time_unit, rfm)
+    attrs["time_unit"] = head.attrs["time_unit"]
+    range_ids = _range_index(meta)  # pandas stores a RangeIndex as metadata, not as a column
+    ids = range_ids if range_ids is not None else pf.read(columns=["customer_id"]).column(0).to_pandas()
+    if not pd.Index(ids).is_unique:
+        dup = pd.Index(ids)[pd.Index(ids).duplicated()]
+        raise ValueError(f"{rfm}: customer ids must be unique; {len(dup):,} rows repeat an id, e.g. "
+                         f"{', '.join(repr(v) for v in pd.unique(dup)[:3].tolist())}; write the table with "
+                         "'clvforecast summarize' (one row per customer)")
+    del ids
+    wanted = [c for c in names if c in {"customer_id", *_RFM_NEEDS, "monetary_value"}]
+    tmp = out.with_name(f".{out.name}.partial")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer, n, total_clv = None, 0, None
+    try:
+        for batch in pf.iter_batches(batch_size=_STREAM_ROWS, columns=wanted):
+            table = batch.to_pandas()
+            if range_ids is not None:
+                table.index = range_ids[n:n + len(table)]
+            elif table.index.name != "customer_id":  # the batch keeps pandas' metadata: the index may be back
+                table = table.set_index("customer_id")
+            table.attrs = dict(attrs)
+            forecast = score(table)
+            chunk = pa.Table.from_pandas(forecast, preserve_index=True)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, chunk.schema)
+            writer.write_table(chunk)
+            n += len(forecast)
+            if "clv" in forecast:
+                total_clv = (total_clv or 0.0) + float(forecast["clv"].sum())
+        if writer is not None:
+            writer.close()
+            writer = None
+        os.replace(tmp, out)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    return n, total_clv
+
+
+def _range_index(meta: dict[bytes, bytes]) -> pd.RangeIndex | None:
+    """The customer ids of a Parquet file written from a table whose index is a RangeIndex named customer_id."""
+    import json
+
+    pandas_meta = json.loads(meta.get(b"pandas", b"{}"))
+    for ix in pandas_meta.get("index_columns", []):
+        if isinstance(ix, dict) and ix.get("kind") == "range" and ix.get("name") == "customer_id":
+            return pd.RangeIndex(ix["start"], ix["stop"], ix["step"], name="customer_id")
+    return None
+
+
+def _read_table_head(path: Path, pf: Any) -> pd.DataFrame:
+    """The first rows of a Parquet RFM table, checked like a whole table by :func:`_read_table`'s rules."""
+    first = next(pf.iter_batches(batch_size=10), None)
+    df = first.to_pandas() if first is not None else pd.DataFrame(columns=pf.schema_arrow.names)
+    range_ids = _range_index(pf.schema_arrow.metadata or {})
+    if range_ids is not None:
+        df.index = range_ids[:len(df)]
+    if df.index.name == "customer_id":
+        df = df.reset_index()
+    if not set(_RFM_NEEDS) <= set(df.columns):
+        raise ValueError(f"{path} is not an RFM table (it has no "
+                         f"{', '.join(c for c in _RFM_NEEDS if c not in df.columns)} column); build it with "
+                         "'clvforecast summarize <transactions> --out rfm.parquet'")
+    if "customer_id" not in df.columns:
+        raise ValueError(f"{path} has no customer_id column, so the results could not be joined back to "
+                         "customers; write the table with 'clvforecast summarize' or name its id column customer_id")
+    return df.set_index("customer_id")
 
 
 def _predict_on_spark(models: Path, rfm: Path, out: Path, horizon: str, discount_rate: float, margin: float,
@@ -802,6 +929,16 @@ def report(
     margin: Margin = 1.0,
     title: Annotated[str, typer.Option("--title", help="Report title.")] = "Customer lifetime value forecast",
     currency: Currency = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Purchase model: auto (compare BG/NBD, Pareto/NBD and MBG/NBD on the holdout "
+                     "and use the best; the default with --calibration-end), bgnbd (the default without), pnbd "
+                     "or mbgnbd."),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Level of the predictive ranges shown (0.9 = 90%); 0 for point "
+                            "forecasts only."),
+    ] = 0.9,
     quiet: Quiet = False,
     debug: Debug = False,
     read: dict[str, Any] | None = None,
@@ -811,6 +948,11 @@ def report(
 
     _check_out(out, (".html", ".htm"), inputs=(transactions,))
     _check_horizon(horizon)
+    if model is not None and model.lower() != "auto":
+        model = _purchase_name(model)
+    elif model is not None and not calibration_end:
+        raise ValueError("--model auto compares the models on a holdout: give --calibration-end and "
+                         "--observation-end, or name a model (bgnbd, pnbd, mbgnbd)")
     kw = read or {}
     rep = ForecastReport(
         str(transactions),
@@ -822,6 +964,8 @@ def report(
         margin=margin,
         title=title,
         currency=currency,
+        model=model.lower() if model else None,
+        interval=interval if interval != 0 else None,
         **kw,
     )
     _write_report(rep, out)

@@ -717,7 +717,8 @@ def _forecast(
     step_rate = (1.0 + periodic_rate(discount_rate, "D")) ** (step_len * days_per(unit)) - 1.0
 
     # a table without attrs["time_unit"] is taken to be in the model's unit, with a warning (as fit does)
-    index, codes, hist = api.histories(rfm, what, warn=True)
+    # the point forecast is closed-form per row; only the intervals' count distributions gain from grouping
+    index, codes, hist = api.histories(rfm, what, warn=True, unique=level is not None)
     hist = [np.asarray(h, dtype="float64") for h in hist]
     # customers per row: BG/BB tables may aggregate identical histories (a ``weight`` column); the totals count
     # each row that many times
@@ -743,15 +744,21 @@ def _forecast(
     total = np.zeros(len(x))
     discounted = np.zeros(len(x))
     if n_steps:
+        # the alive part depends on (x, T) only, not on t_x (every model: the rate's and the dropout's posteriors
+        # given alive at T), so it is computed once per distinct (x, T): far fewer than the histories when dates
+        # are daily (the special functions are most of the time)
+        pair, (px, pT), _ = unique_rows(x, T)
+        p_total, p_disc = np.zeros(len(px)), np.zeros(len(px))
         chunk = max(1, _MAX_CELLS // n_steps)
-        for lo in range(0, len(x), chunk):
+        for lo in range(0, len(px), chunk):
             sl = slice(lo, lo + chunk)
             # E[purchases in (T, T + t_k] | alive] at every step edge; cumulative, so never decreasing
-            cum = api._expected_if_alive(theta, edges[None, :], x[sl, None], tx[sl, None], T[sl, None])
+            cum = api._expected_if_alive(theta, edges[None, :], px[sl, None], np.zeros((1, 1)), pT[sl, None])
             cum = np.maximum.accumulate(np.asarray(cum, dtype="float64"), axis=1)  # guard against rounding
             per_step = np.diff(cum, axis=1, prepend=0.0)
-            total[sl] = cum[:, -1]
-            discounted[sl] = per_step @ discount
+            p_total[sl] = cum[:, -1]
+            p_disc[sl] = per_step @ discount
+        total, discounted = p_total[pair], p_disc[pair]
     disc_ratio = np.where(total > 0, discounted / np.where(total > 0, total, 1.0), 1.0)
     attrs = {
         "time_unit": unit,
@@ -981,7 +988,7 @@ def predictive_clv(
             w = fc.attrs["margin"] * fc.disc_ratio[codes] * fc.scale
             columns["clv_lower"] = w * fc.ratio_bounds[codes, 0]
             columns["clv_upper"] = w * fc.ratio_bounds[codes, 1]
-    out = pd.DataFrame(columns, index=fc.index)
+    out = pd.DataFrame(columns, index=fc.index, copy=False)  # the arrays are ours: no consolidation copy
     out.attrs = dict(fc.attrs)
     if fc.level is not None:
         out.attrs["interval"] = _interval_attrs(fc, spend=fc.spend is not None)

@@ -137,6 +137,10 @@ import pandas as pd
 from .exceptions import DataQualityWarning, DataValidationError
 from .netting import net_sorted
 
+#: Environment variable read when a DuckDB connection opens: its memory limit (e.g. ``"2GB"``), above which DuckDB
+#: spills large group-bys to disk; DuckDB's default (80% of the machine's memory) when unset.
+MEMORY_LIMIT_ENV = "CLVFORECAST_MEMORY_LIMIT"
+
 __all__ = [
     "READ_OPTIONS",
     "REASONS",
@@ -1491,6 +1495,9 @@ class DuckDBEngine:
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")  # zoned Parquet timestamps give their UTC day on every machine
+            limit = os.environ.get(MEMORY_LIMIT_ENV)
+            if limit:  # DuckDB spills larger aggregations to its temp_directory instead of holding them
+                con.execute("SET memory_limit = $limit", {"limit": limit})
         except BaseException:
             con.close()
             raise

@@ -451,3 +451,63 @@ def test_validate_with_a_model_and_intervals(tmp_path: Path) -> None:
     assert int(totals.loc["purchases", "actual"]) == 1882  # published holdout repeat transactions
     assert (out / "pit.png").exists()
     assert "% of customers" in r.stdout and "interval of the total" in r.stdout
+
+
+def test_predict_streams_a_large_parquet_table_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above cli._STREAM_ROWS customers a Parquet table is scored chunk by chunk into the Parquet output: the
+    same rows and numbers (intervals included) as scoring the whole table, and a repeated id across chunks is
+    refused (each chunk alone would not see it)."""
+    import pyarrow.parquet as pq
+
+    import clvforecast.cli as cli
+
+    rfm_path, models = tmp_path / "rfm.parquet", tmp_path / "models"
+    assert run("summarize", SAMPLE, "--observation-end", "1997-09-30", "--time-unit", "W", "--out",
+               rfm_path).exit_code == 0
+    assert run("fit", rfm_path, "--out", models).exit_code == 0
+    args = ("--horizon", "39W", "--discount-rate", "0.1", "--interval", "0.8")
+    whole = tmp_path / "whole.parquet"
+    assert run("predict", models, rfm_path, *args, "--out", whole).exit_code == 0
+    monkeypatch.setattr(cli, "_STREAM_ROWS", 500)  # 2,357 customers: five chunks
+    streamed = tmp_path / "streamed.parquet"
+    r = run("predict", models, rfm_path, *args, "--out", streamed)
+    assert r.exit_code == 0, r.stderr
+    assert pq.ParquetFile(streamed).metadata.num_row_groups == 5
+    a, b = pd.read_parquet(whole), pd.read_parquet(streamed)
+    assert len(b) == 2357 and list(a.columns) == list(b.columns)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+
+    table = pd.read_parquet(rfm_path)
+    dup = pd.concat([table, table.iloc[[3]]])
+    dup.to_parquet(tmp_path / "dup.parquet")
+    msg = one_line_error(run("predict", models, tmp_path / "dup.parquet", "--out", tmp_path / "d.parquet"))
+    assert "customer ids must be unique; 1 rows repeat an id" in msg and not (tmp_path / "d.parquet").exists()
+
+
+def test_summarize_memory_limit_reaches_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clvforecast.io import MEMORY_LIMIT_ENV, DuckDBEngine
+
+    monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
+    msg = one_line_error(run("summarize", SAMPLE, "--memory-limit", "lots", "--out", tmp_path / "r.parquet"))
+    assert "--memory-limit 'lots'" in msg and "2GB" in msg
+    out = tmp_path / "r.parquet"
+    r = run("summarize", SAMPLE, "--observation-end", "1997-09-30", "--memory-limit", "64MB", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    assert len(pd.read_parquet(out)) == 2357  # published: 2,357 customers
+    con = DuckDBEngine().connect()  # the flag set the variable every connection reads
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] in ("61.0 MiB", "64.0 MB")
+    con.close()
+
+
+def test_report_model_and_interval_flags(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    r = run("report", SAMPLE, "--observation-end", "1997-09-30", "--model", "pnbd", "--interval", "0", "--out", out)
+    assert r.exit_code == 0, r.stderr
+    html = out.read_text()
+    assert "Pareto/NBD" in html and "90% range" not in html
+    msg = one_line_error(run("report", SAMPLE, "--model", "auto", "--out", tmp_path / "a.html"))
+    assert "--model auto" in msg and "--calibration-end" in msg
+    msg = one_line_error(run("report", SAMPLE, "--model", "bgbb", "--out", tmp_path / "b.html"))
+    assert "--model bgbb" in msg and "pnbd" in msg
+    msg = one_line_error(run("report", SAMPLE, "--interval", "90", "--out", tmp_path / "c.html"))
+    assert "--interval 0.9" in msg

@@ -68,6 +68,8 @@ def validate_rfm(rfm: Any, columns: Sequence[str], *, what: str) -> pd.DataFrame
     """
     if not isinstance(rfm, pd.DataFrame):
         raise TypeError(f"{what} needs an RFM table (a pandas DataFrame); got {type(rfm).__name__}")
+    # the same data without attrs: pandas deep-copies attrs (a ledger, extreme orders) on every column access
+    rfm = pd.DataFrame(rfm, copy=False)
     if "customer_id" in rfm.columns and isinstance(rfm.index, pd.RangeIndex):
         rfm = rfm.set_index("customer_id")
     missing = [c for c in columns if c not in rfm.columns]
@@ -91,11 +93,11 @@ def validate_rfm(rfm: Any, columns: Sequence[str], *, what: str) -> pd.DataFrame
             f"{', '.join(repr(v) for v in pd.unique(index[dup])[:3].tolist())}; build the table with one row "
             "per customer (clvforecast.rfm_summary does)"
         )
-    out = pd.DataFrame(index=index)
+    cols: dict[str, np.ndarray] = {}
     for c in columns:
         col = rfm[c]
         try:
-            vals = np.asarray(col, dtype="float64")
+            vals = np.array(col, dtype="float64")  # a copy: callers may modify it
         except (TypeError, ValueError) as exc:
             raise DataValidationError(
                 f"{what}: column {c!r} must be numeric; got dtype {col.dtype}, e.g. {col.iloc[0]!r}"
@@ -106,7 +108,8 @@ def validate_rfm(rfm: Any, columns: Sequence[str], *, what: str) -> pd.DataFrame
                 f"{what}: column {c!r} has {int(bad.sum())} missing or infinite values, e.g. "
                 f"{_examples(index, bad)}; drop or fill those customers"
             )
-        out[c] = vals
+        cols[c] = vals
+    out = pd.DataFrame(cols, index=index, copy=False)  # no consolidation copy: one block per column
     if "frequency" in out:
         f = out["frequency"].to_numpy()
         bad = (f < 0) | (f != np.floor(f))
@@ -846,11 +849,12 @@ class PurchaseModel(FittedModel):
     def _validate(cls, rfm: Any, what: str) -> pd.DataFrame:
         return validate_rfm(rfm, cls.HISTORY, what=what)
 
-    def histories(self, table: pd.DataFrame, what: str = "predict", *, warn: bool = False
+    def histories(self, table: pd.DataFrame, what: str = "predict", *, warn: bool = False, unique: bool = True
                   ) -> tuple[pd.Index, np.ndarray, list[np.ndarray]]:
         """Validate ``table``, check its time unit against the model's and compress it to distinct histories:
         ``(index, codes, [x, tx, T])``, row i of the table being history ``codes[i]`` (``T`` is ``n_periods`` for
-        BG/BB). ``what`` names the caller in error messages. A table that does not record its unit
+        BG/BB). With ``unique=False`` the rows are not compressed (``codes`` is ``0..n-1``): cheaper when the work
+        per history is a closed form anyway. ``what`` names the caller in error messages. A table that does not record its unit
         (``attrs["time_unit"]``) is taken to be in the model's unit; with ``warn`` a
         :class:`~clvforecast.exceptions.DataQualityWarning` says so (the model's prediction methods warn, as
         ``fit`` does)."""
@@ -866,7 +870,10 @@ class PurchaseModel(FittedModel):
                 stacklevel=3,
             )
         check_same_unit(table, self.time_unit_, what)
-        codes, uniq, _ = unique_rows(*(data[c].to_numpy() for c in self.HISTORY))
+        columns = [data[c].to_numpy() for c in self.HISTORY]
+        if not unique:
+            return data.index, np.arange(len(data)), columns
+        codes, uniq, _ = unique_rows(*columns)
         return data.index, codes, uniq
 
     def _histories(self, table: pd.DataFrame, method: str) -> tuple[pd.Index, np.ndarray, list[np.ndarray]]:

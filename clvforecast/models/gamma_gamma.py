@@ -31,7 +31,6 @@ from ._base import (
     dot,
     fit_time_unit,
     table_weights,
-    unique_rows,
     validate_rfm,
 )
 
@@ -280,8 +279,8 @@ class GammaGamma(FittedModel):
         data = validate_rfm(rfm, _COLUMNS, what="GammaGamma.expected_spend")
         _check_spend(data, "GammaGamma.expected_spend")
         x, m = data["frequency"].to_numpy(), data["monetary_value"].to_numpy()
-        codes, (ux, um), _ = unique_rows(x, np.where(x > 0, m, 0.0))
-        return pd.Series(expected_spend(params, ux, um)[codes], index=data.index, name="expected_spend")
+        return pd.Series(expected_spend(params, x, np.where(x > 0, m, 0.0)), index=data.index,
+                         name="expected_spend")
 
 
 def _check_spend(data: pd.DataFrame, what: str) -> None:
