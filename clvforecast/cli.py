@@ -343,6 +343,12 @@ def _hint_patterns() -> list[tuple[re.Pattern[str], str]]:
         *((re.compile(hint + name + "="), f"--{name.replace('_', '-')} ")
           for name in ("interval", "discount_rate", "margin", "horizon")),
     ]
+    # the cutoffs, named by the library's checks and warnings ("pass a later observation_end")
+    for option in ("observation_end", "calibration_end"):
+        flag = "--" + option.replace("_", "-")
+        patterns.append((re.compile(hint + option + r"='([^']*)'"), flag + r" \1"))
+        patterns.append((re.compile(hint + option + r"=(?!\.\.\.)"), flag + " "))  # not "f(x=...)" code
+        patterns.append((re.compile(hint + option + r"\b(?![=.(])"), flag))
     for f in READ_FLAGS:
         if f.kind is bool:
             continue

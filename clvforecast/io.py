@@ -607,6 +607,8 @@ def _check_columns(fields: dict[str, str], present: list[str]) -> None:
         fix = (
             f"did you mean {argument}={close[0]!r}?" if close else f"pass {argument}='<the column that holds it>'"
         )
+        if argument == "amount":  # a log of visits: say how to read it without amounts
+            fix += ", or amount=None if the log has no amounts (purchases and P(alive) only, no spend)"
     raise DataValidationError(
         f"column {missing[0]!r} not found{also}; the source has columns {shown or '(none)'}: {fix}"
     )
@@ -1029,11 +1031,12 @@ def _error_message(
             f"e.g. {_examples(con, reason, ['price_raw'])}; pass on_invalid='drop' {counted}"
         )
     if reason == "negative_amount":
-        what = f"column {log.amount!r}: {rows} have negative amounts"
-        examples = _examples(con, reason, ["amount_raw"])
-        if log.price is not None:
+        if log.price is not None:  # line items: no amount column, the value is quantity x price
             what = f"columns {log.quantity or 'quantity'!r} x {log.price!r}: {rows} have a negative value"
             examples = _examples(con, reason, ["quantity_raw", "price_raw"] if log.quantity else ["price_raw"])
+        else:
+            what = f"column {log.amount!r}: {rows} have negative amounts"
+            examples = _examples(con, reason, ["amount_raw"])
         return (
             f"{what} (returns or refunds?), e.g. {examples}; pass returns='net' to net them against the "
             "customer's earlier purchases (a fully returned order then no longer counts), or returns='drop' to "
@@ -1445,8 +1448,8 @@ def open_transactions(
                 else:
                     end = (
                         f"the default observation end is {prep.default_end}, the last date before them (they are "
-                        "counted as rows after the observation end); fix the dates, or pass observation_end= to "
-                        "choose another"
+                        "counted as rows after the observation end); fix the dates, or pass "
+                        f"observation_end='{prep.default_end}' (or another date) to choose the end yourself"
                     )
                 text = f"column {log.date!r}: {'; '.join(parts)}; {end}"
                 messages.append(text)

@@ -91,3 +91,20 @@ def test_cancelled_orders_extreme_days_and_new_customers_are_shown(report, raw) 
     html = BeautifulSoup(report.to_html(), "html.parser")
     text = html.find("section", id="data_preparation").get_text(" ", strip=True)
     assert "525,461" in text and "Extreme purchase days" in text and "£" in text
+
+
+def test_the_html_data_preparation_table_shows_every_count(report, raw) -> None:
+    """The rendered section (not only the summary dict) shows each count of the ledger, with its sign."""
+    html = BeautifulSoup(report.to_html(), "html.parser")
+    table = html.find("section", id="data_preparation").find("table")
+    cells = {tr.find_all(["td", "th"])[0].get_text(strip=True): [td.get_text(strip=True) for td in
+                                                                   tr.find_all(["td", "th"])[1:]]
+             for tr in table.find_all("tr")[1:]}
+    assert cells["Rows read"][0] == f"{len(raw):,}"
+    no_id = int(raw["Customer ID"].isna().sum())
+    assert cells["Rows without a customer id"][0] == f"-{no_id:,}"
+    for label, row in _rows(report.summary["data_preparation"]).items():
+        if isinstance(row[1], int) and label not in ("Rows read", "Rows used"):
+            assert cells[label][0] in (f"{row[1]:,}", f"\u2212{-row[1]:,}"), (label, cells[label])
+    used = report.summary["data_preparation"]["rows_used"]
+    assert cells["Rows used"][0] == f"{used:,}"

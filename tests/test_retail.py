@@ -122,8 +122,9 @@ def test_online_retail_ledger_adds_up_and_netting_matches_an_independent_impleme
     per_customer = expected.groupby(expected["Customer ID"].astype("int64"))["net"].sum()
     ours = tidy.groupby("customer_id")["amount"].sum()
     pd.testing.assert_series_equal(ours.sort_index(), per_customer.sort_index(), check_names=False, rtol=1e-9)
-    # no purchase day with a net value <= 0 remains
+    # no purchase day with a net value <= 0 remains, nor any line
     assert (tidy.groupby(["customer_id", "date"])["amount"].sum() > 0).all()
+    assert (tidy["amount"] > 0).all()
     # ids: whole-number floats became int64
     assert str(tidy["customer_id"].dtype) == "int64"
 
