@@ -487,7 +487,13 @@ class SparkSQL:
         # Computed now and cut from its lineage (a local checkpoint: blocks on the executors, memory then disk):
         # the statements that follow read it as a plain scan, instead of re-planning the whole chain of cached
         # plans below it (the netting's statements nest five deep; planning them took minutes with persist()).
-        frame = self.views[name.lower()].localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+        # A local checkpoint lives on the executors and is lost with one (spot instances); with a checkpoint folder
+        # set (spark.sparkContext.setCheckpointDir, e.g. on HDFS/S3) a reliable checkpoint is written there instead.
+        view = self.views[name.lower()]
+        if self.session.sparkContext.getCheckpointDir():
+            frame = view.checkpoint(eager=True)
+        else:
+            frame = view.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
         self._cached.append(frame)
         self.register(name, frame)
         return frame
