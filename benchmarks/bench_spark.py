@@ -8,7 +8,8 @@ both engines:
   DuckDB's bit for bit, attrs (rows read, dropped, excluded) included;
 * ``fit_on_spark`` (distinct histories grouped on Spark, BG/NBD and Gamma-Gamma fitted on the driver) against
   the models' own fit on the pandas table: the same maximum of the likelihood (within 1e-9, relative);
-* ``clvforecast.spark.predictive_clv`` (mapInPandas) against ``clvforecast.predictive_clv``: within 1e-9.
+* ``clvforecast.spark.predictive_clv`` (mapInPandas) against ``clvforecast.predictive_clv``: within 1e-9, and
+  with seeded 90% predictive intervals (the same bounds, whole-number count bounds identical).
 
 Prints seconds per step (one run each, the Spark session started before; local Spark pays a JVM and Python
 worker start-up that a cluster amortises) and exits 1 when a comparison fails. This is the 1M-row acceptance
@@ -110,6 +111,24 @@ def main() -> int:
     print(f"predictive_clv on Spark vs pandas: max |difference| {worst:.1e}")
     if not scores.index.equals(want.index) or worst > 1e-9:
         failures.append(f"predictive_clv differs by {worst:.1e}")
+
+    # predictive intervals, seeded: the same bounds from the batches of mapInPandas as from one pandas call
+    ikwargs = dict(kwargs, interval=0.9, random_state=0)
+    iwant = timed("pandas: predictive_clv, interval=0.9", lambda: cf.predictive_clv(bg_pd, gg_pd, duck, **ikwargs))
+
+    def spark_intervals() -> pd.DataFrame:
+        with cs._quiet_pandas():
+            scored = cs.predictive_clv(bg_pd, gg_pd, table, **ikwargs)
+            return scored.toPandas().set_index("customer_id").sort_index()
+
+    igot = timed("spark: predictive_clv, interval=0.9 + collect", spark_intervals)
+    iworst = float(np.max(np.abs(igot.to_numpy() - iwant[igot.columns].to_numpy()) /
+                          np.maximum(np.abs(iwant[igot.columns].to_numpy()), 1.0)))
+    counts = ["expected_purchases_lower", "expected_purchases_upper"]
+    print(f"predictive_clv with intervals on Spark vs pandas: max relative difference {iworst:.1e}; count bounds "
+          f"{'identical' if igot[counts].equals(iwant[counts]) else 'DIFFER'}")
+    if list(igot.columns) != list(iwant.columns) or iworst > 1e-9 or not igot[counts].equals(iwant[counts]):
+        failures.append(f"predictive_clv intervals differ (max relative {iworst:.1e})")
 
     print()
     for name, seconds in timings.items():

@@ -443,8 +443,9 @@ class SparkSQL:
     under a fresh name (``clvforecast_<id>_tx``), so that no user view is replaced and two calls never see each
     other's ``tx``, and :meth:`close` drops them all. (Dropping a temporary view uncaches any cached plan with
     the same result as the view; the views registered here are never the user's DataFrame itself, see
-    :meth:`SparkEngine.register`.) ``CREATE [TEMP] TABLE`` is cached (memory, spilling to disk; materialised by
-    the first action that reads it, kept until ``DROP TABLE`` or :meth:`close`), ``CREATE VIEW`` is lazy.
+    :meth:`SparkEngine.register`.) ``CREATE [TEMP] TABLE`` is computed at once and kept as a local checkpoint
+    (memory, spilling to disk, cut from its lineage so that later statements scan it instead of re-planning it;
+    its blocks are freed by Spark's cleaner once nothing refers to it), ``CREATE VIEW`` is lazy.
     ``dialect`` tells :func:`clvforecast.rfm.render_sql` to render its definitions for Spark (they pass through
     :func:`to_spark_sql` unchanged).
     """
@@ -480,10 +481,19 @@ class SparkSQL:
             self.session.catalog.dropTempView(self._names.pop(key))
 
     def cache(self, name: str) -> DataFrame:
-        """Cache the view ``name`` (memory, spilling to disk) for the statements that follow."""
+        """Compute the view ``name`` now and keep it (memory, spilling to disk) for the statements that follow."""
         from pyspark import StorageLevel
 
-        frame = self.views[name.lower()].persist(StorageLevel.MEMORY_AND_DISK)
+        # Computed now and cut from its lineage (a local checkpoint: blocks on the executors, memory then disk):
+        # the statements that follow read it as a plain scan, instead of re-planning the whole chain of cached
+        # plans below it (the netting's statements nest five deep; planning them took minutes with persist()).
+        # A local checkpoint lives on the executors and is lost with one (spot instances); with a checkpoint folder
+        # set (spark.sparkContext.setCheckpointDir, e.g. on HDFS/S3) a reliable checkpoint is written there instead.
+        view = self.views[name.lower()]
+        if self.session.sparkContext.getCheckpointDir():
+            frame = view.checkpoint(eager=True)
+        else:
+            frame = view.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
         self._cached.append(frame)
         self.register(name, frame)
         return frame
@@ -764,7 +774,17 @@ class SparkEngine:
                 SELECT l._row AS row, l.ts, l.amount, {', '.join(f'l.{k}' for k in keys)}
                 FROM {lines} l JOIN g ON {on}"""
         )
-        result = affected.groupBy(*keys).applyInPandas(net_group, schema=NET_SCHEMA)
+        # Whole groups, many per call: the lines are hashed on the keys into buckets (a few per shuffle partition)
+        # and net_group nets every group of a bucket in one pandas call. One call per (customer, item) group
+        # (groupBy(*keys)) costs a Python round trip per group: minutes for a few thousand groups.
+        from pyspark.sql import functions as F
+
+        try:
+            n_buckets = 4 * int(con.session.conf.get("spark.sql.shuffle.partitions", "200"))
+        except ValueError:  # "auto" on some platforms
+            n_buckets = 800
+        bucket = F.pmod(F.xxhash64(*[F.col(k) for k in keys]), F.lit(n_buckets)).alias("_net_bucket")
+        result = affected.select("*", bucket).groupBy("_net_bucket").applyInPandas(net_group, schema=NET_SCHEMA)
         con.register("net_result", result.withColumnRenamed("row", "_row"))
 
 
@@ -1028,8 +1048,16 @@ def predictive_clv(
     ``table``: a :class:`SparkTable` or a Spark DataFrame with ``customer_id`` and the model's history columns
     (``frequency``, ``recency``, ``T``, and ``monetary_value`` for the spend model), in the model's time unit
     (``time_unit``, by default the SparkTable's, else the model's). ``horizon`` and ``kwargs``
-    (``discount_rate``, ``margin``, ``step``, and any argument :func:`clvforecast.predictive_clv` gains, such
-    as ``interval``) are passed to it unchanged.
+    (``discount_rate``, ``margin``, ``step``, ``interval``, ``n_draws``, ``random_state``, and any argument
+    :func:`clvforecast.predictive_clv` gains) are passed to it unchanged.
+
+    Intervals (``interval=0.9``): a customer's bounds depend only on her history and the seed (the parameter
+    draws come from the seed alone, everything after them is computed per customer), so every batch scored with
+    the same ``random_state`` gives the bounds that :func:`clvforecast.predictive_clv` gives for the whole table
+    with that seed (to rounding). Without a ``random_state`` one seed is drawn here, on the driver, and used by
+    every batch, so identical histories get identical bounds wherever they land. The totals of
+    ``attrs["totals"]`` are not computed on Spark: sum the columns, or call :func:`clvforecast.forecast_totals`
+    on a collected table.
 
     Each Arrow batch of the table is scored by :func:`clvforecast.predictive_clv` in a Python worker
     (``mapInPandas``); the models travel to the executors pickled, so clvforecast must be installed there too
@@ -1048,6 +1076,10 @@ def predictive_clv(
             f"predictive_clv: the Spark table has no 'customer_id' column (it has {', '.join(map(repr, sdf.columns))})"
         )
     unit = time_unit or attrs.get("time_unit") or getattr(model, "time_unit_", None)
+    if kwargs.get("interval") is not None and kwargs.get("random_state") is None:
+        # one seed for every batch, drawn here: each executor drawing its own would give customers with the same
+        # history different bounds depending on the batch they land in
+        kwargs["random_state"] = np.random.SeedSequence().entropy
     wanted = [c for c in ("frequency", "recency", "T", "monetary_value") if c in sdf.columns]
     # The output columns: score one made-up customer on the driver (this also checks the models and arguments
     # here, with a plain traceback, before any executor runs).

@@ -170,6 +170,12 @@ def test_cdnow_master_tables_equal_duckdb(spark, master: pd.DataFrame) -> None:
     got = _same(cal, duck_cal)
     # independent anchors: 23,570 customers, 19,684 holdout purchases (published-numbers.md)
     assert len(got) == 23570 and got["holdout_frequency"].sum() == 19684
+    # the ledger (compared whole above) accounts for every row of the log: counted by pandas here
+    ledger = cal.ledger
+    assert ledger["rows_read"] == len(master) == 69659 and ledger["identity_holds"]
+    removed = sum(e["rows"] for e in ledger["entries"])
+    assert ledger["rows_used"] + removed == len(master)
+    assert ledger["rows_used"] == int((master["date"] <= OBS_END).sum())  # every row is valid; none after the end
     assert dict(zip(cal.df.columns, (f.dataType.simpleString() for f in cal.df.schema), strict=True)) == {
         "customer_id": "bigint", "frequency": "bigint", "recency": "double", "T": "double",
         "monetary_value": "double", "holdout_frequency": "bigint", "holdout_spend": "double",
@@ -218,16 +224,6 @@ def test_bad_rows_are_counted_and_dropped_as_duckdb_does(spark) -> None:
     assert "1 of 12 rows have no customer id" in str(spark_error.value)
 
 
-def test_a_csv_path_read_by_spark_gives_duckdbs_table(spark) -> None:
-    """A CSV is read as text by both engines; integer ids are recognised (BIGINT) by the same rule."""
-    from clvforecast.datasets import cdnow_path
-
-    path = str(cdnow_path("sample"))
-    cutoffs = dict(calibration_end=CAL_END, observation_end=OBS_END, time_unit="W")
-    got = _same(cs.calibration_holdout(path, session=spark, **cutoffs), cf.calibration_holdout(path, **cutoffs))
-    assert got.index.dtype == "int64" and got["holdout_frequency"].sum() == 1882  # published holdout total
-
-
 def test_a_cached_source_stays_cached(spark) -> None:
     """Spark's SQL binding drops temporary views, which uncaches plans with the same result: the source must not
     be one of them (a user who cached the log keeps it cached)."""
@@ -252,28 +248,69 @@ def test_unknown_read_option_is_named_as_duckdb_names_it(spark) -> None:
     assert str(spark_error.value) == str(duck_error.value)
 
 
-def test_full_precision_amounts_agree_to_the_tenth_decimal(spark, rng: np.random.Generator) -> None:
-    """Random doubles (more digits than the 10 decimals money is summed with): counts and times are equal,
-    money within 1e-10 currency units (the engines round a double to 10 decimals differently; module doc)."""
+def test_a_synthetic_log_gives_duckdbs_table(spark, rng: np.random.Generator) -> None:
+    """A simulated log (3,000 rows, 300 customers): customers 0-149 spend whole cents, which both engines sum
+    exactly, so their rows are equal bit for bit; customers 150-299 spend random doubles (more digits than the
+    10 decimals money is summed with): counts and times equal, money within 1e-10 currency units per row (the
+    engines round a double to 10 decimals differently; module doc). The 1M-row run is benchmarks/bench_spark.py."""
     n = 3000
+    customer = rng.integers(0, 300, n)
+    cents = np.round(rng.gamma(2.0, 40.0, n), 2)
+    doubles = rng.gamma(2.0, 40.0, n) * 10.0 ** rng.integers(0, 5, n)
     log = pd.DataFrame({
-        "customer_id": rng.integers(0, 300, n),
+        "customer_id": customer,
         "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 200, n), unit="D"),
-        "amount": rng.gamma(2.0, 40.0, n) * 10.0 ** rng.integers(0, 5, n),
+        "amount": np.where(customer < 150, cents, doubles),
     })  # fmt: skip
     sdf = _to_spark(spark, log.assign(date=log["date"].dt.date))
-    got = cs.calibration_holdout(
-        sdf, calibration_end="2024-05-01", observation_end="2024-07-18", time_unit="M"
-    ).to_pandas()
-    duck = cf.calibration_holdout(log, calibration_end="2024-05-01", observation_end="2024-07-18", time_unit="M")
+    cutoffs = dict(calibration_end="2024-05-01", observation_end="2024-07-18", time_unit="M")
+    got = cs.calibration_holdout(sdf, **cutoffs).to_pandas()
+    duck = cf.calibration_holdout(log, **cutoffs)
+    assert got.attrs == duck.attrs  # the ledger included
+    assert duck.attrs["ledger"]["rows_read"] == n and duck.attrs["ledger"]["identity_holds"]
+    in_cents = duck.index < 150
+    pd.testing.assert_frame_equal(got[in_cents], duck[in_cents], check_exact=True)
     money = ["monetary_value", "holdout_spend", "holdout_monetary_value"]
     pd.testing.assert_frame_equal(got.drop(columns=money), duck.drop(columns=money), check_exact=True)
-    assert got.attrs == duck.attrs
     # each row's amount may be rounded to 10 decimals differently (at most 1e-10 apart), plus one rounding
     # of the sum to a double
     rows = log.groupby("customer_id").size().reindex(got.index).to_numpy()[:, None]
     bound = 1e-10 * rows + 2 * np.spacing(duck[money].abs().to_numpy())
     assert ((got[money] - duck[money]).abs().to_numpy() <= bound).all()
+
+
+RETAIL = dict(
+    customer_id="Customer ID", date="InvoiceDate", quantity="Quantity", price="Price", item="StockCode",
+    invoice="Invoice", returns="net", on_invalid="drop",
+)  # as tests/test_retail.py reads the log
+
+
+def test_online_retail_line_items_netted_on_spark_equal_duckdb(spark, tmp_path: Path) -> None:
+    """Line items (quantity x price) with returns netted against earlier purchases of the same item (on the
+    executors, applyInPandas) and invalid rows dropped: the same table and ledger as DuckDB. A slice of the
+    bundled Online Retail II log keeps it small: 150 customers with returns, 150 without, 300 rows without a
+    customer id."""
+    raw = pd.read_parquet(cf.datasets.online_retail_path())
+    ids = raw["Customer ID"]
+    returning = np.sort(ids[raw["Quantity"] < 0].dropna().unique())
+    others = np.setdiff1d(ids.dropna().unique(), returning)
+    chosen = np.concatenate([returning[::10][:150], others[::10][:150]])
+    small = pd.concat([raw[ids.isin(chosen)], raw[ids.isna()].head(300)]).sort_index()
+    path = tmp_path / "retail_slice.parquet"
+    small.to_parquet(path, index=False)
+    cutoffs = dict(calibration_end="2010-06-30", observation_end="2010-12-09", time_unit="W")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        table = cs.calibration_holdout(str(path), session=spark, **cutoffs, **RETAIL)
+        duck = cf.calibration_holdout(str(path), **cutoffs, **RETAIL)
+    got = _same(table, duck)  # the ledger (every entry: rows, value, customers) is part of attrs
+    assert len(got) > 150 and got["holdout_frequency"].sum() > 0
+    ledger = table.ledger
+    entries = {e["key"]: e for e in ledger["entries"]}
+    assert ledger["identity_holds"] and ledger["rows_read"] == len(small)  # counted by pandas
+    assert entries["null_customer_id"]["rows"] == int(small["Customer ID"].isna().sum()) == 300
+    netted = [e for k, e in entries.items() if "return" in k and e["rows"] > 0]
+    assert netted, ledger["entries"]  # the returns were netted (and counted), not passed through
 
 
 # --- fitting and scoring ------------------------------------------------------------------------------------
@@ -299,16 +336,6 @@ def test_unique_histories_are_the_customers_grouped(sample_tables) -> None:
     assert hist["weight"].sum() == 2357 and hist.attrs["time_unit"] == "W"
 
 
-def test_write_and_read_table_keeps_rows_and_attrs(sample_tables, tmp_path: Path) -> None:
-    table, duck = sample_tables
-    cs.write_table(table, tmp_path / "rfm")
-    back = cs.read_table(tmp_path / "rfm")
-    assert back.attrs == duck.attrs
-    pd.testing.assert_frame_equal(back.to_pandas(), duck, check_exact=True)
-    plain = pd.read_parquet(tmp_path / "rfm")  # the rows are a plain Parquet dataset (the attrs folder skipped)
-    assert len(plain) == 2357 and set(plain.columns) == {"customer_id", *duck.columns}
-
-
 def test_fit_on_spark_gives_the_estimates_of_a_fit_on_the_whole_table(sample_tables) -> None:
     table, _ = sample_tables
     bg = cs.fit_on_spark(cf.BetaGeo(), table)
@@ -318,6 +345,13 @@ def test_fit_on_spark_gives_the_estimates_of_a_fit_on_the_whole_table(sample_tab
     assert bg.time_unit_ == "W" and bg.log_likelihood_ == pytest.approx(-9582.43, abs=0.005)
     # Fader, Hardie & Lee's Gamma-Gamma note: p 6.25, q 3.74, v 15.44
     assert gg.params_.round(2).tolist() == [6.25, 3.74, 15.44]
+    # any purchase model: Pareto/NBD (CLVTools' maximum: r 0.5531, alpha 10.5763, s 0.6062, beta 11.6715,
+    # LL -9594.976; beta weakly identified, ~1%)
+    pn = cs.fit_on_spark(cf.ParetoNBD(), table)
+    r, alpha, s, beta = pn.params_.tolist()
+    assert (round(r, 3), round(s, 3)) == (0.553, 0.606) and alpha == pytest.approx(10.5763, abs=0.005)
+    assert beta == pytest.approx(11.6715, rel=0.01)
+    assert pn.log_likelihood_ == pytest.approx(-9594.976, abs=0.005) and pn.time_unit_ == "W"
 
 
 def test_predictive_clv_on_spark_equals_pandas_scoring(spark, sample_tables) -> None:
@@ -337,3 +371,86 @@ def test_predictive_clv_on_spark_equals_pandas_scoring(spark, sample_tables) -> 
     # arguments are checked on the driver, before any executor runs
     with pytest.raises(ValueError, match="margin"):
         cs.predictive_clv(bg, gg, table, horizon="12M", margin=2.0)
+
+
+def _collect(scored) -> pd.DataFrame:
+    with cs._quiet_pandas():
+        return scored.toPandas().set_index("customer_id").sort_index()
+
+
+def test_intervals_on_spark_equal_pandas_whatever_the_batches(spark, sample_tables) -> None:
+    """Predictive intervals scored in many small batches (3 partitions, Arrow batches of 250 customers) with a
+    seed equal those of clvforecast.predictive_clv on the whole table with that seed; without a seed, one is drawn
+    on the driver, so customers with the same history get the same bounds in every batch."""
+    table, duck = sample_tables
+    pn, gg = cf.ParetoNBD().fit(duck), cf.GammaGamma().fit(duck)
+    kwargs = dict(horizon="12M", discount_rate=0.1, margin=0.3, step="M", interval=0.9)
+    batches = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    spark.conf.set(batches, "250")
+    try:
+        split = table.df.repartition(3)
+        got = _collect(cs.predictive_clv(pn, gg, split, time_unit="W", random_state=7, **kwargs))
+        unseeded = _collect(cs.predictive_clv(pn, gg, split, time_unit="W", **kwargs))
+    finally:
+        spark.conf.unset(batches)
+    want = cf.predictive_clv(pn, gg, duck, random_state=7, **kwargs)
+    bounds = ["expected_purchases_lower", "expected_purchases_upper", "clv_lower", "clv_upper"]
+    assert list(got.columns) == list(want.columns) and set(bounds) <= set(got.columns)
+    assert got.index.equals(want.index)
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-9, atol=1e-9)
+    counts = ["expected_purchases_lower", "expected_purchases_upper"]
+    assert got[counts].equals(want[counts])  # whole numbers: exactly equal
+    assert (want["expected_purchases_upper"] > want["expected_purchases_lower"]).any()  # not a degenerate case
+    # unseeded: identical histories (many share a first-purchase day and made no repeat) get identical bounds
+    history = duck[["frequency", "recency", "T", "monetary_value"]].apply(tuple, axis=1).rename("history")
+    shared = unseeded.groupby(history)[bounds]
+    assert (shared.size() > 1).sum() > 50
+    np.testing.assert_allclose(unseeded[bounds], shared.transform("first"), rtol=1e-9, atol=1e-9)
+
+
+def test_cli_engine_spark_writes_what_the_duckdb_path_writes(spark, tmp_path: Path) -> None:
+    """`summarize --engine spark` -> `fit --engine spark` -> `predict --engine spark` (the CLI on the module's
+    session) against the same commands on the DuckDB/pandas path, on the CDNOW sample CSV read by Spark."""
+    from typer.testing import CliRunner
+
+    from clvforecast.cli import app
+    from clvforecast.datasets import cdnow_path
+
+    def run(*args: object) -> None:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, (result.stdout, result.stderr)
+
+    sample = cdnow_path("sample")
+    dates = ["--calibration-end", CAL_END, "--observation-end", OBS_END, "--time-unit", "W"]
+    predict = ["--horizon", "12M", "--discount-rate", "0.1", "--interval", "0.9", "--model", "mbgnbd"]
+    spark_rfm, duck_rfm = tmp_path / "rfm_spark", tmp_path / "rfm.parquet"
+    run("summarize", sample, *dates, "--engine", "spark", "--out", spark_rfm)
+    run("summarize", sample, *dates, "--out", duck_rfm)
+    # the RFM tables: a Parquet folder keeping its attrs (write_table/read_table) and DuckDB's Parquet file
+    duck = pd.read_parquet(duck_rfm)
+    back = cs.read_table(spark_rfm, spark)
+    pd.testing.assert_frame_equal(back.to_pandas(), duck, check_exact=True)
+    assert back.attrs == duck.attrs and back.attrs["ledger"]["rows_read"] == 6919  # the sample CSV's rows
+    assert duck.index.dtype == "int64" and duck["holdout_frequency"].sum() == 1882  # published holdout total
+    plain = pd.read_parquet(spark_rfm)  # a plain Parquet dataset for any reader (the attrs folder is skipped)
+    assert len(plain) == 2357 and set(plain.columns) == {"customer_id", *duck.columns}
+
+    run("fit", spark_rfm, "--engine", "spark", "--model", "mbgnbd", "--out", tmp_path / "models_spark")
+    run("fit", duck_rfm, "--model", "mbgnbd", "--out", tmp_path / "models")
+    for name in ("mbgnbd", "gamma_gamma"):
+        on_spark = cf.load_model(tmp_path / "models_spark" / f"{name}.json")
+        on_pandas = cf.load_model(tmp_path / "models" / f"{name}.json")
+        np.testing.assert_allclose(on_spark.params_, on_pandas.params_, rtol=1e-6)
+    # Batislam, Denizel & Filiztekin (2007) on this table: r 0.525, alpha 6.183, a 0.891, b 1.614
+    mbg = cf.load_model(tmp_path / "models_spark" / "mbgnbd.json")
+    assert mbg.params_.round(3).tolist() == [0.525, 6.183, 0.891, 1.614]
+
+    # the same models scored by both engines (seeded intervals: random_state=0 in both)
+    models = tmp_path / "models_spark"
+    run("predict", models, spark_rfm, *predict, "--engine", "spark", "--out", tmp_path / "forecast_spark")
+    run("predict", models, duck_rfm, *predict, "--out", tmp_path / "forecast.parquet")
+    got = pd.read_parquet(tmp_path / "forecast_spark").set_index("customer_id").sort_index()
+    want = pd.read_parquet(tmp_path / "forecast.parquet")
+    assert list(got.columns) == list(want.columns) and "clv_upper" in got.columns
+    assert got.index.equals(want.index)
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-9, atol=1e-9)
