@@ -281,6 +281,21 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + offsets
 
 
+def _complete(tail: np.ndarray, ids: np.ndarray, n_max: int, redo: list[np.ndarray]) -> np.ndarray:
+    """Which count distributions tabulated up to ``n_max`` are complete (probability left above it at most
+    ``_TAIL``): the others go to ``redo`` for a longer table, or, at the cap, are kept with a warning."""
+    bad = tail > _TAIL
+    if bad.any() and n_max < _N_MAX_CAP:
+        redo.append(ids[bad])
+        return ~bad
+    if bad.any():  # pragma: no cover - needs a million purchases in the horizon
+        warnings.warn(
+            f"{int(bad.sum())} customers' count distributions leave up to {tail.max():.2g} of their probability "
+            f"above {n_max:,} purchases; their upper bounds are lower bounds", ModelAssumptionWarning, stacklevel=4,
+        )
+    return np.ones(len(ids), dtype=bool)
+
+
 def _count_mixture(
     api: Any,
     theta: np.ndarray,
@@ -334,7 +349,7 @@ def _count_mixture(
     work = float(np.sum((size + 1.0) * np.diff(ptr))) * n_draws
     with _progress("predictive intervals", work, progress) as advance:
         while len(pending):
-            redo = []
+            redo: list[np.ndarray] = []
             for s_ in np.unique(size[pending]):
                 s_ = int(s_)
                 keys_all = pending[size[pending] == s_]
@@ -348,19 +363,7 @@ def _count_mixture(
                     for d in range(n_draws):
                         A[d] = api._alive_pmf(draws[d], t, s_, kx[keys], kT[keys])
                     np.clip(A, 0.0, 1.0, out=A)
-                    tail = 1.0 - A.sum(axis=2).mean(axis=0)
-                    bad = tail > _TAIL
-                    if bad.any() and s_ < _N_MAX_CAP:
-                        redo.append(keys[bad])
-                        keep = ~bad
-                    else:
-                        if bad.any():  # pragma: no cover - needs a million purchases in the horizon
-                            warnings.warn(
-                                f"{int(bad.sum())} customers' count distributions leave up to {tail.max():.2g} "
-                                f"of their probability above {s_:,} purchases; their upper bounds are lower "
-                                "bounds", ModelAssumptionWarning, stacklevel=3,
-                            )
-                        keep = np.ones(len(keys), dtype=bool)
+                    keep = _complete(1.0 - A.sum(axis=2).mean(axis=0), keys, s_, redo)
                     if not keep.any():
                         continue
                     keys, A = keys[keep], A[:, keep]
@@ -408,7 +411,7 @@ def _count_mixture_by_history(
     n_draws = len(draws)
     with _progress("predictive intervals", float(np.sum(n_max + 1.0)) * n_draws, progress) as advance:
         while len(pending):
-            redo = []
+            redo: list[np.ndarray] = []
             for size in np.unique(n_max[pending]):
                 size = int(size)
                 rows_all = pending[n_max[pending] == size]
@@ -426,19 +429,7 @@ def _count_mixture_by_history(
                         second[d] = pmf @ (n * n)
                     acc /= n_draws
                     advance(float(len(rows) * (size + 1) * n_draws))
-                    tail = 1.0 - acc.sum(axis=1)
-                    bad = tail > _TAIL
-                    if bad.any() and size < _N_MAX_CAP:
-                        redo.append(rows[bad])
-                        keep = ~bad
-                    else:
-                        if bad.any():  # pragma: no cover - needs a million purchases in the horizon
-                            warnings.warn(
-                                f"{int(bad.sum())} customers' count distributions leave up to {tail.max():.2g} "
-                                f"of their probability above {size:,} purchases; their upper bounds are lower "
-                                "bounds", ModelAssumptionWarning, stacklevel=3,
-                            )
-                        keep = np.ones(len(rows), dtype=bool)
+                    keep = _complete(1.0 - acc.sum(axis=1), rows, size, redo)
                     if keep.any():
                         buckets.append((rows[keep], acc[keep]))
                         if on_moments is not None:

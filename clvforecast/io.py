@@ -743,16 +743,21 @@ class _Scan:
             self.temp = None
 
 
-def _prepare_csv(path: str, encoding: str | None) -> _Scan:
-    """The scan of a CSV file; a file in an encoding DuckDB cannot read is re-encoded to a temporary UTF-8 copy."""
-    if encoding is None:
-        return _Scan("csv", path)
+def _encoding_name(encoding: str) -> str:
+    """Python's name of a text encoding, or a clear refusal naming the argument and examples."""
     try:
-        name = codecs.lookup(encoding).name
+        return codecs.lookup(encoding).name
     except LookupError:
         raise ValueError(
             f"encoding={encoding!r} is not a known text encoding; e.g. 'utf-8', 'latin-1', 'cp1252', 'utf-16'"
         ) from None
+
+
+def _prepare_csv(path: str, encoding: str | None) -> _Scan:
+    """The scan of a CSV file; a file in an encoding DuckDB cannot read is re-encoded to a temporary UTF-8 copy."""
+    if encoding is None:
+        return _Scan("csv", path)
+    name = _encoding_name(encoding)
     native = _NATIVE_ENCODINGS.get(name.replace("_", "-")) or _NATIVE_ENCODINGS.get(encoding.lower())
     if native == "utf-8":
         return _Scan("csv", path)

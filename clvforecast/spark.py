@@ -588,14 +588,7 @@ def _is_spark_frame(source: Any) -> bool:
 
 def _java_charset(session: SparkSession, encoding: str) -> str:
     """The Java name of a text encoding, or a clear refusal when it is unknown to Python or to Spark's Java."""
-    import codecs
-
-    try:
-        name = codecs.lookup(encoding).name
-    except LookupError:
-        raise ValueError(
-            f"encoding={encoding!r} is not a known text encoding; e.g. 'utf-8', 'latin-1', 'cp1252', 'utf-16'"
-        ) from None
+    name = _io._encoding_name(encoding)
     java = _JAVA_CHARSETS.get(name, encoding)
     if not session.sparkContext._jvm.java.nio.charset.Charset.isSupported(java):  # type: ignore[union-attr]
         raise ValueError(
