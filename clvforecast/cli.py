@@ -36,6 +36,7 @@ class _Group(typer.core.TyperGroup):
 
     def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,  # type: ignore[override]
              standalone_mode: bool = True, **extra: Any) -> Any:
+        _SHOWN.clear()
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning
@@ -61,9 +62,16 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+#: The warnings already printed by this command: a fit repeated at several cutoffs warns once, not once per fit.
+_SHOWN: set[str] = set()
+
+
 def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
                   line: Any = None) -> None:
-    typer.echo(f"warning: {_cli_words(_one_line(str(message)))}", err=True)
+    text = _cli_words(_one_line(str(message)))
+    if text not in _SHOWN:
+        _SHOWN.add(text)
+        typer.echo(f"warning: {text}", err=True)
 
 
 def _set_flag(ctx: Any, param: Any, value: bool) -> bool:

@@ -511,3 +511,21 @@ def test_report_model_and_interval_flags(tmp_path: Path) -> None:
     assert "--model bgbb" in msg and "pnbd" in msg
     msg = one_line_error(run("report", SAMPLE, "--interval", "90", "--out", tmp_path / "c.html"))
     assert "--interval 0.9" in msg
+
+
+def test_a_warning_repeated_by_several_fits_is_printed_once(tmp_path: Path) -> None:
+    """The report refits the model at each past cutoff; a log simulated without dropout makes every BG/NBD fit
+    warn the same words, which the command prints once."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for c in range(300):  # Poisson buyers who never leave: no evidence of dropout
+        first = rng.integers(0, 60)
+        days = np.sort(np.concatenate([[first], first + rng.integers(1, 400 - first, rng.poisson(6))]))
+        rows += [(c, pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(d)), 10.0) for d in days]
+    path = tmp_path / "tx.csv"
+    pd.DataFrame(rows, columns=["customer_id", "date", "amount"]).to_csv(path, index=False)
+    r = run("report", path, "--calibration-end", "2023-09-30", "--observation-end", "2024-02-04",
+            "--time-unit", "W", "--model", "bgnbd", "--out", tmp_path / "r.html")
+    assert r.exit_code == 0, r.stderr
+    warned = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
+    assert warned and len(warned) == len(set(warned)), r.stderr
