@@ -335,6 +335,9 @@ def _read_table(path: Path) -> pd.DataFrame:
             f"{path} has no customer_id column, so the results could not be joined back to customers; write "
             "the table with 'clvforecast summarize' or name its id column customer_id"
         )
+    if df["customer_id"].isna().any():
+        raise ValueError(f"{path}: {int(df['customer_id'].isna().sum()):,} rows have no customer_id; drop them or "
+                         "give them ids (the forecast is keyed by customer)")
     return df.set_index("customer_id")
 
 
@@ -700,8 +703,6 @@ def _predict_streamed(score: Callable[[pd.DataFrame], pd.DataFrame], rfm: Path, 
     chunks would otherwise go unnoticed); each chunk then goes through the same checks and scoring as a whole
     table. The output is written to a temporary file renamed at the end, so a failure leaves no partial file.
     """
-    import json
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -709,12 +710,15 @@ def _predict_streamed(score: Callable[[pd.DataFrame], pd.DataFrame], rfm: Path, 
     names = pf.schema_arrow.names
     head = _read_table_head(rfm, pf)
     meta = pf.schema_arrow.metadata or {}
-    attrs = json.loads(meta[b"PANDAS_ATTRS"]) if b"PANDAS_ATTRS" in meta else {}
+    attrs = _parquet_attrs(meta)
     head.attrs = dict(attrs)
     _table_unit(head, time_unit, rfm)
     attrs["time_unit"] = head.attrs["time_unit"]
     range_ids = _range_index(meta)  # pandas stores a RangeIndex as metadata, not as a column
     ids = range_ids if range_ids is not None else pf.read(columns=["customer_id"]).column(0).to_pandas()
+    if pd.isna(ids).any():
+        raise ValueError(f"{rfm}: {int(pd.isna(ids).sum()):,} rows have no customer_id; drop them or give them ids "
+                         "(the forecast is keyed by customer)")
     if not pd.Index(ids).is_unique:
         dup = pd.Index(ids)[pd.Index(ids).duplicated()]
         raise ValueError(f"{rfm}: customer ids must be unique; {len(dup):,} rows repeat an id, e.g. "
@@ -734,6 +738,8 @@ def _predict_streamed(score: Callable[[pd.DataFrame], pd.DataFrame], rfm: Path, 
                 table = table.set_index("customer_id")
             table.attrs = dict(attrs)
             forecast = score(table)
+            # the totals of a chunk are not the table's (and quantiles do not add up): left out of a streamed file
+            forecast.attrs.pop("totals", None)
             chunk = pa.Table.from_pandas(forecast, preserve_index=True)
             if writer is None:
                 writer = pq.ParquetWriter(tmp, chunk.schema)
@@ -750,6 +756,16 @@ def _predict_streamed(score: Callable[[pd.DataFrame], pd.DataFrame], rfm: Path, 
             writer.close()
         tmp.unlink(missing_ok=True)
     return n, total_clv
+
+
+def _parquet_attrs(meta: dict[bytes, bytes]) -> dict[str, Any]:
+    """The ``DataFrame.attrs`` a Parquet file keeps: pandas' own key, or the "attributes" of its pandas metadata
+    (where pyarrow's ``Table.from_pandas`` puts them), as ``pandas.read_parquet`` restores them."""
+    import json
+
+    if b"PANDAS_ATTRS" in meta:
+        return dict(json.loads(meta[b"PANDAS_ATTRS"]))
+    return dict(json.loads(meta.get(b"pandas", b"{}")).get("attributes", {}) or {})
 
 
 def _range_index(meta: dict[bytes, bytes]) -> pd.RangeIndex | None:

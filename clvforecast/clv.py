@@ -717,7 +717,7 @@ def _forecast(
     weights = table_weights(rfm, wspec, len(index), what) if wspec is not None else None
     spend = scale = m_c = None
     if gg is not None:
-        spend = gg.expected_spend(rfm).reindex(index).to_numpy()
+        spend = np.array(gg.expected_spend(rfm).reindex(index), dtype="float64")  # ours: writable in the output
         sdata = validate_rfm(rfm, ("frequency", "monetary_value"), what=what)
         x_c = sdata["frequency"].to_numpy()
         m_c = np.where(x_c > 0, sdata["monetary_value"].to_numpy(), 0.0)

@@ -476,8 +476,30 @@ def test_predict_streams_a_large_parquet_table_in_chunks(tmp_path: Path, monkeyp
     a, b = pd.read_parquet(whole), pd.read_parquet(streamed)
     assert len(b) == 2357 and list(a.columns) == list(b.columns)
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+    # a chunk's totals are not the table's: the streamed file leaves them out rather than mislabel them
+    assert "totals" in a.attrs and "totals" not in b.attrs and b.attrs["interval"] == a.attrs["interval"]
+
+    # a table written by pyarrow keeps its attrs in the pandas metadata's "attributes" (the time unit found)
+    import pyarrow as pa
 
     table = pd.read_parquet(rfm_path)
+    by_arrow = tmp_path / "arrow.parquet"
+    pq.write_table(pa.Table.from_pandas(table), by_arrow)
+    assert b"PANDAS_ATTRS" not in pq.ParquetFile(by_arrow).schema_arrow.metadata
+    r = run("predict", models, by_arrow, *args, "--out", tmp_path / "arrow_out.parquet")
+    assert r.exit_code == 0, r.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "arrow_out.parquet"), b, check_exact=False,
+                                  rtol=1e-12)
+
+    # ids missing in a later chunk (a file from another tool): refused before anything is written
+    no_id = table.reset_index().astype({"customer_id": "float64"})
+    no_id.loc[2000, "customer_id"] = np.nan
+    pq.write_table(pa.Table.from_pandas(no_id, preserve_index=False).replace_schema_metadata(None),
+                   tmp_path / "no_id.parquet")
+    msg = one_line_error(run("predict", models, tmp_path / "no_id.parquet", "--time-unit", "W",
+                             "--out", tmp_path / "n.parquet"))
+    assert "1 rows have no customer_id" in msg and not (tmp_path / "n.parquet").exists()
+
     dup = pd.concat([table, table.iloc[[3]]])
     dup.to_parquet(tmp_path / "dup.parquet")
     msg = one_line_error(run("predict", models, tmp_path / "dup.parquet", "--out", tmp_path / "d.parquet"))

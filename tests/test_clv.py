@@ -263,3 +263,12 @@ def test_clv_of_a_customer_is_the_same_alone_or_with_others(cdnow_cal: pd.DataFr
     for cid in cdnow_cal.index[[0, 5, 17, 123, 1000]]:
         alone = cf.predictive_clv(bg, gg, cdnow_cal.loc[[cid]], horizon=39)
         pd.testing.assert_frame_equal(alone, full.loc[[cid]], check_exact=False, rtol=1e-12)
+
+
+def test_every_output_column_can_be_edited(cdnow_cal: pd.DataFrame, weekly_models) -> None:  # noqa: ANN001
+    """The output is the user's table: no column may be a read-only view of the model's arrays."""
+    bg, gg = weekly_models
+    out = cf.predictive_clv(bg, gg, cdnow_cal, horizon=39, interval=0.8, random_state=0)
+    out.iloc[0:3, :] = 0.0
+    out.loc[out.index[5], "expected_spend"] = 1.0
+    assert (out.iloc[0:3] == 0.0).all().all() and out.loc[out.index[5], "expected_spend"] == 1.0
