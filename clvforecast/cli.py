@@ -447,8 +447,15 @@ def summarize(
 
     kw = read or {}
     if memory_limit is not None:
-        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*[KMGT]i?B\s*", memory_limit, flags=re.IGNORECASE):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT])i?B\s*", memory_limit, flags=re.IGNORECASE)
+        if m is None:
             raise ValueError(f"--memory-limit {memory_limit!r}: give an amount with a unit, e.g. 2GB or 500MB")
+        if float(m.group(1)) * 1024 ** "KMGT".index(m.group(2).upper()) < 64 * 1024:  # in KB
+            raise ValueError(f"--memory-limit {memory_limit!r} is too small for DuckDB to work in; give 64MB or "
+                             "more (e.g. 2GB)")
+        if _engine(engine) == "spark":
+            raise ValueError("--memory-limit is DuckDB's; with --engine spark set Spark's memory "
+                             "(spark.driver.memory, spark.executor.memory) in the session or spark-submit")
         os.environ[MEMORY_LIMIT_ENV] = memory_limit.strip()
     if calibration_end and not observation_end:
         raise ValueError("--calibration-end needs --observation-end (the end of the holdout period)")

@@ -512,6 +512,11 @@ def test_summarize_memory_limit_reaches_duckdb(tmp_path: Path, monkeypatch: pyte
     monkeypatch.delenv(MEMORY_LIMIT_ENV, raising=False)
     msg = one_line_error(run("summarize", SAMPLE, "--memory-limit", "lots", "--out", tmp_path / "r.parquet"))
     assert "--memory-limit 'lots'" in msg and "2GB" in msg
+    msg = one_line_error(run("summarize", SAMPLE, "--memory-limit", "10KB", "--out", tmp_path / "r.parquet"))
+    assert "--memory-limit '10KB' is too small" in msg and "64MB" in msg
+    msg = one_line_error(run("summarize", SAMPLE, "--memory-limit", "2GB", "--engine", "spark",
+                             "--out", tmp_path / "r"))
+    assert "--memory-limit is DuckDB's" in msg and "spark.driver.memory" in msg
     out = tmp_path / "r.parquet"
     r = run("summarize", SAMPLE, "--observation-end", "1997-09-30", "--memory-limit", "64MB", "--out", out)
     assert r.exit_code == 0, r.stderr
