@@ -320,7 +320,11 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: an RFM table must be a .csv or .parquet file (as written by summarize)")
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes); write the RFM table with 'clvforecast summarize'")
-    df = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path)
+    return _keyed_rfm(pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path), path)
+
+
+def _keyed_rfm(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``df`` (read from ``path``) checked as an RFM table with customer ids, indexed by customer_id."""
     if df.index.name == "customer_id":  # Parquet keeps the index
         df = df.reset_index()
     if not set(_RFM_NEEDS) <= set(df.columns):
@@ -335,10 +339,16 @@ def _read_table(path: Path) -> pd.DataFrame:
             f"{path} has no customer_id column, so the results could not be joined back to customers; write "
             "the table with 'clvforecast summarize' or name its id column customer_id"
         )
-    if df["customer_id"].isna().any():
-        raise ValueError(f"{path}: {int(df['customer_id'].isna().sum()):,} rows have no customer_id; drop them or "
-                         "give them ids (the forecast is keyed by customer)")
+    _check_ids_present(df["customer_id"], path)
     return df.set_index("customer_id")
+
+
+def _check_ids_present(ids: Any, path: Path) -> None:
+    """Refuse rows without a customer id: the forecast is keyed by customer."""
+    missing = int(pd.isna(ids).sum())
+    if missing:
+        raise ValueError(f"{path}: {missing:,} rows have no customer_id; drop them or give them ids (the forecast "
+                         "is keyed by customer)")
 
 
 # The library's messages name Python arguments; on the command line the same fixes are flags. Only a name
@@ -723,9 +733,7 @@ def _predict_streamed(score: Callable[[pd.DataFrame], pd.DataFrame], rfm: Path, 
     attrs["time_unit"] = head.attrs["time_unit"]
     range_ids = _range_index(meta)  # pandas stores a RangeIndex as metadata, not as a column
     ids = range_ids if range_ids is not None else pf.read(columns=["customer_id"]).column(0).to_pandas()
-    if pd.isna(ids).any():
-        raise ValueError(f"{rfm}: {int(pd.isna(ids).sum()):,} rows have no customer_id; drop them or give them ids "
-                         "(the forecast is keyed by customer)")
+    _check_ids_present(ids, rfm)
     if not pd.Index(ids).is_unique:
         dup = pd.Index(ids)[pd.Index(ids).duplicated()]
         raise ValueError(f"{rfm}: customer ids must be unique; {len(dup):,} rows repeat an id, e.g. "
@@ -787,22 +795,13 @@ def _range_index(meta: dict[bytes, bytes]) -> pd.RangeIndex | None:
 
 
 def _read_table_head(path: Path, pf: Any) -> pd.DataFrame:
-    """The first rows of a Parquet RFM table, checked like a whole table by :func:`_read_table`'s rules."""
+    """The first rows of a Parquet RFM table, checked by the rules of a whole table (:func:`_keyed_rfm`)."""
     first = next(pf.iter_batches(batch_size=10), None)
     df = first.to_pandas() if first is not None else pd.DataFrame(columns=pf.schema_arrow.names)
     range_ids = _range_index(pf.schema_arrow.metadata or {})
     if range_ids is not None:
         df.index = range_ids[:len(df)]
-    if df.index.name == "customer_id":
-        df = df.reset_index()
-    if not set(_RFM_NEEDS) <= set(df.columns):
-        raise ValueError(f"{path} is not an RFM table (it has no "
-                         f"{', '.join(c for c in _RFM_NEEDS if c not in df.columns)} column); build it with "
-                         "'clvforecast summarize <transactions> --out rfm.parquet'")
-    if "customer_id" not in df.columns:
-        raise ValueError(f"{path} has no customer_id column, so the results could not be joined back to "
-                         "customers; write the table with 'clvforecast summarize' or name its id column customer_id")
-    return df.set_index("customer_id")
+    return _keyed_rfm(df, path)
 
 
 def _predict_on_spark(models: Path, rfm: Path, out: Path, horizon: str, discount_rate: float, margin: float,

@@ -318,15 +318,11 @@ def _count_mixture(
     per pair (at least the ``n_min`` of its histories), and a pair whose alive distribution leaves more than
     ``_TAIL`` above it (averaged over the draws) is redone with twice the room; a history's tail is at most its
     pair's. ``on_moments(rows, mean, second)`` receives, for each finished group of histories, the per-draw first
-    and second moments of the count, arrays of shape (n_draws, len(rows)), for the totals. A model without
-    ``_alive_pmf`` is mixed history by history through ``_pmf``.
+    and second moments of the count, arrays of shape (n_draws, len(rows)), for the totals.
 
     A history's mixture depends only on the history, the draws and ``n_min`` (not on the other histories of the
     table), so scoring a table in parts gives the same distributions.
     """
-    if getattr(type(api), "_alive_pmf", None) is None:
-        return _count_mixture_by_history(api, theta, draws, t, hist, mean_if_alive, n_min=n_min,
-                                         on_moments=on_moments, progress=progress)
     hist = [np.asarray(h, dtype="float64") for h in hist]
     x, tx, T = hist
     n_hist, n_draws = len(x), len(draws)
@@ -386,63 +382,6 @@ def _count_mixture(
             pending = np.concatenate(redo) if redo else np.array([], dtype=np.int64)
             size[pending] = _room(np.minimum(2 * size[pending] + 1, _N_MAX_CAP))
     return _Counts(buckets, n_hist)
-
-
-def _count_mixture_by_history(
-    api: Any,
-    theta: np.ndarray,
-    draws: np.ndarray,
-    t: float,
-    hist: Sequence[np.ndarray],
-    mean_if_alive: np.ndarray,
-    *,
-    n_min: np.ndarray | None = None,
-    on_moments: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
-    progress: bool | None = None,
-) -> _Counts:
-    """:func:`_count_mixture` for a model without ``_alive_pmf``: ``_pmf`` per history and draw, ``n_max`` sized
-    per history, a history whose mixture leaves more than ``_TAIL`` above its ``n_max`` redone with twice the
-    room."""
-    hist = [np.asarray(h, dtype="float64") for h in hist]
-    n_hist = len(hist[0])
-    n_max = _needed_n_max(lambda rows, s: api._pmf(theta, t, s, *(h[rows] for h in hist)), mean_if_alive, n_min)
-    pending = np.arange(n_hist)
-    buckets: list[tuple[np.ndarray, np.ndarray]] = []
-    n_draws = len(draws)
-    with _progress("predictive intervals", float(np.sum(n_max + 1.0)) * n_draws, progress) as advance:
-        while len(pending):
-            redo: list[np.ndarray] = []
-            for size in np.unique(n_max[pending]):
-                size = int(size)
-                rows_all = pending[n_max[pending] == size]
-                n = np.arange(size + 1, dtype="float64")
-                for sl in _chunks(len(rows_all), size):
-                    rows = rows_all[sl]
-                    h = [v[rows] for v in hist]
-                    acc = np.zeros((len(rows), size + 1))
-                    first = np.empty((n_draws, len(rows)))
-                    second = np.empty((n_draws, len(rows)))
-                    for d in range(n_draws):
-                        pmf = api._pmf(draws[d], t, size, *h)
-                        acc += pmf
-                        first[d] = pmf @ n
-                        second[d] = pmf @ (n * n)
-                    acc /= n_draws
-                    advance(float(len(rows) * (size + 1) * n_draws))
-                    keep = _complete(1.0 - acc.sum(axis=1), rows, size, redo)
-                    if keep.any():
-                        buckets.append((rows[keep], acc[keep]))
-                        if on_moments is not None:
-                            on_moments(rows[keep], first[:, keep], second[:, keep])
-            pending = np.concatenate(redo) if redo else np.array([], dtype=np.int64)
-            n_max[pending] = _room(np.minimum(2 * n_max[pending] + 1, _N_MAX_CAP))
-    return _Counts(buckets, n_hist)
-
-
-
-
-# ------------------------------------------------------------------------------------------------------------
-# spend: the beta-prime mixture S = B * R
 
 
 def _ratio_grid(p: float, A: float, n_lo: int, n_hi: int, p_lo: float, p_hi: float) -> np.ndarray:
@@ -718,6 +657,7 @@ def _forecast(
     spend = scale = m_c = None
     if gg is not None:
         spend = np.array(gg.expected_spend(rfm).reindex(index), dtype="float64")  # ours: writable in the output
+    if gg is not None and level is not None:  # each customer's spend posterior: for the intervals only
         sdata = validate_rfm(rfm, ("frequency", "monetary_value"), what=what)
         x_c = sdata["frequency"].to_numpy()
         m_c = np.where(x_c > 0, sdata["monetary_value"].to_numpy(), 0.0)
@@ -956,6 +896,12 @@ def predictive_clv(
     fc = _forecast(model, spend_model, rfm, horizon=horizon, discount_rate=discount_rate, margin=margin,
                    step=step, interval=interval, n_draws=n_draws, random_state=random_state, progress=progress,
                    what="predictive_clv")
+    return _clv_frame(fc)
+
+
+def _clv_frame(fc: _Forecast) -> pd.DataFrame:
+    """:func:`predictive_clv`'s table from a forecast (its columns, attrs and, with intervals, model-only
+    totals)."""
     codes = fc.codes
     columns: dict[str, np.ndarray] = {
         "expected_purchases": fc.expected[codes],
@@ -1120,12 +1066,7 @@ def forecast_totals(
     fc = _forecast(model, spend_model, rfm, horizon=horizon, discount_rate=discount_rate, margin=margin,
                    step=step, interval=interval, n_draws=n_draws, random_state=random_state, progress=progress,
                    what="forecast_totals", totals=True)
-    per_customer = pd.DataFrame({"expected_purchases": fc.expected[fc.codes]}, index=fc.index)
-    if fc.spend is not None:
-        per_customer["expected_spend"] = fc.spend
-        per_customer["clv"] = (fc.attrs["margin"] * fc.spend * fc.discounted[fc.codes]
-                               * fc.p_alive[fc.codes])
-    return _totals_with_errors(fc, per_customer, past_errors, random_state)
+    return _totals_with_errors(fc, _clv_frame(fc), past_errors, random_state)
 
 
 def _totals_with_errors(fc: _Forecast, per_customer: pd.DataFrame, past_errors: pd.DataFrame | None,

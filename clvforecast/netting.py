@@ -20,10 +20,8 @@ Values are matched in exact integer arithmetic on micro-units of currency (``rou
 return of the full value of its purchases leaves exactly zero, whatever the binary rounding of the amounts.
 
 Spark: :func:`net_group` takes and returns pandas DataFrames, so it runs as is under ``applyInPandas`` on the
-groups that contain a return (only those: the other groups are unchanged by definition), e.g.::
-
-    affected = lines.join(returns.select(*keys).distinct(), keys, "left_semi")
-    result = affected.groupBy(*keys).applyInPandas(net_group, schema=NET_SCHEMA)
+lines of the groups that contain a return (only those: the other groups are unchanged by definition), grouped
+into hash buckets of groups so that each pandas call nets many groups (``clvforecast.spark.SparkEngine.net``).
 
 The local engine (DuckDB) calls :func:`net_sorted` once on all affected groups, sorted; the results are the same
 because groups never interact.

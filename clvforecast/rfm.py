@@ -273,7 +273,7 @@ def _warn_after_last(prep: Prepared, obs: dt.date, given: bool, stacklevel: int)
 
 
 def _extremes(
-    prep: Prepared, obs: dt.date, cal: dt.date, capped: bool
+    prep: Prepared, obs: dt.date, cal: dt.date
 ) -> tuple[float | None, list[tuple[Any, dt.date, float]]]:
     """The fence (None when the base is too small) and the extreme purchase days (customer, day, value)."""
     fence = _run(prep.con, FENCE_SQL, {"cal": cal}).fetchall()[0][0]
@@ -393,8 +393,7 @@ def _build(
     # a summary's rows are counted by reading, a holdout table needs the rows of the new customers)
     kept = [*columns, "first_day"]
     if holdout:
-        kept += ["n_rows"] + [c for c in ("holdout_frequency", "holdout_spend") if c not in kept and (
-            c == "holdout_frequency" or log.has_amount)]
+        kept += ["n_rows"]  # the holdout columns are among ``columns`` already
     if log.has_amount:
         kept += ["max_spend", "mean_day_value"]
     pruned = (f"CREATE TEMP TABLE rfm AS SELECT {', '.join(kept)} FROM (", ")")
@@ -413,11 +412,14 @@ def _build(
         n_late, late_rows, late_spend = int(row[0]), int(row[1] or 0), row[2]
         rows_within, holdout_days = int(row[3] or 0), int(row[4] or 0)
         n_after = prep.n_tx - rows_within
+        after: tuple[int, Any] | None = None  # counted below only when there are such rows
     elif given and prep.order_column is None:
-        n_after = prep.n_after  # counted while reading
+        after = (prep.n_after, prep.value_after)  # counted while reading
+        n_after = after[0]
     else:
-        n_after = prep.after(obs)[0] if obs < (prep.last_date or obs) else 0
-    fence, extreme_days = _extremes(prep, obs, cal, False) if log.has_amount else (None, [])
+        after = prep.after(obs) if obs < (prep.last_date or obs) else (0, None)
+        n_after = after[0]
+    fence, extreme_days = _extremes(prep, obs, cal) if log.has_amount else (None, [])
     capped = log.extreme == "cap" and bool(extreme_days)
     if capped:  # a second pass with the cap: only when asked for and needed
         con.execute("DROP TABLE rfm")
@@ -437,11 +439,10 @@ def _build(
     rows_used = prep.n_tx - n_after - late_rows
     value_after: float | None = None
     if n_after:
-        n_after, value_after = (
-            (prep.n_after, prep.value_after)
-            if given and prep.order_column is None and prep.n_after == n_after
-            else prep.after(obs)
-        )
+        if after is None:
+            after = ((prep.n_after, prep.value_after) if given and prep.order_column is None
+                     and prep.n_after == n_after else prep.after(obs))
+        n_after, value_after = after
     listed, extreme_entry = (
         _extreme_entry(fence, extreme_days, cal, capped, log.has_amount)
         if fence is not None and extreme_days else ([], None)

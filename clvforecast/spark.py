@@ -606,8 +606,9 @@ def _csv_delimiter(path: str | None, encoding: str | None) -> str:
         try:
             with _io._open_text(path, encoding or "utf-8") as f:
                 header = f.readline()
-            if any(c in header for c in ",;\t|"):
-                return max(",;\t|", key=header.count)
+            found = _io._header_delimiter(header)
+            if found is not None:
+                return found
         except (OSError, UnicodeDecodeError, LookupError):
             pass
     return "\t" if ".tsv" in (path or "").lower() else ","
@@ -806,7 +807,7 @@ class SparkTable:
 
     @property
     def ledger(self) -> Any:
-        """``attrs["ledger"]`` (None while io.py keeps no ledger)."""
+        """``attrs["ledger"]``: every row read, as in :func:`clvforecast.io.ledger_entries`."""
         return self.attrs.get("ledger")
 
     @property

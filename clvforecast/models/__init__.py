@@ -18,10 +18,7 @@ from .mbgnbd import ModifiedBetaGeo
 from .pareto_nbd import ParetoNBD
 
 PURCHASE_MODELS: dict[str, type[PurchaseModel]] = {
-    "bgnbd": BetaGeo,
-    "pnbd": ParetoNBD,
-    "mbgnbd": ModifiedBetaGeo,
-    "bgbb": BetaGeoBetaBinom,
+    cls.NAME: cls for cls in (BetaGeo, ParetoNBD, ModifiedBetaGeo, BetaGeoBetaBinom)
 }
 
 

@@ -9,6 +9,7 @@ which use it as an independent oracle.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import numbers
@@ -264,7 +265,8 @@ def _json_float(v: float) -> float | None:
 
 
 def _json_safe(obj: Any) -> Any:
-    """Plain JSON values: numpy scalars to Python, non-finite floats to None, tuples to lists."""
+    """Plain JSON values (model files, diagnostics, the report's summary): numpy scalars to Python, NaN, inf and
+    missing values to None, dates to ISO strings, tuples to lists."""
     if isinstance(obj, dict):
         return {str(k): _json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -275,6 +277,11 @@ def _json_safe(obj: Any) -> Any:
         return int(obj)
     if isinstance(obj, (float, np.floating)):
         return _json_float(float(obj))
+    if isinstance(obj, (pd.Timestamp, dt.date)):
+        return obj.date().isoformat() if isinstance(obj, pd.Timestamp) else obj.isoformat()
+    if obj is pd.NaT or (obj is not None and not isinstance(obj, str) and pd.api.types.is_scalar(obj)
+                         and pd.isna(obj)):
+        return None
     return obj
 
 
@@ -631,12 +638,10 @@ class FittedModel:
         cov = np.array([[np.nan if v is None else v for v in row] for row in d["variance_matrix"]],
                        dtype="float64")
         model.variance_matrix_ = pd.DataFrame(cov, index=names, columns=names)
-        if isinstance(d.get("log_covariance"), list):
+        if isinstance(d.get("log_covariance"), list):  # format 1 files have none: the property derives it
             log_cov = np.array([[np.nan if v is None else v for v in row] for row in d["log_covariance"]],
                                dtype="float64")
-        else:  # format 1
-            log_cov = cov / np.outer(theta, theta)
-        model.log_covariance_ = pd.DataFrame(log_cov, index=names, columns=names)
+            model.log_covariance_ = pd.DataFrame(log_cov, index=names, columns=names)
         ll = d.get("log_likelihood")
         model.log_likelihood_ = float("nan") if ll is None else float(ll)
         model.n_customers_ = int(d["n_customers"])
@@ -797,7 +802,7 @@ class PurchaseModel(FittedModel):
 
     Subclasses implement the closed forms as static methods on ``theta`` (1-d float array in ``PARAM_NAMES``
     order) and history arrays (broadcastable, in the model's time unit): ``_loglik``, ``_loglik_grad``,
-    ``_p_alive``, ``_expected_if_alive``, ``_pmf``; this class provides ``_expected``, ``fit``, the prediction
+    ``_p_alive``, ``_expected_if_alive``, ``_pmf``, ``_alive_pmf``; this class provides ``_expected``, ``fit``, the prediction
     methods and ``histories``.
     """
 
@@ -830,6 +835,11 @@ class PurchaseModel(FittedModel):
 
     @staticmethod
     def _pmf(theta: Any, t: float, n_max: int, x: Any, tx: Any, T: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def _alive_pmf(theta: Any, t: float, n_max: int, x: Any, T: Any) -> np.ndarray:
+        """P(X(t) = n | alive at T, x, T) for n = 0..n_max (rows: histories; it does not depend on t_x)."""
         raise NotImplementedError
 
     @classmethod
@@ -925,7 +935,7 @@ class PurchaseModel(FittedModel):
         :class:`~clvforecast.exceptions.ModelAssumptionWarning`.
         """
         what = f"{type(self).__name__}.fit"
-        self._check_penalizer()
+        pen = self._check_penalizer()
         data = self._validate(table, what)
         unit = fit_time_unit(table, time_unit, what)
         w_user = table_weights(table, self._default_weights(table, weights), len(data), what)
@@ -939,7 +949,7 @@ class PurchaseModel(FittedModel):
         w = counts[keep]
         self._check_data(x, tx, T, w, what)
         self.time_unit_ = unit
-        self.penalizer_ = self._check_penalizer()
+        self.penalizer_ = pen
         n = float(w.sum())
         self.n_customers_ = int(round(n))
         self.fit_info_ = {

@@ -528,6 +528,7 @@ class BetaGeo(PurchaseModel):
         """P(X(t) = n | history) for n = 0..n_max: P(alive) P(n | alive) + [n = 0] (1 - P(alive))."""
         x, tx, T = (np.atleast_1d(np.asarray(v, dtype="float64")) for v in np.broadcast_arrays(x, tx, T))
         params = tuple(float(v) for v in theta)
-        out = probability_alive(params, x, tx, T)[:, None] * bg_alive_pmf(params, t, n_max, x, T)
-        out[:, 0] += special.expit(_log_odds_dead(params, x, tx, T))
+        odds = _log_odds_dead(params, x, tx, T)  # log odds of having dropped out
+        out = special.expit(-odds)[:, None] * bg_alive_pmf(params, t, n_max, x, T)
+        out[:, 0] += special.expit(odds)
         return np.clip(out, 0.0, 1.0)  # rounding at extreme parameters

@@ -187,7 +187,7 @@ class GammaGamma(FittedModel):
 
         ``weights``: customers per row (array or column name), for aggregated tables.
         """
-        self._check_penalizer()
+        pen = self._check_penalizer()
         data = validate_rfm(rfm, _COLUMNS, what="GammaGamma.fit")
         _check_spend(data, "GammaGamma.fit")
         w_all = table_weights(rfm, weights, len(data), "GammaGamma.fit")
@@ -226,7 +226,7 @@ class GammaGamma(FittedModel):
                 ModelAssumptionWarning,
                 stacklevel=2,
             )
-        self.penalizer_ = self._check_penalizer()
+        self.penalizer_ = pen
         # Spend per transaction does not depend on time: the unit is only recorded (no warning without one).
         self.time_unit_ = fit_time_unit(rfm, time_unit, "GammaGamma.fit", warn=False)
         self.n_customers_ = int(round(float(w.sum())))

@@ -50,12 +50,7 @@ class ModifiedBetaGeo(PurchaseModel):
     def _starts(cls, data: HistoryData, w: np.ndarray) -> list[np.ndarray]:
         return bg.BetaGeo._starts(data, w)
 
-    def _messages(self, theta: np.ndarray, unidentified: list[str]) -> list[str]:
-        r, alpha, a, b = theta
-        if ("a" in unidentified or "b" in unidentified) and a / (a + b) < 0.01:
-            return ["no evidence of dropout in the calibration period: the model behaves like an NBD in which "
-                    "every customer stays active; consider Pareto/NBD or a longer calibration period"]
-        return []
+    _messages = bg.BetaGeo._messages  # the same dropout parameters (a, b), the same degenerate limit
 
     @staticmethod
     def _p_alive(theta: Any, x: Any, tx: Any, T: Any) -> np.ndarray:

@@ -247,15 +247,18 @@ def _forecast(settings: Settings, table: pd.DataFrame, observation_end: str | No
 
     pm = cf.models.purchase_model(chosen).fit(table, time_unit=settings.time_unit)
     gg = cf.GammaGamma().fit(table, time_unit=settings.time_unit) if "monetary_value" in table.columns else None
-    clv = cf.predictive_clv(
+    # predictive_clv's forecast, kept: the totals' ranges below reuse its count distributions and draws
+    fc = cf.clv._forecast(
         pm, gg, table, horizon=settings.horizon_units, discount_rate=settings.discount_rate,
-        margin=settings.margin, interval=settings.interval, random_state=settings.random_state, progress=False,
+        margin=settings.margin, step="M", interval=settings.interval, n_draws=20,
+        random_state=settings.random_state, progress=False, what="predictive_clv",
     )
+    clv = cf.clv._clv_frame(fc)
     res = Results(rfm=table, clv=clv, purchase_model=pm, spend_model=gg, observation_end=observation_end)
     if gg is not None:
         res.silent = cf.silent_customers(clv, table)
     if settings.interval is not None:
-        res.totals = _totals(settings, res, _past_errors(ev))
+        res.totals = _totals(settings, res, _past_errors(ev), fc)
     return res
 
 
@@ -273,18 +276,14 @@ def _past_errors(ev: Any) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
-def _totals(settings: Settings, res: Results, past_errors: pd.DataFrame | None) -> pd.DataFrame:
-    """The base's totals with their ranges: model-only from the forecast itself, and backtest-calibrated with
-    ``forecast_totals`` when the model's past errors are known."""
+def _totals(settings: Settings, res: Results, past_errors: pd.DataFrame | None, fc: Any) -> pd.DataFrame:
+    """The base's totals with their ranges: model-only from the forecast itself, and backtest-calibrated (as
+    ``forecast_totals`` computes them, from the same forecast ``fc``) when the model's past errors are known."""
     import clvforecast as cf
 
     if past_errors is not None and settings.interval is not None:
         try:
-            return cf.forecast_totals(
-                res.purchase_model, res.spend_model, res.rfm, horizon=settings.horizon_units,
-                discount_rate=settings.discount_rate, margin=settings.margin, interval=settings.interval,
-                past_errors=past_errors, random_state=settings.random_state, progress=False,
-            )
+            return cf.clv._totals_with_errors(fc, res.clv, past_errors, settings.random_state)
         except ValueError as exc:
             res.notes.append(f"No backtest-calibrated range: {str(exc).split(';')[0]}.")
     attrs = res.clv.attrs

@@ -20,7 +20,6 @@ Figures are listed by key (``"figures": ["clv_distribution", ...]``) and drawn b
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..compare import SILENT_DEFAULTS, _order, tier_labels
+from ..models._base import _json_safe as _plain
 from ..units import days_per
 from .compute import Results, Settings
 from .format import (
@@ -171,26 +171,6 @@ def _settings(st: Settings) -> dict[str, Any]:
 
 def _numeric_index(df: pd.DataFrame) -> bool:
     return pd.api.types.is_numeric_dtype(df.index)
-
-
-def _plain(obj: Any) -> Any:
-    """JSON-able: numpy scalars to Python, NaN and inf to None, dates to ISO strings, tuples to lists."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, (pd.Timestamp, dt.date)):
-        return obj.date().isoformat() if isinstance(obj, pd.Timestamp) else obj.isoformat()
-    if obj is pd.NaT or (obj is not None and not isinstance(obj, str) and pd.api.types.is_scalar(obj)
-                         and pd.isna(obj)):
-        return None
-    return obj
 
 
 # ----------------------------------------------------------------------------------------------------------
