@@ -1294,18 +1294,19 @@ def _count(
     )
 
 
-def _suspicious_dates(counts: _Counts, today: dt.date) -> tuple[dt.date | None, int, int]:
+def _suspicious_dates(
+    months: list[tuple[int, int, dt.date, dt.date]], future: int
+) -> tuple[dt.date | None, int, int]:
     """``(cut, n_far, n_future)``: valid dates after ``cut`` are far beyond the rest (after a gap of more than
     12 months without a row, holding less than 1% of the rows); the number of such rows and of rows dated after
-    ``today``."""
-    months = counts.months
+    ``today`` (``future``, as counted)."""
     total = sum(m[1] for m in months)
     for i in range(1, len(months)):
         gap = months[i][0] - months[i - 1][0] - 1
         later = sum(m[1] for m in months[i:])
         if gap > 12 and later < 0.01 * total:
-            return months[i - 1][3], later, counts.future
-    return None, 0, counts.future
+            return months[i - 1][3], later, future
+    return None, 0, future
 
 
 def open_transactions(
@@ -1420,7 +1421,7 @@ def open_transactions(
         else:
             con.execute(f"CREATE VIEW tx AS SELECT {', '.join(out_cols)} FROM parsed WHERE reason IS NULL")
         # suspicious dates: in the future, or far beyond the rest
-        cut, n_far, n_future = _suspicious_dates(counts, today)
+        cut, n_far, n_future = _suspicious_dates(counts.months, counts.future)
         prep.default_end = prep.last_date
         already = any(e["key"] == "suspicious_dates" for e in entries)
         if n_far or n_future:

@@ -61,6 +61,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import _fastrfm
 from .exceptions import DataQualityWarning, DataValidationError
 from .io import Prepared, _entry, _exact_sum, _plural, _to_date, as_log, open_transactions
 from .units import check_time_unit, days_per
@@ -240,6 +241,9 @@ def _run(
     used = set(re.findall(re.escape(DIALECTS[dialect]["param"]) + r"(\w+)", text))
     return con.execute(prefix + text + suffix, {k: v for k, v in params.items() if k in used})
 
+#: Whether a clean typed log is summarised by the sort in numpy (:mod:`clvforecast._fastrfm`; the same table).
+_FAST = True
+
 _DTYPES = {"frequency": "int64", "holdout_frequency": "int64"}
 _EXTREME_LIST_MAX = 1000
 
@@ -255,9 +259,10 @@ def _cutoffs(
     return cal, obs
 
 
-def _warn_after_last(prep: Prepared, obs: dt.date, given: bool, stacklevel: int) -> None:
+def _warn_after_last(
+    first: dt.date | None, last: dt.date | None, obs: dt.date, given: bool, stacklevel: int
+) -> None:
     """An observation end after the last transaction: warn with the gap (T would count days without data)."""
-    last, first = prep.last_date, prep.first_date
     if not given or last is None or first is None or obs <= last:
         return
     gap = (obs - last).days
@@ -350,6 +355,12 @@ def _summarise(
 ) -> pd.DataFrame:
     unit_code = check_time_unit(time_unit)
     log, cal, obs = _arguments(source, calibration_end, observation_end, holdout, read_options, where)
+    fast = (_fastrfm.summarise(log, cal=cal, obs=obs, unit_code=unit_code, holdout=holdout, stacklevel=4)
+            if _FAST else None)  # fmt: skip
+    if fast is not None:
+        table, attrs = fast
+        table.attrs = attrs
+        return table
     with open_transactions(log, observation_end=obs, stacklevel=3, where=where) as prep:
         table, attrs = _build(
             prep, log, cal=cal, obs=obs, unit_code=unit_code, holdout=holdout, stacklevel=4, fetch=_fetch_pandas
@@ -386,7 +397,7 @@ def _build(
     if cal is None:
         cal = obs
     assert obs is not None and cal is not None
-    _warn_after_last(prep, obs, given, stacklevel=stacklevel)
+    _warn_after_last(prep.first_date, prep.last_date, obs, given, stacklevel=stacklevel)
     con = prep.con
     params = {"cal": cal, "obs": obs, "unit": unit}
     # only the columns used: DuckDB leaves out the aggregates nobody selects (no holdout ones in a summary;
@@ -425,24 +436,61 @@ def _build(
         con.execute("DROP TABLE rfm")
         _run(con, RFM_SQL, {**params, "cap": fence}, prefix=pruned[0], suffix=pruned[1], cap=True)
     if holdout and holdout_days == 0:
-        raise DataValidationError(
-            f"the holdout holds no transactions ({cal + dt.timedelta(days=1)} to {obs}; the last transaction "
-            f"is dated {prep.last_date}); pass an earlier calibration_end or a later observation_end"
-        )
+        raise _no_holdout_error(cal, obs, prep.last_date)
     selected = ", ".join(columns)
     table, empty = fetch(con, f"SELECT {selected} FROM rfm WHERE first_day <= $cal", {"cal": cal})
     if empty:
-        raise DataValidationError(
-            f"no customer made a purchase on or before {cal} (the first valid transaction is dated "
-            f"{prep.first_date}); the table would be empty: check the dates"
-        )
-    rows_used = prep.n_tx - n_after - late_rows
+        raise _empty_error(cal, prep.first_date)
     value_after: float | None = None
     if n_after:
         if after is None:
             after = ((prep.n_after, prep.value_after) if given and prep.order_column is None
                      and prep.n_after == n_after else prep.after(obs))
         n_after, value_after = after
+    attrs = _attrs(
+        prep.ledger, prep.dropped, prep.n_tx, log, cal=cal, obs=obs, unit_code=unit_code, holdout=holdout,
+        after=(n_after, value_after), late=(n_late, late_rows, late_spend), fence=fence, extreme_days=extreme_days,
+        capped=capped,
+    )
+    return table, attrs
+
+
+def _no_holdout_error(cal: dt.date, obs: dt.date, last: dt.date | None) -> DataValidationError:
+    return DataValidationError(
+        f"the holdout holds no transactions ({cal + dt.timedelta(days=1)} to {obs}; the last transaction "
+        f"is dated {last}); pass an earlier calibration_end or a later observation_end"
+    )
+
+
+def _empty_error(cal: dt.date, first: dt.date | None) -> DataValidationError:
+    return DataValidationError(
+        f"no customer made a purchase on or before {cal} (the first valid transaction is dated "
+        f"{first}); the table would be empty: check the dates"
+    )
+
+
+def _attrs(
+    ledger_of: Any,
+    dropped: dict[str, int],
+    n_tx: int,
+    log: Any,
+    *,
+    cal: dt.date,
+    obs: dt.date,
+    unit_code: str,
+    holdout: bool,
+    after: tuple[int, float | None],
+    late: tuple[int, int, Any],
+    fence: float | None,
+    extreme_days: list[tuple[Any, dt.date, float]],
+    capped: bool,
+) -> dict[str, Any]:
+    """A table's attrs and ledger (every engine): ``ledger_of(rows_used, extra)`` continues the reading's
+    ledger; ``n_tx`` rows reached the table's pass, ``after`` = (rows after ``obs``, their value), ``late`` =
+    (customers new in the holdout, their rows, their spend)."""
+    n_after, value_after = after
+    n_late, late_rows, late_spend = late
+    rows_used = n_tx - n_after - late_rows
     listed, extreme_entry = (
         _extreme_entry(fence, extreme_days, cal, capped, log.has_amount)
         if fence is not None and extreme_days else ([], None)
@@ -459,21 +507,21 @@ def _build(
         )  # fmt: skip
     if extreme_entry:
         extra.append(extreme_entry)
-    ledger = prep.ledger(rows_used, extra)
+    ledger = ledger_of(rows_used, extra)
     attrs: dict[str, Any] = {
         "time_unit": unit_code,
         "observation_end": obs.isoformat(),
         "n_rows_read": ledger["rows_read"],
-        "dropped": dict(prep.dropped),
+        "dropped": dict(dropped),
         "excluded_after_observation_end": n_after,
     }
     if holdout:
         attrs["calibration_end"] = cal.isoformat()
-        attrs["holdout_duration"] = (obs - cal).days / unit
+        attrs["holdout_duration"] = (obs - cal).days / days_per(unit_code)
         attrs["excluded_new_in_holdout"] = n_late
     attrs["ledger"] = ledger
     attrs["extreme_orders"] = listed
-    return table, attrs
+    return attrs
 
 
 # --- Public -------------------------------------------------------------------------------------------------
@@ -659,7 +707,7 @@ def discrete_summary(
     with open_transactions(log, observation_end=obs_given, stacklevel=2, where="discrete_summary") as prep:
         obs = obs_given if obs_given is not None else prep.default_end
         assert obs is not None
-        _warn_after_last(prep, obs, obs_given is not None, stacklevel=2)
+        _warn_after_last(prep.first_date, prep.last_date, obs, obs_given is not None, stacklevel=2)
         end_period = _last_complete(obs, unit)
         cal_period = _last_complete(cal_given, unit) if cal_given is not None else end_period
         if cal_given is not None and cal_period >= end_period:

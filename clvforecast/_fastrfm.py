@@ -1,0 +1,499 @@
+"""The RFM table by one sort, in numpy, for clean typed logs: the same table as :data:`clvforecast.rfm.RFM_SQL`.
+
+DuckDB's two-level group-by (customer-day, then customer, nine aggregates over exact DECIMAL sums) costs about
+8 CPU-seconds on 10M rows. When the ids are integers in a dense range and the dates are timestamps, each row
+packs into one 64-bit key ``(customer - lowest id) << bits | day``; one sort of the keys lays out every
+customer's purchase days in order, so the first day, the last day and the number of purchase days follow from
+comparing neighbours, and the spends from counting sums (``bincount``) of whole cents. A log of more than
+:data:`BUCKET_ROWS` rows is split by id range into buckets as it is read (Parquet in batches), so that memory
+stays near 12 bytes a row.
+
+It is used only where it gives the SQL's table bit for bit, and :func:`summarise` returns None otherwise (the
+SQL then runs, with its validation, ledger entries and messages):
+
+* a DataFrame, Parquet file or folder of Parquet files; integer ids (at most 63 bits with the days, in a range
+  of at most ``4 x rows + 2**22`` values); naive (or UTC, in Parquet) timestamps or dates; float64 or integer
+  amounts (Parquet: with min/max statistics for the id and date columns);
+* nothing to clean: no missing value, no NaN, no negative amount, no zero amount unless zero amounts are kept,
+  no date after today and, without an observation end, none far beyond the rest;
+* no line items, extra columns, duplicate check, netting or ``extreme="cap"``;
+* every amount whole cents below 100,000. Exactness: the SQL casts each amount to DECIMAL(38, 10) and sums
+  exactly; for the double ``a`` nearest ``k / 100`` (``|a| < 1e5``) that cast is ``k x 10**8`` (in DuckDB, which
+  rounds ``a x 10**10``, whose error is below 0.14, and in Spark, which reads the shortest decimal, ``k / 100``),
+  so each exact sum is a sum of integer cents, which float64 adds exactly (below 2**53), and the SQL's
+  conversion to DOUBLE is the one correctly rounded division by 100 done here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+#: Rows per bucket: a log with more rows is split by id range as it is read.
+BUCKET_ROWS = 24_000_000
+#: Rows per piece of the element-wise work (temporaries stay in cache-sized blocks).
+_PIECE = 1 << 21
+#: Rows per Parquet batch.
+_BATCH = 1 << 22
+_MAX_AMOUNT = 1e5
+_CENTS_BITS = 24  # whole cents below 1e5 x 100 < 2**24
+_TICKS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+_EPOCH = dt.date(1970, 1, 1)
+
+
+class _Unsupported(Exception):
+    """The log needs something only the SQL path does; the SQL runs instead."""
+
+
+# --- Reading the columns ------------------------------------------------------------------------------------
+
+
+class _Columns:
+    """Where the three columns come from: ``batches()`` yields ``(ids, ticks, amounts)`` numpy arrays (ticks in
+    ``unit`` since 1970, amounts None without an amount column); ``bounds`` = (id min, id max, tick min, tick
+    max), bounds that every row lies within; ``n_rows``."""
+
+    unit: str
+    n_rows: int
+    has_amount: bool
+    bounds: tuple[int, int, int, int]
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        raise NotImplementedError
+
+
+def _numpy_ids(values: Any) -> np.ndarray:
+    if not isinstance(values.dtype, np.dtype) or values.dtype.kind not in "iu" or values.dtype == np.uint64:
+        raise _Unsupported("ids are not integers")
+    return np.asarray(values).astype(np.int64, copy=False)
+
+
+def _numpy_amounts(values: Any) -> np.ndarray:
+    dtype = values.dtype
+    if not isinstance(dtype, np.dtype) or not (dtype == np.float64 or (dtype.kind in "iu" and dtype != np.uint64)):
+        raise _Unsupported("amounts are not float64 or integers")
+    return np.asarray(values).astype(np.float64, copy=False)
+
+
+class _FrameColumns(_Columns):
+    def __init__(self, df: pd.DataFrame, log: Any) -> None:
+        from .io import _frame_column
+
+        self.ids = _numpy_ids(_frame_column(df, log.customer_id))
+        dates = _frame_column(df, log.date)
+        if not isinstance(dates.dtype, np.dtype) or dates.dtype.kind != "M":
+            raise _Unsupported("dates are not timestamps")
+        unit = np.datetime_data(dates.dtype)[0]
+        if unit not in _TICKS_PER_DAY:
+            raise _Unsupported("timestamp unit")
+        self.unit = unit
+        self.ticks = dates.to_numpy().view(np.int64)
+        self.amounts = _numpy_amounts(_frame_column(df, log.amount)) if log.amount is not None else None
+        self.has_amount = self.amounts is not None
+        self.n_rows = len(df)
+        if self.n_rows == 0:
+            raise _Unsupported("empty")
+        self.bounds = (int(self.ids.min()), int(self.ids.max()), int(self.ticks.min()), int(self.ticks.max()))
+        if self.bounds[2] == np.iinfo(np.int64).min:  # NaT
+            raise _Unsupported("missing dates")
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        yield self.ids, self.ticks, self.amounts
+
+
+class _ParquetColumns(_Columns):
+    def __init__(self, files: list[Path], log: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.files = [pq.ParquetFile(f) for f in files]
+        self.names = [log.customer_id, log.date] + ([log.amount] if log.amount is not None else [])
+        self.has_amount = log.amount is not None
+        self.n_rows = 0
+        ids: list[int] = []
+        ticks: list[int] = []
+        units = set()
+        for f in self.files:
+            schema = f.schema_arrow
+            if any(schema.get_field_index(n) < 0 for n in self.names):
+                raise _Unsupported("a column is missing from a file")
+            id_type, date_type = schema.field(log.customer_id).type, schema.field(log.date).type
+            if not pa.types.is_integer(id_type) or id_type == pa.uint64():
+                raise _Unsupported("ids are not integers")
+            if pa.types.is_timestamp(date_type) and (date_type.tz or "UTC").upper() == "UTC":
+                units.add(date_type.unit)
+            elif pa.types.is_date32(date_type):
+                units.add("D")
+            else:
+                raise _Unsupported("dates are not naive timestamps or dates")
+            if log.amount is not None:
+                a_type = schema.field(log.amount).type
+                if not (pa.types.is_float64(a_type) or (pa.types.is_integer(a_type) and a_type != pa.uint64())):
+                    raise _Unsupported("amounts are not float64 or integers")
+            columns = [schema.get_field_index(n) for n in self.names[:2]]
+            meta = f.metadata
+            for g in range(meta.num_row_groups):
+                group = meta.row_group(g)
+                if group.num_rows == 0:
+                    continue
+                for c, kind, out in zip(columns, (id_type, date_type), (ids, ticks)):
+                    st = group.column(c).statistics
+                    if st is None or not st.has_min_max or st.null_count:
+                        raise _Unsupported("no statistics, or missing values")
+                    out += [_raw(st.min, kind), _raw(st.max, kind)]
+            self.n_rows += meta.num_rows
+        if len(units) != 1 or self.n_rows == 0 or not ids:
+            raise _Unsupported("mixed date units, or empty")
+        self.unit = units.pop()
+        self.bounds = (min(ids), max(ids), min(ticks), max(ticks))
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        import pyarrow as pa
+
+        for f in self.files:
+            for batch in f.iter_batches(batch_size=_BATCH, columns=self.names, use_threads=True):
+                if any(col.null_count for col in batch.columns):
+                    raise _Unsupported("missing values")
+                ids = batch.column(0).cast(pa.int64()).to_numpy()
+                dates = batch.column(1)
+                ticks = dates.cast(pa.int32()).cast(pa.int64()) if pa.types.is_date32(dates.type) else dates.cast(
+                    pa.int64())
+                amounts = batch.column(2).cast(pa.float64()).to_numpy() if len(self.names) == 3 else None
+                yield ids, ticks.to_numpy(), amounts
+
+
+def _raw(value: Any, kind: Any) -> int:
+    """A Parquet statistic as the integer the arrays hold (ticks, days since 1970, or the id)."""
+    import pyarrow as pa
+
+    return int(pa.scalar(value, type=kind).cast(pa.int32() if pa.types.is_date32(kind) else pa.int64()).as_py())
+
+
+def _columns(log: Any) -> _Columns:
+    from .io import _parquet_files, _source_kind
+
+    kind = _source_kind(log.source)
+    if kind == "dataframe":
+        return _FrameColumns(log.source, log)
+    if kind == "parquet":
+        return _ParquetColumns([Path(os.fspath(log.source))], log)
+    if kind == "parquet_folder":
+        return _ParquetColumns(_parquet_files(Path(os.fspath(log.source))), log)
+    raise _Unsupported("CSV")
+
+
+# --- One pass: keys and cents, by bucket ----------------------------------------------------------------------
+
+
+class _Pass:
+    """What one pass over the rows keeps: per bucket the keys (int64) and cents (int32), and the counts."""
+
+    def __init__(self, cols: _Columns, obs: dt.date | None, today: dt.date, zero_ok: bool) -> None:
+        id_lo, id_hi, tick_lo, tick_hi = cols.bounds
+        self.per_day = 1 if cols.unit == "D" else _TICKS_PER_DAY[cols.unit]
+        self.id_lo = id_lo
+        self.m = id_hi - id_lo + 1
+        self.day_lo = tick_lo // self.per_day
+        span = tick_hi // self.per_day - self.day_lo + 1
+        self.dbits = max(int(span).bit_length(), 1)
+        if self.m > 4 * cols.n_rows + (1 << 22) or int(self.m).bit_length() + self.dbits > 62:
+            raise _Unsupported("ids too sparse, or dates too far apart")
+        today_off = (today - _EPOCH).days - self.day_lo
+        self.obs_off = (obs - _EPOCH).days - self.day_lo if obs is not None else None
+        k = -(-cols.n_rows // BUCKET_ROWS)
+        self.width = -(-self.m // k)  # ids per bucket
+        self.k = -(-self.m // self.width)
+        self.cbits = _CENTS_BITS if cols.has_amount else 0
+        if int(self.m).bit_length() + self.dbits + self.cbits > 63:
+            raise _Unsupported("ids, days and cents do not fit in 63 bits")
+        self.packed: list[list[np.ndarray]] = [[] for _ in range(self.k)]
+        self.n_tx = 0
+        self.n_after = 0
+        self.cents_after = 0.0
+        self.day_min: int | None = None
+        self.day_max: int | None = None
+        self.days_seen = np.zeros(span, np.int64) if obs is None else None
+        for ids, ticks, amounts in cols.batches():
+            for i in range(0, len(ids), _PIECE):
+                self._piece(ids[i:i + _PIECE], ticks[i:i + _PIECE],
+                            None if amounts is None else amounts[i:i + _PIECE], today_off, zero_ok)  # fmt: skip
+
+    def _piece(self, ids: np.ndarray, ticks: np.ndarray, amounts: np.ndarray | None, today_off: int,
+               zero_ok: bool) -> None:  # fmt: skip
+        day = ticks // self.per_day if self.per_day != 1 else ticks.astype(np.int64)
+        day -= self.day_lo
+        lo, hi = int(day.min()), int(day.max())
+        if lo < 0 or hi > today_off or ids.min() < self.id_lo or ids.max() >= self.id_lo + self.m:
+            raise _Unsupported("dates after today, or statistics that do not bound the values")
+        self.day_min = lo if self.day_min is None else min(self.day_min, lo)
+        self.day_max = hi if self.day_max is None else max(self.day_max, hi)
+        self.n_tx += len(ids)
+        cents = None
+        if amounts is not None:
+            if not (np.abs(amounts) < _MAX_AMOUNT).all():  # NaN and infinity too
+                raise _Unsupported("large or non-finite amounts")
+            if (amounts < 0).any() or (not zero_ok and (amounts == 0).any()):
+                raise _Unsupported("negative or zero amounts")
+            c = np.rint(amounts * 100.0)
+            if not (c / 100.0 == amounts).all():
+                raise _Unsupported("amounts not in whole cents")
+            cents = c.astype(np.int64)
+        if self.days_seen is not None:
+            self.days_seen += np.bincount(day, minlength=len(self.days_seen))
+        if self.obs_off is not None and hi > self.obs_off:
+            after = day > self.obs_off
+            self.n_after += int(after.sum())
+            keep = ~after
+            if cents is not None:
+                self.cents_after += float(cents[after].sum())
+                cents = cents[keep]
+            ids, day = ids[keep], day[keep]
+        packed = ids - self.id_lo
+        bucket = packed // self.width if self.k > 1 else None
+        packed <<= self.dbits
+        packed |= day
+        if cents is not None:
+            packed <<= self.cbits
+            packed |= cents
+        for b in range(self.k):
+            part = packed if bucket is None else packed[bucket == b]
+            if len(part):
+                self.packed[b].append(part)
+
+    def bucket(self, b: int) -> tuple[np.ndarray, int, int]:
+        """Bucket ``b``'s packed rows (one array; the pieces are released) and its customers' range."""
+        pieces = self.packed[b]
+        joined = pieces[0] if len(pieces) == 1 else np.concatenate(pieces) if pieces else np.empty(0, np.int64)
+        self.packed[b] = [joined]
+        lo = b * self.width
+        return joined, lo, min(self.width, self.m - lo)
+
+
+# --- Per customer ---------------------------------------------------------------------------------------------
+
+
+def _purchase_days(packed: np.ndarray, cbits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """From sorted packed rows: each purchase day's last row, its key (customer << bits | day) and the running
+    total of cents to its end (exact, int64; None without amounts)."""
+    keys = packed >> cbits if cbits else packed
+    n = len(keys)
+    is_last = np.empty(n, dtype=bool)
+    np.not_equal(keys[:-1], keys[1:], out=is_last[:-1])
+    is_last[-1:] = True
+    last_rows = np.flatnonzero(is_last)
+    del is_last
+    day_keys = keys[last_rows]
+    del keys
+    running = None
+    if cbits:
+        cents = packed & ((1 << cbits) - 1)
+        np.cumsum(cents, out=cents)
+        running = cents[last_rows]
+    return last_rows, day_keys, running
+
+
+def _day_cents(running: np.ndarray) -> np.ndarray:
+    """Each purchase day's cents from the running totals at the days' ends."""
+    cents = np.empty_like(running)
+    cents[:1] = running[:1]
+    np.subtract(running[1:], running[:-1], out=cents[1:])
+    return cents
+
+
+def _before(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[index - 1]``, 0 where ``index`` is 0 (the running total before a segment)."""
+    out = values[np.maximum(index - 1, 0)]
+    out[index == 0] = 0
+    return out
+
+
+def _per_customer(
+    packed: np.ndarray, cbits: int, dbits: int, cal_off: int, lo: int, m: int, keep_days: bool
+) -> dict[str, Any]:
+    """The customers ``lo .. lo + m - 1`` (offsets from the lowest id) of one bucket (``packed`` is sorted in
+    place): first and last purchase day up to ``cal_off`` (-1 for none), purchase days up to and after it, rows,
+    cents (exact int64) up to and after it and on the first day; with ``keep_days`` the purchase days
+    themselves (``day_keys``, ``running``) for the extreme days."""
+    packed.sort()
+    last_rows, day_keys, running = _purchase_days(packed, cbits)
+    out: dict[str, Any] = {
+        name: np.full(m, -1 if name in ("first", "last") else 0, np.int64) for name in _PER_CUSTOMER
+    }
+    if not len(day_keys):
+        return out
+    cust = day_keys >> dbits
+    is_last = np.empty(len(cust), dtype=bool)
+    np.not_equal(cust[:-1], cust[1:], out=is_last[:-1])
+    is_last[-1] = True
+    ends = np.flatnonzero(is_last)  # each customer's last purchase day
+    del is_last
+    customer = cust[ends]
+    del cust
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    day_mask = (1 << dbits) - 1
+    cal_ends = np.searchsorted(day_keys, (customer << dbits) | cal_off, side="right") - 1  # last day <= cal
+    cal_days = cal_ends - starts + 1
+    who = customer - lo
+    has_cal = cal_days > 0
+    out["first"][who] = day_keys[starts] & day_mask
+    out["last"][who[has_cal]] = day_keys[cal_ends[has_cal]] & day_mask
+    out["cal_days"][who] = cal_days
+    out["hold_days"][who] = ends - cal_ends
+    out["n_rows"][who] = np.diff(last_rows[ends], prepend=-1)
+    if running is not None:
+        before = _before(running, starts)
+        at_cal = np.where(has_cal, running[np.maximum(cal_ends, 0)], before)
+        out["cal_c"][who] = at_cal - before
+        out["hold_c"][who] = running[ends] - at_cal
+        out["first_c"][who] = running[starts] - before
+        if keep_days:
+            out["day_keys"], out["running"] = day_keys, running
+    return out
+
+
+_PER_CUSTOMER = ("first", "last", "cal_days", "hold_days", "n_rows", "cal_c", "hold_c", "first_c")
+
+
+def _extreme_days(
+    run: _Pass, parts: list[dict[str, Any]], in_table: np.ndarray, fence: float
+) -> list[tuple[int, dt.date, float]]:
+    """The purchase days above ``fence`` of the customers in the table (``in_table``, by offset from the lowest
+    id), from the days a bucket kept or else from its sorted rows again."""
+    mask = (1 << run.dbits) - 1
+    found: list[tuple[int, dt.date, float]] = []
+    for b, part in enumerate(parts):
+        if "day_keys" in part:
+            day_keys, running = part["day_keys"], part["running"]
+        else:
+            _, day_keys, running = _purchase_days(run.bucket(b)[0], run.cbits)
+        if not len(day_keys):
+            continue
+        value = _day_cents(running) / 100.0
+        hit = np.flatnonzero(value > fence)
+        hit = hit[in_table[(day_keys[hit] >> run.dbits)]]
+        for key, v in zip(day_keys[hit].tolist(), value[hit].tolist()):
+            found.append((run.id_lo + (key >> run.dbits), _EPOCH + dt.timedelta(days=run.day_lo + (key & mask)), v))
+    found.sort(key=lambda r: (-r[2], r[0], r[1]))
+    return found
+
+
+def _fence(first_ok: np.ndarray, mean_day_value: np.ndarray, cal: dt.date) -> float | None:
+    """The extreme-day fence by :data:`clvforecast.rfm.FENCE_SQL` itself, over the customers' mean day values."""
+    import duckdb
+
+    from .rfm import FENCE_SQL, _run
+
+    con = duckdb.connect()
+    try:
+        con.register("rfm", pd.DataFrame({"first_day": np.full(int(first_ok.sum()), np.datetime64(cal, "s")),
+                                          "mean_day_value": mean_day_value[first_ok]}))  # fmt: skip
+        fence = _run(con, FENCE_SQL, {"cal": cal}).fetchall()[0][0]
+    finally:
+        con.close()
+    return None if fence is None else float(fence)
+
+
+# --- The table ---------------------------------------------------------------------------------------------------
+
+
+def summarise(
+    log: Any, *, cal: dt.date | None, obs: dt.date | None, unit_code: str, holdout: bool, stacklevel: int
+) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """The table and attrs of :func:`clvforecast.rfm._summarise` for a clean typed log, or None (use the SQL)."""
+    if (log.line_items or log.quantity is not None or log.extra_columns or log.duplicates_policy is not None
+            or log.extreme == "cap" or (log.has_amount and log.returns_policy == "net")):  # fmt: skip
+        return None
+    try:
+        cols = _columns(log)
+        today = dt.date.today()
+        run = _Pass(cols, obs, today, zero_ok=log.zero_policy == "keep")
+        return _table(run, log, cal=cal, obs=obs, unit_code=unit_code, holdout=holdout, today=today,
+                      stacklevel=stacklevel + 1)  # fmt: skip
+    except _Unsupported:
+        return None
+
+
+def _table(
+    run: _Pass, log: Any, *, cal: dt.date | None, obs: dt.date | None, unit_code: str, holdout: bool,
+    today: dt.date, stacklevel: int,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from .io import _dropped, _ledger, _prior_ledger, _suspicious_dates
+    from .rfm import (
+        HOLDOUT_COLUMNS, RFM_COLUMNS, _attrs, _empty_error, _no_holdout_error, _warn_after_last,
+    )
+    from .units import days_per
+
+    assert run.day_min is not None and run.day_max is not None
+    first_date = _EPOCH + dt.timedelta(days=run.day_lo + run.day_min)
+    last_date = _EPOCH + dt.timedelta(days=run.day_lo + run.day_max)
+    given = obs is not None
+    if run.days_seen is not None:  # no observation end: the SQL path leaves out dates far beyond the rest
+        days = np.flatnonzero(run.days_seen)
+        dates = (days + run.day_lo).astype("datetime64[D]")
+        month = dates.astype("datetime64[M]").astype(np.int64) + 1970 * 12
+        edges = np.flatnonzero(np.concatenate(([True], month[1:] != month[:-1])))
+        counts = np.add.reduceat(run.days_seen[days], edges)
+        ends = np.append(edges[1:], len(days)) - 1
+        months = [(int(month[a]), int(n), dates[a].item(), dates[e].item()) for a, e, n in zip(edges, ends, counts)]
+        if _suspicious_dates(months, 0)[0] is not None:
+            raise _Unsupported("dates far beyond the rest")
+        obs = last_date
+    assert obs is not None
+    cal = obs if cal is None else cal
+    _warn_after_last(first_date, last_date, obs, given, stacklevel=stacklevel)
+    cal_off = (cal - _EPOCH).days - run.day_lo
+    parts = [_per_customer(run.bucket(b)[0], run.cbits, run.dbits, cal_off, *run.bucket(b)[1:], run.k == 1)
+             for b in range(run.k)]  # fmt: skip
+    per = {name: np.concatenate([p[name] for p in parts]) for name in _PER_CUSTOMER}
+    first, cal_days = per["first"], per["cal_days"]
+    in_table = (first >= 0) & (first <= cal_off)
+    late = first > cal_off
+    hold_days = per["hold_days"]
+    if holdout and int(hold_days.sum()) == 0:
+        raise _no_holdout_error(cal, obs, last_date)
+    if not in_table.any():
+        raise _empty_error(cal, first_date)
+    unit = days_per(unit_code)
+    t = in_table
+    f = first[t]
+    days_in = cal_days[t]
+    table: dict[str, Any] = {
+        "frequency": days_in - 1,
+        "recency": (per["last"][t] - f) / unit,
+        "T": (cal_off - f) / unit,
+    }
+    fence, extreme_days = None, []
+    if log.has_amount:
+        cal_c, first_c = per["cal_c"][t].astype(np.float64), per["first_c"][t].astype(np.float64)
+        repeat = days_in > 1
+        table["monetary_value"] = np.where(repeat, ((cal_c - first_c) / 100.0) / np.where(repeat, days_in - 1, 1), 0.0)
+        mean_day_value = (cal_c / 100.0) / days_in
+        fence = _fence(mean_day_value > 0, mean_day_value, cal)
+        if fence is not None:
+            extreme_days = _extreme_days(run, parts, in_table, fence)
+    if holdout:
+        hd = hold_days[t]
+        table["holdout_frequency"] = hd
+        if log.has_amount:
+            spend = per["hold_c"][t].astype(np.float64) / 100.0
+            table["holdout_spend"] = spend
+            table["holdout_monetary_value"] = np.where(hd > 0, spend / np.where(hd > 0, hd, 1), 0.0)
+    columns = [c for c in RFM_COLUMNS + (HOLDOUT_COLUMNS if holdout else []) if c in table]
+    index = pd.Index(run.id_lo + np.flatnonzero(t), name="customer_id", dtype="int64")
+    frame = pd.DataFrame({c: table[c] for c in columns}, index=index)
+    prior = _prior_ledger(log.source) if isinstance(log.source, pd.DataFrame) else None
+    rows_read, entries = prior if prior is not None else (run.n_tx, [])
+    late_spend = float(per["hold_c"][late].sum()) / 100.0 if log.has_amount else None
+    attrs = _attrs(
+        lambda used, extra: _ledger(rows_read, [*entries, *extra], used), _dropped(entries), run.n_tx, log,
+        cal=cal, obs=obs, unit_code=unit_code, holdout=holdout,
+        after=(run.n_after, run.cents_after / 100.0 if log.has_amount and run.n_after else None),
+        late=(int(late.sum()), int(per["n_rows"][late].sum()), late_spend),
+        fence=fence, extreme_days=extreme_days, capped=False,
+    )
+    return frame, attrs
