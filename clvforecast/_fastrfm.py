@@ -30,6 +30,7 @@ import contextlib
 import datetime as dt
 import functools
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,6 +48,32 @@ _MAX_AMOUNT = 1e5
 _CENTS_BITS = 24  # whole cents below 1e5 x 100 < 2**24
 _TICKS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
 _EPOCH = dt.date(1970, 1, 1)
+
+
+def _bucket_rows(n_rows: int, n_ids: int) -> int:
+    """Rows per bucket: :data:`BUCKET_ROWS`, or fewer under a memory limit (``CLVFORECAST_MEMORY_LIMIT``, the
+    CLI's ``--memory-limit``). The pass keeps 8 bytes a row and 44 for each id in the range, and each thread works
+    on one bucket with about 48 bytes a row; a limit too small for buckets of 1M rows leaves the table to the SQL, which spills to disk."""
+    from .io import MEMORY_LIMIT_ENV
+
+    text = os.environ.get(MEMORY_LIMIT_ENV)
+    if not text:
+        return BUCKET_ROWS
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT])(i?)B\s*", text, flags=re.IGNORECASE)
+    if match is None:
+        raise _Unsupported("a memory limit DuckDB reads")
+    base = 1024 if match[3] else 1000
+    limit = float(match[1]) * base ** (1 + "KMGT".index(match[2].upper()))
+    rows = int((limit - 8 * n_rows - _BYTES_PER_ID * n_ids - _OVERHEAD) / (_BYTES_PER_ROW * _threads()))
+    if rows < 1 << 20 and rows < n_rows:
+        raise _Unsupported("a memory limit too small for the pass")
+    return max(min(rows, BUCKET_ROWS), 1 << 20)
+
+
+#: Working memory of a bucket being summed, per row; and what the pass holds beside the rows.
+_BYTES_PER_ROW = 48
+_BYTES_PER_ID = 44
+_OVERHEAD = 64 * 2**20
 
 
 def _threads() -> int:
@@ -76,6 +103,9 @@ class _Columns:
     has_amount: bool
     exact_bounds = False  # bounds read from the values themselves (else from statistics, checked as read)
     bounds: tuple[int, int, int, int]
+
+    def release(self) -> None:
+        """Give back what reading holds (Arrow's memory pool keeps freed buffers)."""
 
     def tasks(self) -> list[Any]:
         """Zero-argument callables, one per part of the log, each yielding ``(ids, ticks, amounts)`` batches;
@@ -185,6 +215,12 @@ class _ParquetColumns(_Columns):
         return [functools.partial(self._read, i, g) for i, f in enumerate(self.files)
                 for g in range(f.metadata.num_row_groups)]  # fmt: skip
 
+    def release(self) -> None:
+        import pyarrow as pa
+
+        self._local = threading.local()
+        pa.default_memory_pool().release_unused()
+
     def _read(self, i: int, group: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """Row group ``group`` of file ``i``, in batches (a file handle per thread: reads run in parallel)."""
         import pyarrow as pa
@@ -248,7 +284,7 @@ class _Pass:
         if self.m > 4 * cols.n_rows + (1 << 22) or int(self.m).bit_length() + self.dbits > 62:
             raise _Unsupported("ids too sparse, or dates too far apart")
         self.obs_off = (obs - _EPOCH).days - self.day_lo if obs is not None else None
-        k = -(-cols.n_rows // BUCKET_ROWS)
+        k = -(-cols.n_rows // _bucket_rows(cols.n_rows, self.m))
         if cols.n_rows >= _PIECE:  # one bucket per core at least: each is sorted and summed on its own thread
             k = max(k, _threads())
         self.width = -(-self.m // k)  # ids per bucket
@@ -270,6 +306,7 @@ class _Pass:
             for results in pool.map(self._part, cols.tasks()):
                 for result in results:
                     self._add(*result)
+        cols.release()
 
     def _part(self, task: Any) -> list[tuple[Any, ...]]:
         """One part of the log (on a worker thread): read, then checked and packed piece by piece."""
@@ -372,6 +409,14 @@ def _day_cents(running: np.ndarray) -> np.ndarray:
     return cents
 
 
+def _max_day_cents(running: np.ndarray) -> int:
+    """The largest purchase day's cents, a block at a time (no array of every day's cents)."""
+    best = int(running[0])
+    for i in range(0, len(running) - 1, _PIECE):
+        best = max(best, int(np.diff(running[i:i + _PIECE + 1]).max()))
+    return best
+
+
 def _before(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``values[index - 1]``, 0 where ``index`` is 0 (the running total before a segment)."""
     out = values[np.maximum(index - 1, 0)]
@@ -380,19 +425,19 @@ def _before(values: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 
 def _per_customer(
-    packed: np.ndarray, cbits: int, dbits: int, cal_off: int, lo: int, m: int, keep_days: bool, holdout: bool
+    packed: np.ndarray, cbits: int, dbits: int, cal_off: int, lo: int, out: dict[str, np.ndarray],
+    keep_days: bool, holdout: bool,
 ) -> dict[str, Any]:
     """The customers ``lo .. lo + m - 1`` (offsets from the lowest id) of one bucket (``packed`` is sorted in
-    place): first and last purchase day up to ``cal_off`` (-1 for none), purchase days up to and after it, rows,
-    cents (exact int64) up to and after it and on the first day; with ``keep_days`` the purchase days
-    themselves (``day_keys``, ``running``) for the extreme days."""
+    place), written into ``out``'s arrays (views of length m): first and last purchase day up to ``cal_off``
+    (left -1 for none), purchase days up to and after it, rows (``holdout`` only), cents (exact int64) up to and
+    after it and on the first day. Returns the bucket's largest purchase day in cents (``max_c``) and, with
+    ``keep_days``, the purchase days themselves (``day_keys``, ``running``) for the extreme days."""
     packed.sort()
     day_keys, running, scratch = _purchase_days(packed, cbits)
-    out: dict[str, Any] = {
-        name: np.full(m, -1 if name in ("first", "last") else 0, np.int64) for name in _PER_CUSTOMER
-    }
+    kept: dict[str, Any] = {"max_c": 0}
     if not len(day_keys):
-        return out
+        return kept
     cust = np.right_shift(day_keys, dbits, out=scratch[:len(day_keys)])
     is_last = np.empty(len(cust), dtype=bool)
     np.not_equal(cust[:-1], cust[1:], out=is_last[:-1])
@@ -423,29 +468,36 @@ def _per_customer(
         out["hold_c"][who] = running[ends] - at_cal
         out["first_c"][who] = running[starts] - before
         if keep_days:
-            out["day_keys"], out["running"] = day_keys, running
-    return out
+            kept["day_keys"], kept["day_cents"] = day_keys, _day_cents(running)
+            kept["max_c"] = int(kept["day_cents"].max())
+        else:
+            kept["max_c"] = _max_day_cents(running)
+    return kept
 
 
 _PER_CUSTOMER = ("first", "last", "cal_days", "hold_days", "n_rows", "cal_c", "hold_c", "first_c")
+_CENTS = ("cal_c", "hold_c", "first_c")  # int64; the days and counts are int32
 
 
 def _extreme_days(
-    run: _Pass, parts: list[dict[str, Any]], in_table: np.ndarray, fence: float
+    run: _Pass, kept: list[dict[str, Any]], in_table: np.ndarray, fence: float
 ) -> list[tuple[int, dt.date, float]]:
     """The purchase days above ``fence`` of the customers in the table (``in_table``, by offset from the lowest
-    id), from the days a bucket kept or else from its sorted rows again; largest first."""
+    id), from the days a bucket kept or else from its sorted rows again (only buckets with such a day);
+    largest first."""
     mask = (1 << run.dbits) - 1
 
     def above(b: int) -> list[tuple[int, dt.date, float]]:
-        part = parts[b]
+        part = kept[b]
+        if part["max_c"] / 100.0 <= fence:
+            return []
         if "day_keys" in part:
-            day_keys, running = part["day_keys"], part["running"]
+            day_keys, day_cents = part["day_keys"], part["day_cents"]
         else:
             day_keys, running, _ = _purchase_days(run.bucket(b)[0], run.cbits)
-        if running is None or not len(day_keys):
-            return []
-        value = _day_cents(running) / 100.0
+            assert running is not None
+            day_cents = _day_cents(running)
+        value = day_cents / 100.0
         hit = np.flatnonzero(value > fence)
         hit = hit[in_table[(day_keys[hit] >> run.dbits)]]
         return [(run.id_lo + (key >> run.dbits), _EPOCH + dt.timedelta(days=run.day_lo + (key & mask)), v)
@@ -549,55 +601,69 @@ def _table(
     cal = obs if cal is None else cal
     _warn_after_last(first_date, last_date, obs, given, stacklevel=stacklevel)
     cal_off = (cal - _EPOCH).days - run.day_lo
+    per = {name: np.full(run.m, -1 if name in ("first", "last") else 0, np.int64 if name in _CENTS else np.int32)
+           for name in _PER_CUSTOMER}  # fmt: skip
+
+    def bucket(b: int) -> dict[str, Any]:
+        packed, lo, m = run.bucket(b)
+        views = {name: values[lo:lo + m] for name, values in per.items()}
+        return _per_customer(packed, run.cbits, run.dbits, cal_off, lo, views, run.k <= _threads(), holdout)
+
     with _pool() as pool:  # numpy lets go of the GIL in the sorts and sums: one bucket per core
-        parts = list(pool.map(
-            lambda b: _per_customer(run.bucket(b)[0], run.cbits, run.dbits, cal_off, *run.bucket(b)[1:],
-                                    run.k <= _threads(), holdout), range(run.k)))  # fmt: skip
-    per = {name: np.concatenate([p[name] for p in parts]) for name in _PER_CUSTOMER}
-    first, cal_days = per["first"], per["cal_days"]
+        kept = list(pool.map(bucket, range(run.k)))
+    first = per.pop("first")
     in_table = (first >= 0) & (first <= cal_off)
     late = first > cal_off
-    hold_days = per["hold_days"]
-    if holdout and int(hold_days.sum()) == 0:
+    if holdout and not per["hold_days"].any():
         raise _no_holdout_error(cal, obs, last_date)
     if not in_table.any():
         raise _empty_error(cal, first_date)
     unit = days_per(unit_code)
     t = in_table
     f = first[t]
-    days_in = cal_days[t]
+    del first
+    days_in = per.pop("cal_days")[t]
     table: dict[str, Any] = {
-        "frequency": days_in - 1,
-        "recency": (per["last"][t] - f) / unit,
+        "frequency": days_in.astype(np.int64) - 1,
+        "recency": (per.pop("last")[t] - f) / unit,
         "T": (cal_off - f) / unit,
     }
+    del f
     fence, extreme_days = None, []
+    late_rows = int(per.pop("n_rows")[late].sum())
+    late_spend = float(per["hold_c"][late].sum()) / 100.0 if log.has_amount else None
     if log.has_amount:
-        cal_c, first_c = per["cal_c"][t].astype(np.float64), per["first_c"][t].astype(np.float64)
+        cal_c = per.pop("cal_c")[t]
         repeat = days_in > 1
-        table["monetary_value"] = np.where(repeat, ((cal_c - first_c) / 100.0) / np.where(repeat, days_in - 1, 1), 0.0)
+        table["monetary_value"] = np.where(
+            repeat, ((cal_c - per.pop("first_c")[t]) / 100.0) / np.where(repeat, days_in - 1, 1), 0.0
+        )
         mean_day_value = (cal_c / 100.0) / days_in
+        del cal_c
         fence = _fence(mean_day_value)
+        del mean_day_value
         if fence is not None:
-            extreme_days = _extreme_days(run, parts, in_table, fence)
+            extreme_days = _extreme_days(run, kept, in_table, fence)
+    del kept
+    run.packed = []  # the rows are no longer needed
     if holdout:
-        hd = hold_days[t]
+        hd = per.pop("hold_days")[t].astype(np.int64)
         table["holdout_frequency"] = hd
         if log.has_amount:
-            spend = per["hold_c"][t].astype(np.float64) / 100.0
+            spend = per.pop("hold_c")[t] / 100.0
             table["holdout_spend"] = spend
             table["holdout_monetary_value"] = np.where(hd > 0, spend / np.where(hd > 0, hd, 1), 0.0)
+    per.clear()
     columns = [c for c in RFM_COLUMNS + (HOLDOUT_COLUMNS if holdout else []) if c in table]
     index = pd.Index(run.id_lo + np.flatnonzero(t), name="customer_id", dtype="int64")
-    frame = pd.DataFrame({c: table[c] for c in columns}, index=index)
+    frame = pd.DataFrame({c: table.pop(c) for c in columns}, index=index, copy=False)
     prior = _prior_ledger(log.source) if isinstance(log.source, pd.DataFrame) else None
     rows_read, entries = prior if prior is not None else (run.n_tx, [])
-    late_spend = float(per["hold_c"][late].sum()) / 100.0 if log.has_amount else None
     attrs = _attrs(
         lambda used, extra: _ledger(rows_read, [*entries, *extra], used), _dropped(entries), run.n_tx, log,
         cal=cal, obs=obs, unit_code=unit_code, holdout=holdout,
         after=(run.n_after, float(run.cents_after) / 100.0 if log.has_amount and run.n_after else None),
-        late=(int(late.sum()), int(per["n_rows"][late].sum()), late_spend),
+        late=(int(late.sum()), late_rows, late_spend),
         fence=fence, extreme_days=extreme_days, capped=False,
     )
     return frame, attrs

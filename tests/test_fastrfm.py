@@ -199,3 +199,18 @@ def test_the_fence_is_duckdbs() -> None:
         sql = rfm_module._run(con, rfm_module.FENCE_SQL, {"cal": dt.date(2020, 1, 1)}).fetchall()[0][0]
         con.close()
         assert _fastrfm._fence(values) == sql
+
+
+def test_a_memory_limit_sets_the_buckets_or_leaves_the_table_to_the_sql(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLVFORECAST_MEMORY_LIMIT", "2GB")
+    # 2e9 bytes: 8 bytes for each of 100M rows and 44 for each of 10M ids kept, the rest (less 64 MiB) for the
+    # threads at 48 bytes a row
+    expected = int((2e9 - 8 * 100_000_000 - 44 * 10_000_000 - 64 * 2**20) / (48 * _fastrfm._threads()))
+    assert _fastrfm._bucket_rows(100_000_000, 10_000_000) == min(expected, _fastrfm.BUCKET_ROWS)
+    monkeypatch.setenv("CLVFORECAST_MEMORY_LIMIT", "100MB")
+    with pytest.raises(_fastrfm._Unsupported):
+        _fastrfm._bucket_rows(100_000_000, 10_000_000)
+    assert _fastrfm._bucket_rows(1_000, 100) == 1 << 20  # a small log fits whatever the limit
+    df = _log(2, 30, 300)
+    assert _used(df)
+    _same(cf.rfm_summary, df)
