@@ -1,18 +1,21 @@
 """The RFM table by one sort, in numpy, for clean typed logs: the same table as :data:`clvforecast.rfm.RFM_SQL`.
 
 DuckDB's two-level group-by (customer-day, then customer, nine aggregates over exact DECIMAL sums) costs about
-8 CPU-seconds on 10M rows. When the ids are integers in a dense range and the dates are timestamps, each row
-packs into one 64-bit key ``(customer - lowest id) << bits | day``; one sort of the keys lays out every
-customer's purchase days in order, so the first day, the last day and the number of purchase days follow from
-comparing neighbours, and the spends from counting sums (``bincount``) of whole cents. A log of more than
-:data:`BUCKET_ROWS` rows is split by id range into buckets as it is read (Parquet in batches), so that memory
-stays near 12 bytes a row.
+8 CPU-seconds on 10M rows. When the ids are integers in a dense range, the dates timestamps and the amounts whole
+cents, each row packs into one 64-bit integer ``(customer - lowest id) << (day bits + 24) | day << 24 | cents``.
+One sort lays out every customer's purchase days in order, with each row's cents beside its key: the first
+day, the last day and the number of purchase days follow from comparing neighbours, and every spend from a
+running total of the cents read at the ends of days and customers (exact integers). The rows are split by id
+range into buckets as they are read (a DataFrame in pieces, Parquet by row group, on a thread per core, with no
+copy of the log), and each bucket is sorted and summed on its own thread: numpy lets go of the GIL in both. The
+pass keeps 8 bytes a row, and the buckets are sized to ``CLVFORECAST_MEMORY_LIMIT`` when it is set (the CLI's
+``--memory-limit``; see :func:`_bucket_rows`).
 
 It is used only where it gives the SQL's table bit for bit, and :func:`summarise` returns None otherwise (the
 SQL then runs, with its validation, ledger entries and messages):
 
-* a DataFrame, Parquet file or folder of Parquet files; integer ids (at most 63 bits with the days, in a range
-  of at most ``4 x rows + 2**22`` values); naive (or UTC, in Parquet) timestamps or dates; float64 or integer
+* a DataFrame, Parquet file or folder of Parquet files; integer ids in a range of at most ``2 x rows + 2**20``
+  values (ids, days and cents in 63 bits); naive (or UTC, in Parquet) timestamps or dates; float64 or integer
   amounts (Parquet: with min/max statistics for the id and date columns);
 * nothing to clean: no missing value, no NaN, no negative amount, no zero amount unless zero amounts are kept,
   no date after today and, without an observation end, none far beyond the rest;
@@ -32,8 +35,9 @@ import functools
 import os
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,7 +57,8 @@ _EPOCH = dt.date(1970, 1, 1)
 def _bucket_rows(n_rows: int, n_ids: int) -> int:
     """Rows per bucket: :data:`BUCKET_ROWS`, or fewer under a memory limit (``CLVFORECAST_MEMORY_LIMIT``, the
     CLI's ``--memory-limit``). The pass keeps 8 bytes a row and 44 for each id in the range, and each thread works
-    on one bucket with about 48 bytes a row; a limit too small for buckets of 1M rows leaves the table to the SQL, which spills to disk."""
+    on one bucket with about 48 bytes a row; a limit too small for buckets of 1M rows leaves the table to the SQL,
+    which spills to disk."""
     from .io import MEMORY_LIMIT_ENV
 
     text = os.environ.get(MEMORY_LIMIT_ENV)
@@ -94,7 +99,7 @@ class _Unsupported(Exception):
 
 
 class _Columns:
-    """Where the three columns come from: ``batches()`` yields ``(ids, ticks, amounts)`` numpy arrays (ticks in
+    """Where the three columns come from: :meth:`tasks` give ``(ids, ticks, amounts)`` numpy arrays (ticks in
     ``unit`` since 1970, amounts None without an amount column); ``bounds`` = (id min, id max, tick min, tick
     max), bounds that every row lies within; ``n_rows``."""
 
@@ -200,7 +205,7 @@ class _ParquetColumns(_Columns):
                 group = meta.row_group(g)
                 if group.num_rows == 0:
                     continue
-                for c, kind, out in zip(columns, (id_type, date_type), (ids, ticks)):
+                for c, kind, out in zip(columns, (id_type, date_type), (ids, ticks), strict=True):
                     st = group.column(c).statistics
                     if st is None or not st.has_min_max or st.null_count:
                         raise _Unsupported("no statistics, or missing values")
@@ -271,7 +276,8 @@ def _columns(log: Any) -> _Columns:
 
 
 class _Pass:
-    """What one pass over the rows keeps: per bucket the keys (int64) and cents (int32), and the counts."""
+    """What one pass over the rows keeps: per bucket (a range of ids) the packed rows up to the observation end,
+    and the counts (rows, rows after the end and their cents, the first and last day, days seen)."""
 
     def __init__(self, cols: _Columns, obs: dt.date | None, today: dt.date, zero_ok: bool) -> None:
         id_lo, id_hi, tick_lo, tick_hi = cols.bounds
@@ -281,8 +287,8 @@ class _Pass:
         self.day_lo = tick_lo // self.per_day
         span = tick_hi // self.per_day - self.day_lo + 1
         self.dbits = max(int(span).bit_length(), 1)
-        if self.m > 4 * cols.n_rows + (1 << 22) or int(self.m).bit_length() + self.dbits > 62:
-            raise _Unsupported("ids too sparse, or dates too far apart")
+        if self.m > 2 * cols.n_rows + (1 << 20):
+            raise _Unsupported("ids too sparse for an array per id")
         self.obs_off = (obs - _EPOCH).days - self.day_lo if obs is not None else None
         k = -(-cols.n_rows // _bucket_rows(cols.n_rows, self.m))
         if cols.n_rows >= _PIECE:  # one bucket per core at least: each is sorted and summed on its own thread
@@ -323,7 +329,7 @@ class _Pass:
         day = ticks // self.per_day if self.per_day != 1 else ticks.astype(np.int64)
         day -= self.day_lo
         lo, hi = int(day.min()), int(day.max())
-        if lo < 0 or hi > self._today_off:
+        if lo < 0 or hi > self._today_off or hi >= 1 << self.dbits:
             raise _Unsupported("dates after today, or statistics that do not bound the values")
         if not self._exact and (ids.min() < self.id_lo or ids.max() >= self.id_lo + self.m):
             raise _Unsupported("statistics that do not bound the values")
@@ -501,7 +507,7 @@ def _extreme_days(
         hit = np.flatnonzero(value > fence)
         hit = hit[in_table[(day_keys[hit] >> run.dbits)]]
         return [(run.id_lo + (key >> run.dbits), _EPOCH + dt.timedelta(days=run.day_lo + (key & mask)), v)
-                for key, v in zip(day_keys[hit].tolist(), value[hit].tolist())]  # fmt: skip
+                for key, v in zip(day_keys[hit].tolist(), value[hit].tolist(), strict=True)]  # fmt: skip
 
     with _pool() as pool:
         found = [day for days in pool.map(above, range(run.k)) for day in days]
@@ -561,7 +567,7 @@ def _no_hugepage_advice() -> Iterator[None]:
     quarter of this pass's time on a 2-core machine (0.78 s instead of 1.1 s for 10M rows). The advice is off
     while the pass runs, and restored after."""
     try:
-        from numpy._core.multiarray import _set_madvise_hugepage
+        from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - numpy without it
         yield
         return
@@ -578,7 +584,12 @@ def _table(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     from .io import _dropped, _ledger, _prior_ledger, _suspicious_dates
     from .rfm import (
-        HOLDOUT_COLUMNS, RFM_COLUMNS, _attrs, _empty_error, _no_holdout_error, _warn_after_last,
+        HOLDOUT_COLUMNS,
+        RFM_COLUMNS,
+        _attrs,
+        _empty_error,
+        _no_holdout_error,
+        _warn_after_last,
     )
     from .units import days_per
 
@@ -593,7 +604,7 @@ def _table(
         edges = np.flatnonzero(np.concatenate(([True], month[1:] != month[:-1])))
         counts = np.add.reduceat(run.days_seen[days], edges)
         ends = np.append(edges[1:], len(days)) - 1
-        months = [(int(month[a]), int(n), dates[a].item(), dates[e].item()) for a, e, n in zip(edges, ends, counts)]
+        months = [(int(month[a]), int(n), dates[a].item(), dates[e].item()) for a, e, n in zip(edges, ends, counts, strict=True)]
         if _suspicious_dates(months, 0)[0] is not None:
             raise _Unsupported("dates far beyond the rest")
         obs = last_date
@@ -601,7 +612,7 @@ def _table(
     cal = obs if cal is None else cal
     _warn_after_last(first_date, last_date, obs, given, stacklevel=stacklevel)
     cal_off = (cal - _EPOCH).days - run.day_lo
-    per = {name: np.full(run.m, -1 if name in ("first", "last") else 0, np.int64 if name in _CENTS else np.int32)
+    per: dict[str, np.ndarray] = {name: np.full(run.m, -1 if name in ("first", "last") else 0, np.int64 if name in _CENTS else np.int32)
            for name in _PER_CUSTOMER}  # fmt: skip
 
     def bucket(b: int) -> dict[str, Any]:

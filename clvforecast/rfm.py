@@ -50,6 +50,12 @@ args={"cal": ..., "obs": ..., "unit": ..., "cap": ...})`` registers the result a
 :data:`COHORT_SQL`, :data:`PERIODS_SQL` and :data:`DISCRETE_SQL`. The whole table is one pass over the
 transactions (the purchase days are not materialised); the fence reads the table, and only customers with an
 extreme day are read again.
+
+The numpy pass. For a clean typed log (integer ids, timestamps, amounts in whole cents, nothing to drop; see
+:mod:`clvforecast._fastrfm`) :func:`rfm_summary` and :func:`calibration_holdout` compute the same table, attrs
+and ledger without DuckDB, by one sort of a packed key per row: 0.8 s instead of 3-5 s for 10M rows on two
+cores. Its results are those of the SQL bit for bit (tests/test_fastrfm.py compares the two on random logs and
+cutoffs); any other log runs the SQL.
 """
 
 from __future__ import annotations
