@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 #: Rows per bucket: a log with more rows is split by id range as it is read.
-BUCKET_ROWS = 24_000_000
+BUCKET_ROWS = 8_000_000
 #: Rows per piece of the element-wise work (temporaries stay in cache-sized blocks).
 _PIECE = 1 << 18
 #: Rows per Parquet batch.
@@ -295,6 +295,8 @@ class _Pass:
             k = max(k, _threads())
         self.width = -(-self.m // k)  # ids per bucket
         self.k = -(-self.m // self.width)
+        if self.k >= 1 << 16:
+            raise _Unsupported("too many buckets")
         self.cbits = _CENTS_BITS if cols.has_amount else 0
         if int(self.m).bit_length() + self.dbits + self.cbits > 63:
             raise _Unsupported("ids, days and cents do not fit in 63 bits")
@@ -362,9 +364,15 @@ class _Pass:
             packed |= cents
         if self.k == 1:
             return n, n_after, cents_after, lo, hi, seen, [packed]
-        first_of = (np.arange(1, self.k) * self.width) << (self.dbits + self.cbits)  # the buckets' first keys
-        bucket = np.searchsorted(first_of, packed, side="right")
-        return n, n_after, cents_after, lo, hi, seen, [packed[bucket == b] for b in range(self.k)]
+        if self.k == 2:
+            first_of_second = self.width << (self.dbits + self.cbits)
+            second = packed >= first_of_second
+            return n, n_after, cents_after, lo, hi, seen, [packed[~second], packed[second]]
+        # more buckets: a counting sort by bucket (numpy's stable sort of 16-bit integers is a radix sort)
+        bucket = ((packed >> (self.dbits + self.cbits)) // self.width).astype(np.uint16)
+        order = np.argsort(bucket, kind="stable")
+        bounds = np.cumsum(np.bincount(bucket, minlength=self.k))[:-1]
+        return n, n_after, cents_after, lo, hi, seen, np.split(packed[order], bounds)
 
     def _add(self, n: int, n_after: int, cents_after: int, lo: int, hi: int, seen: np.ndarray | None,
              parts: list[np.ndarray]) -> None:  # fmt: skip

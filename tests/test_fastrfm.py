@@ -121,11 +121,12 @@ def test_extreme_days_listed_and_counted_as_in_sql() -> None:
 def test_many_buckets_and_pieces_give_the_same_table(monkeypatch: pytest.MonkeyPatch) -> None:
     df = _log(11, 500, 20_000)
     one = _same(cf.calibration_holdout, df, calibration_end="2020-09-30", observation_end="2021-01-31")
-    monkeypatch.setattr(_fastrfm, "BUCKET_ROWS", 1_500)  # 14 buckets of ids
     monkeypatch.setattr(_fastrfm, "_PIECE", 1_000)  # 20 pieces, packed on the worker threads
-    many = _same(cf.calibration_holdout, df, calibration_end="2020-09-30", observation_end="2021-01-31")
-    pd.testing.assert_frame_equal(one, many, check_exact=True)
-    assert one.attrs == many.attrs
+    for rows in (12_000, 1_500):  # 2 buckets of ids (split by one comparison), 14 (by a counting sort)
+        monkeypatch.setattr(_fastrfm, "BUCKET_ROWS", rows)
+        many = _same(cf.calibration_holdout, df, calibration_end="2020-09-30", observation_end="2021-01-31")
+        pd.testing.assert_frame_equal(one, many, check_exact=True)
+        assert one.attrs == many.attrs
 
 
 def test_parquet_file_and_folder_in_row_groups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
