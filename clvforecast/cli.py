@@ -443,8 +443,9 @@ def summarize(
     spark_master: SparkMaster = None,
     memory_limit: Annotated[
         str | None,
-        typer.Option("--memory-limit", help="DuckDB's memory limit, e.g. 2GB: larger group-bys spill to disk "
-                     "(default: DuckDB's, 80% of the machine's memory)."),
+        typer.Option("--memory-limit", help="Memory for summarising, e.g. 2GB: the numpy pass sizes its "
+                     "buckets to it, DuckDB spills larger group-bys to disk (default: buckets of 8M rows, and "
+                     "DuckDB's 80% of the machine's memory)."),
     ] = None,
     quiet: Quiet = False,
     debug: Debug = False,
