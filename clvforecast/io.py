@@ -138,7 +138,8 @@ from .exceptions import DataQualityWarning, DataValidationError
 from .netting import net_sorted
 
 #: Environment variable read when a DuckDB connection opens: its memory limit (e.g. ``"2GB"``), above which DuckDB
-#: spills large group-bys to disk; DuckDB's default (80% of the machine's memory) when unset.
+#: spills large group-bys to disk; DuckDB's default (80% of the machine's memory) when unset. The numpy RFM pass
+#: (:mod:`clvforecast._fastrfm`) sizes its buckets to it too.
 MEMORY_LIMIT_ENV = "CLVFORECAST_MEMORY_LIMIT"
 
 __all__ = [
