@@ -1418,8 +1418,8 @@ def compare_models(
                              "transaction log); choose another rule")
         words += ("; no model fitted soundly (see the message column), so the choice falls back to all models "
                   "and rests on a degenerate fit")
-        warnings.warn("compare_models: no model fitted soundly, so the choice rests on a degenerate fit (see the "
-                      "message column and attrs['rule'])", ModelAssumptionWarning, stacklevel=2)
+        warnings.warn("compare_models: no model fitted soundly, so the choice rests on a degenerate fit (each "
+                      "model's message says why)", ModelAssumptionWarning, stacklevel=2)
     else:
         passed = [m for m in out.index if not sound[m]]
         if passed:
