@@ -52,6 +52,7 @@ _MAX_AMOUNT = 1e5
 _CENTS_BITS = 24  # whole cents below 1e5 x 100 < 2**24
 _TICKS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
 _EPOCH = dt.date(1970, 1, 1)
+_FIRST_DAY, _LAST_DAY = (dt.date.min - _EPOCH).days, (dt.date.max - _EPOCH).days  # days since 1970
 
 
 def _bucket_rows(n_rows: int, n_ids: int) -> int:
@@ -268,7 +269,14 @@ def _columns(log: Any) -> _Columns:
     if kind == "parquet":
         return _ParquetColumns([Path(os.fspath(log.source))], log)
     if kind == "parquet_folder":
-        return _ParquetColumns(_parquet_files(Path(os.fspath(log.source))), log)
+        folder = Path(os.fspath(log.source))
+        files = _parquet_files(folder)
+        # the files DuckDB reads (its glob '**/*.parquet'), and no hive partition ('name=value' folders, whose
+        # values DuckDB reads as columns)
+        if sorted(p for p in folder.rglob("*.parquet") if p.is_file()) != files or any("=" in part for f in files
+                                                            for part in f.relative_to(folder).parts[:-1]):
+            raise _Unsupported("files or partitions DuckDB reads otherwise")
+        return _ParquetColumns(files, log)
     raise _Unsupported("CSV")
 
 
@@ -286,6 +294,9 @@ class _Pass:
         self.m = id_hi - id_lo + 1
         self.day_lo = tick_lo // self.per_day
         span = tick_hi // self.per_day - self.day_lo + 1
+        if self.day_lo < _FIRST_DAY or self.day_lo + span > _LAST_DAY:
+            raise _Unsupported("dates outside years 1-9999")
+        self.span = span
         self.dbits = max(int(span).bit_length(), 1)
         if self.m > 2 * cols.n_rows + (1 << 20):
             raise _Unsupported("ids too sparse for an array per id")
@@ -331,7 +342,7 @@ class _Pass:
         day = ticks // self.per_day if self.per_day != 1 else ticks.astype(np.int64)
         day -= self.day_lo
         lo, hi = int(day.min()), int(day.max())
-        if lo < 0 or hi > self._today_off or hi >= 1 << self.dbits:
+        if lo < 0 or hi > self._today_off or hi >= self.span:
             raise _Unsupported("dates after today, or statistics that do not bound the values")
         if not self._exact and (ids.min() < self.id_lo or ids.max() >= self.id_lo + self.m):
             raise _Unsupported("statistics that do not bound the values")
@@ -555,7 +566,8 @@ def summarise(
 ) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """The table and attrs of :func:`clvforecast.rfm._summarise` for a clean typed log, or None (use the SQL)."""
     if (log.line_items or log.quantity is not None or log.extra_columns or log.duplicates_policy is not None
-            or log.extreme == "cap" or (log.has_amount and log.returns_policy == "net")):  # fmt: skip
+            or log.extreme == "cap" or (log.has_amount and log.returns_policy == "net")
+            or log.date_format is not None):  # fmt: skip  (the SQL checks the format, and parses text dates)
         return None
     try:
         with _no_hugepage_advice():
@@ -579,11 +591,23 @@ def _no_hugepage_advice() -> Iterator[None]:
     except ImportError:  # pragma: no cover - numpy without it
         yield
         return
-    before = _set_madvise_hugepage(False)
+    global _ADVICE_OFF, _ADVICE_BEFORE
+    with _ADVICE_LOCK:  # concurrent passes: the first turns the advice off, the last restores it
+        if _ADVICE_OFF == 0:
+            _ADVICE_BEFORE = _set_madvise_hugepage(False)
+        _ADVICE_OFF += 1
     try:
         yield
     finally:
-        _set_madvise_hugepage(before)
+        with _ADVICE_LOCK:
+            _ADVICE_OFF -= 1
+            if _ADVICE_OFF == 0:
+                _set_madvise_hugepage(_ADVICE_BEFORE)
+
+
+_ADVICE_LOCK = threading.Lock()
+_ADVICE_OFF = 0
+_ADVICE_BEFORE = True
 
 
 def _table(

@@ -111,8 +111,9 @@ GROUP BY customer_id, date
 #: $obs, both inclusive DATEs, $unit (days per time unit); with ``render_sql(..., cap=True)`` also $cap (a
 #: purchase day's spend is capped at $cap in monetary_value; ``CAPPED(x)`` renders as ``x`` otherwise).
 #: Customers whose first purchase is after $cal have first_day > $cal. ``n_rows`` (rows behind the customer's
-#: days), ``max_spend`` (the largest purchase day) and ``mean_day_value`` (mean value of the purchase days up to
-#: $cal) feed the ledger and the extreme-day fence.
+#: days), ``max_spend`` (the largest purchase day), ``mean_day_value`` (mean value of the purchase days up to
+#: $cal) and ``holdout_spend_exact`` (the holdout spend as DECIMAL, summed for the ledger without a second
+#: rounding) feed the ledger and the extreme-day fence.
 RFM_SQL = f"""
 WITH days AS ({DAYS_SQL}),
 per_customer AS (
@@ -137,6 +138,7 @@ SELECT customer_id,
            AS monetary_value,
        holdout_frequency,
        CAST(holdout_spend AS DOUBLE) AS holdout_spend,
+       holdout_spend AS holdout_spend_exact,
        CASE WHEN holdout_frequency > 0 THEN CAST(holdout_spend AS DOUBLE) / holdout_frequency ELSE 0.0 END
            AS holdout_monetary_value,
        n_rows, CAST(max_spend AS DOUBLE) AS max_spend,
@@ -411,6 +413,8 @@ def _build(
     kept = [*columns, "first_day"]
     if holdout:
         kept += ["n_rows"]  # the holdout columns are among ``columns`` already
+        if log.has_amount:
+            kept += ["holdout_spend_exact"]  # DECIMAL: the new customers' spend summed exactly
     if log.has_amount:
         kept += ["max_spend", "mean_day_value"]
     pruned = (f"CREATE TEMP TABLE rfm AS SELECT {', '.join(kept)} FROM (", ")")
@@ -419,7 +423,7 @@ def _build(
     late_spend = None
     if holdout:
         # summed exactly: the same total whatever the order in which the engine adds the customers
-        late_value = _exact_sum("holdout_spend", "first_day > $cal") if log.has_amount else "NULL"
+        late_value = _exact_sum("holdout_spend_exact", "first_day > $cal") if log.has_amount else "NULL"
         row = con.execute(  # a customer first seen after the calibration end has only holdout days
             f"""SELECT count(*) FILTER (WHERE first_day > $cal), sum(n_rows) FILTER (WHERE first_day > $cal),
                        {late_value}, sum(n_rows), sum(holdout_frequency)

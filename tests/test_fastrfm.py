@@ -215,3 +215,57 @@ def test_a_memory_limit_sets_the_buckets_or_leaves_the_table_to_the_sql(monkeypa
     df = _log(2, 30, 300)
     assert _used(df)
     _same(cf.rfm_summary, df)
+
+
+# Found by an independent review: each gave a different result on the two paths.
+
+TINY = pd.DataFrame({"customer_id": [1, 1, 2], "date": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-01-05"]),
+                     "amount": [1.0, 2.0, 3.0]})
+
+
+def test_an_invalid_date_format_is_refused_as_by_the_sql() -> None:
+    assert not _used(TINY, date_format="abc")
+    out = _same(cf.rfm_summary, TINY, date_format="abc")
+    assert out[0] == "ValueError"
+
+
+def test_a_folder_is_read_file_for_file_as_duckdb_reads_it(tmp_path: Path) -> None:
+    table = pa.Table.from_pandas(TINY, preserve_index=False)
+    pq.write_table(table, tmp_path / "a.parquet")
+    pq.write_table(table.set_column(0, "customer_id", pa.array([7, 7, 8])), tmp_path / "b.pq")  # not in its glob
+    assert not _used(tmp_path)
+    _same(cf.rfm_summary, tmp_path, observation_end="2020-03-01")
+    (tmp_path / "b.pq").unlink()
+    pq.write_table(table, tmp_path / "_tmp.parquet")  # DuckDB's glob reads it; the folder listing skips it
+    assert not _used(tmp_path)
+    _same(cf.rfm_summary, tmp_path, observation_end="2020-03-01")
+
+
+def test_hive_partition_folders_are_left_to_the_sql(tmp_path: Path) -> None:
+    (tmp_path / "date=2019-01-01").mkdir()
+    pq.write_table(pa.Table.from_pandas(TINY, preserve_index=False), tmp_path / "date=2019-01-01" / "a.parquet")
+    assert not _used(tmp_path)
+    _same(cf.rfm_summary, tmp_path, observation_end="2020-03-01")
+
+
+def test_the_new_customers_holdout_spend_is_summed_exactly() -> None:
+    # three customers new in the holdout with spends of millions: the SQL summed their DOUBLE spends again
+    # through DECIMAL casts, which are not exact above 1e5 (14,703,123.530000001 instead of 14,703,123.53)
+    rows = [(1, dt.date(2020, 1, 5), 10.0), (1, dt.date(2020, 3, 5), 20.0), (1, dt.date(2020, 7, 5), 5.0)]
+    for customer, cents in zip((2, 3, 4), (686_234_173, 386_369_596, 397_708_584), strict=True):
+        day = 0
+        while cents:
+            part = min(cents, 9_999_999)
+            rows.append((customer, dt.date(2020, 7, 1) + dt.timedelta(days=day % 60), part / 100))
+            cents -= part
+            day += 1
+    df = pd.DataFrame(rows, columns=["customer_id", "date", "amount"]).astype({"date": "datetime64[us]"})
+    table = _same(cf.calibration_holdout, df, calibration_end="2020-06-30", observation_end="2020-08-31")
+    late = next(e for e in table.attrs["ledger"]["entries"] if e["key"] == "new_in_holdout")
+    assert late["value"] == (686_234_173 + 386_369_596 + 397_708_584) / 100  # 14,703,123.53, one rounding
+
+
+def test_dates_outside_pythons_years_are_left_to_the_sql() -> None:
+    df = TINY.astype({"date": "datetime64[s]"})
+    df.loc[2, "date"] = np.datetime64("-0100-01-01", "s")
+    assert not _used(df)
