@@ -70,10 +70,13 @@ def _bucket_rows(n_rows: int, n_ids: int) -> int:
         raise _Unsupported("a memory limit DuckDB reads")
     base = 1024 if match[3] else 1000
     limit = float(match[1]) * base ** (1 + "KMGT".index(match[2].upper()))
-    rows = int((limit - 8 * n_rows - _BYTES_PER_ID * n_ids - _OVERHEAD) / (_BYTES_PER_ROW * _threads()))
-    if rows < 1 << 20 and rows < n_rows:
+    kept = 8 * n_rows + _BYTES_PER_ID * n_ids
+    if kept + _BYTES_PER_ROW * n_rows <= limit:  # every bucket's work at once fits
+        return BUCKET_ROWS
+    rows = int((limit - kept - _OVERHEAD) / (_BYTES_PER_ROW * _threads()))
+    if rows < 1 << 20:
         raise _Unsupported("a memory limit too small for the pass")
-    return max(min(rows, BUCKET_ROWS), 1 << 20)
+    return min(rows, BUCKET_ROWS)
 
 
 #: Working memory of a bucket being summed, per row; and what the pass holds beside the rows.

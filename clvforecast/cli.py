@@ -430,6 +430,21 @@ def _root(
     STATE.quiet, STATE.debug = quiet, debug
 
 
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Environment variables set for the duration of a step (and restored: the CLI may run in-process)."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @app.command()
 @_guarded
 @_reads_transactions
@@ -467,7 +482,6 @@ def summarize(
         if _engine(engine) == "spark":
             raise ValueError("--memory-limit is DuckDB's; with --engine spark set Spark's memory "
                              "(spark.driver.memory, spark.executor.memory) in the session or spark-submit")
-        os.environ[MEMORY_LIMIT_ENV] = memory_limit.strip()
     if calibration_end and not observation_end:
         raise ValueError("--calibration-end needs --observation-end (the end of the holdout period)")
     if _engine(engine) == "spark":
@@ -475,7 +489,8 @@ def summarize(
         return
     # the formats fit and predict read back
     _check_out(out, (".parquet", ".pq", ".csv", ".txt"), inputs=(transactions,))
-    with _step("summarising transactions"):
+    limit = {MEMORY_LIMIT_ENV: memory_limit.strip()} if memory_limit is not None else {}
+    with _step("summarising transactions"), _environment(limit):
         if calibration_end:
             table = cf.calibration_holdout(
                 str(transactions),

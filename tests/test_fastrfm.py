@@ -211,7 +211,7 @@ def test_a_memory_limit_sets_the_buckets_or_leaves_the_table_to_the_sql(monkeypa
     monkeypatch.setenv("CLVFORECAST_MEMORY_LIMIT", "100MB")
     with pytest.raises(_fastrfm._Unsupported):
         _fastrfm._bucket_rows(100_000_000, 10_000_000)
-    assert _fastrfm._bucket_rows(1_000, 100) == 1 << 20  # a small log fits whatever the limit
+    assert _fastrfm._bucket_rows(1_000, 100) == _fastrfm.BUCKET_ROWS  # a small log fits in a small limit
     df = _log(2, 30, 300)
     assert _used(df)
     _same(cf.rfm_summary, df)
