@@ -417,6 +417,15 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             typer.echo(f"error: {_cli_words(message)}", err=True)
             raise typer.Exit(code=2) from None
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):  # click's usage errors among them
+            raise
+        except Exception as exc:  # a bug (ours or an engine's): one line, the traceback with --debug
+            if STATE.debug:
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            typer.echo(f"error: unexpected {type(exc).__name__}{': ' + first if first else ''} (a bug: run the "
+                       "command again with --debug for the traceback, and report it)", err=True)
+            raise typer.Exit(code=1) from None
 
     return wrapper
 

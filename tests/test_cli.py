@@ -565,3 +565,19 @@ def test_a_warning_repeated_by_several_fits_is_printed_once(tmp_path: Path) -> N
     assert r.exit_code == 0, r.stderr
     warned = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
     assert warned and len(warned) == len(set(warned)), r.stderr
+
+
+def test_an_unexpected_error_is_one_line_and_the_traceback_is_behind_debug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something inside broke\nsecond line")
+
+    monkeypatch.setattr(cf, "rfm_summary", broken)
+    r = run("summarize", SAMPLE, "--out", tmp_path / "r.parquet")
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.exit_code == 1 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: unexpected RuntimeError: something inside broke (a bug")
+    assert "--debug" in lines[0] and "Traceback" not in r.stderr + r.stdout
+    r = run("--debug", "summarize", SAMPLE, "--out", tmp_path / "r.parquet")
+    assert r.exit_code == 1 and isinstance(r.exception, RuntimeError)
