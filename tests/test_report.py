@@ -598,3 +598,24 @@ def test_the_templates_are_package_data(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     module, sections = proc.stdout.split()[-2:]
     assert module.startswith(str(target)) and int(sections) >= 8
+
+
+def test_tier_ranges_read_from_to_with_the_same_decimals(report) -> None:
+    """The CLV tiers' 'from' and 'to' columns are one range: one choice of decimals for both (each column on its
+    own showed $371.74 beside $370 when the highest CLV passed $1,000)."""
+    from types import SimpleNamespace
+
+    from clvforecast.report.format import Formatter
+    from clvforecast.report.summary import Context
+
+    tiers = report.summary["tiers"]["table"]
+    kinds = {c["key"]: c["kind"] for c in tiers["columns"]}
+    assert kinds["clv_from"] == kinds["clv_to"]
+    frame = pd.DataFrame({"clv_from": [371.74, 120.5], "clv_to": [2_400.0, 370.2]}, index=["Q1", "Q2"])
+    stub = SimpleNamespace(settings=SimpleNamespace(unit_name="week"), disc="discounted", fmt=Formatter("$"),
+                           level=0.9)
+    alone = Context.table(stub, frame, {"clv_from": "money", "clv_to": "money"}, index="tier")
+    paired = Context.table(stub, frame, {"clv_from": "money", "clv_to": "money"}, index="tier",
+                           together=("clv_from", "clv_to"))
+    assert [c["kind"] for c in alone["columns"][1:]] == ["money2", "money0"]
+    assert [c["kind"] for c in paired["columns"][1:]] == ["money0", "money0"]

@@ -106,16 +106,23 @@ class Context:
         return (f"The transaction log has no amounts, so {what} cannot be computed: this report forecasts "
                 "purchases and P(alive) only (read the log with its amount column to see money).")
 
-    def table(self, df: pd.DataFrame, kinds: dict[str, str], *, index: str | None = None) -> dict[str, Any]:
+    def table(
+        self, df: pd.DataFrame, kinds: dict[str, str], *, index: str | None = None, together: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         """A DataFrame as a summary table (see the module docstring); ``kinds`` picks and orders the columns,
-        ``index`` (a key such as ``"customer_id"``) adds the index as the first column."""
+        ``index`` (a key such as ``"customer_id"``) adds the index as the first column. Money columns get their
+        decimals from their own values, those in ``together`` (a from/to pair) from all of theirs."""
         frame = df.reset_index(names=index)[[index, *kinds]] if index else df[list(kinds)]
         kinds = ({index: "text" if not _numeric_index(df) else "id"} if index else {}) | kinds
+
+        def cells(keys: Any) -> list[Any]:
+            return [v for key in keys for cell in frame[key]
+                    for v in (cell if isinstance(cell, (list, tuple)) else [cell])]  # fmt: skip
+
         columns = []
         for key, kind in kinds.items():
             if kind.removeprefix("opt_") in ("money", "money_range"):
-                values = [v for cell in frame[key] for v in (cell if isinstance(cell, (list, tuple)) else [cell])]
-                kind = kind.replace("money", f"money{money_decimals(values)}")
+                kind = kind.replace("money", f"money{money_decimals(cells(together if key in together else [key]))}")
             words = {"unit": self.settings.unit_name, "disc": self.disc, "level": self.fmt.pct(self.level, 0)}
             columns.append({"key": key, "label": label(key, **words), "kind": kind})
         rows = [[_plain(v) for v in row] for row in frame.itertuples(index=False, name=None)]
@@ -672,7 +679,7 @@ def tiers(ctx: Context) -> dict[str, Any]:
              "share_of_clv": "pct", "share_of_past_spend": "pct"}
     out: dict[str, Any] = {
         "title": "Where the value is", "numbers": numbers,
-        "table": ctx.table(frame.rename_axis("tier"), kinds, index="tier"),
+        "table": ctx.table(frame.rename_axis("tier"), kinds, index="tier", together=("clv_from", "clv_to")),
         "text": (f"Customers are ranked by CLV ({ctx.disc}) and cut into quarters: Q1 is the most valuable. "
                  f"The top quarter is worth {fmt.money(top['clv_total'])}, {fmt.pct(top['share_of_clv'], 0)} "
                  "of the total; the last column shows how much of the past repeat spend the same customers "
