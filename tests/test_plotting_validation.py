@@ -150,6 +150,7 @@ def test_plot_frequency_recency_heatmap_from_a_model(result):
     mesh = next(c for c in ax.collections if isinstance(c, QuadMesh))
     assert mesh.get_cmap().name == "magma"
     assert np.asarray(mesh.get_array()).size == 11 * 50
+    assert ax.get_xlabel() == "recency (weeks), for a customer who first bought 40 weeks before the end"
     with pytest.raises(ValueError, match="give T and max_frequency"):
         plot_frequency_recency_heatmap(result.bgnbd)
     with pytest.raises(ValueError, match="quantity must be one of"):

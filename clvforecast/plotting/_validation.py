@@ -359,7 +359,7 @@ def plot_frequency_recency_heatmap(
     bar = ax.figure.colorbar(mesh, ax=ax, label=label)
     no_offset(bar.ax)
     unit = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}.get(model.time_unit_, "")
-    ax.set_xlabel(f"recency ({unit}; T = {T:.4g})")
+    ax.set_xlabel(f"recency ({unit}), for a customer who first bought {T:.3g} {unit} before the end")
     ax.set_ylabel("frequency (repeat transactions)")
     ax.set_title(f"{_QUANTITIES[quantity]} by frequency and recency")
     return no_offset(ax)
