@@ -962,9 +962,20 @@ def validate(
     _say(f"wrote metrics, tables and {len(plots)} plots to {out}")
 
 
+def _in_flags(value: Any) -> Any:
+    """The summary's texts with the library's hints as flags (``duplicates='drop'`` -> ``--duplicates drop``)."""
+    if isinstance(value, str):
+        return _cli_words(value)
+    if isinstance(value, list):
+        return [_in_flags(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _in_flags(v) for k, v in value.items()}
+    return value
+
+
 def _write_report(report: Any, out: Path) -> None:
     with _step("fitting models and computing the forecast"):
-        report.summary  # noqa: B018 (computes once)
+        report.__dict__["summary"] = _in_flags(report.summary)  # computed once; its hints read as flags here
     with _step("drawing figures and writing the report"):
         path = report.write_html(out)
     typer.echo(f"report written to {path.resolve()}")

@@ -383,6 +383,8 @@ def test_report_on_the_online_retail_log(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.stderr
     page = out.read_text()
     assert "Data preparation" in page and "£" in page
+    # the report's notes name flags, as the command's messages do, not the Python arguments
+    assert "--duplicates drop" in page and "duplicates=" not in page.replace("&#39;", "'")
     assert all(line.startswith(("warning: ", "report written")) or not line.strip()
                for line in r.stderr.splitlines()), r.stderr
 
