@@ -799,8 +799,8 @@ def _id_exprs(dtype: str, kind: str) -> tuple[str, str | None]:
             "CASE WHEN isnan(customer_id) THEN NULL ELSE customer_id END",
             "customer_id = round(customer_id) AND abs(customer_id) < 1e18",
         )
-    if dtype == "VARCHAR":
-        blank = "CASE WHEN trim(customer_id) = '' THEN NULL ELSE customer_id END"
+    if dtype == "VARCHAR":  # spaces around an id are not part of it (' C001 ' is 'C001')
+        blank = "CASE WHEN trim(customer_id) = '' THEN NULL ELSE trim(customer_id) END"
         if kind == "csv":
             return blank, f"regexp_full_match(customer_id, '{_CANONICAL_INT}')"
         return blank, None

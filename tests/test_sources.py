@@ -78,6 +78,20 @@ def test_blank_ids_are_missing_ids_in_a_dataframe_as_in_a_csv(tmp_path: Path) ->
         assert out["customer_id"].tolist() == ["a", "b", "b"]
 
 
+def test_spaces_around_an_id_are_not_part_of_it(tmp_path: Path) -> None:
+    # ' C001 ' and 'C001' are one customer (spreadsheet exports pad ids), in a DataFrame as in a CSV; padded
+    # numbers in a CSV are still integer ids
+    df = _log(customer_id=["C001", " C001 ", "C002", "C002  ", "  C003"])
+    df.to_csv(tmp_path / "padded.csv", index=False)
+    for source in (df, tmp_path / "padded.csv"):
+        rfm = cf.rfm_summary(source, observation_end="2024-03-31")
+        assert rfm.index.tolist() == ["C001", "C002", "C003"]
+        assert rfm["frequency"].tolist() == [1, 1, 0]
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text("customer_id,date,amount\n 17850 ,2024-01-01,1\n17850,2024-01-02,2\n13047,2024-01-03,3\n")
+    assert cf.read_transactions(numbers)["customer_id"].tolist() == [17850, 17850, 13047]
+
+
 def test_a_latin1_csv_is_named_as_not_utf8_and_encoding_reads_it(tmp_path: Path) -> None:
     path = tmp_path / "latin.csv"
     path.write_bytes("customer_id,date,amount,name\n1,2024-01-01,5,José\n2,2024-01-02,6,Renée\n".encode("latin-1"))
