@@ -38,11 +38,21 @@ def simulate_no_dropout(n: int = 200, seed: int = 7, days: int = 546) -> pd.Data
 
 
 @pytest.fixture(scope="module")
-def report() -> cf.ForecastReport:
+def built() -> tuple[cf.ForecastReport, list[tuple[str, str]]]:
+    """The report, and every warning emitted while it was computed (category, text)."""
+    import warnings
+
     tx = simulate_no_dropout()
     rep = cf.ForecastReport(tx, calibration_end="2020-12-31", currency="£", title="No dropout", model="bgnbd")
-    rep.summary  # noqa: B018 (the fit warns that its Hessian is singular: expected here)
-    return rep
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every emission counts, whatever the registry
+        rep.summary  # noqa: B018 (the fit warns that its Hessian is singular: expected here)
+    return rep, [(w.category.__name__, str(w.message)) for w in caught]
+
+
+@pytest.fixture(scope="module")
+def report(built) -> cf.ForecastReport:
+    return built[0]
 
 
 def test_the_fit_is_degenerate_and_the_summary_says_so(report) -> None:
@@ -54,6 +64,12 @@ def test_the_fit_is_degenerate_and_the_summary_says_so(report) -> None:
     caveat = report.summary["executive"]["caveats"][0]["text"]
     assert "no evidence of dropout in the calibration period" in caveat and "Pareto/NBD" in caveat
     assert report.summary["models"]["problems"]  # and the models section shows it too
+
+
+def test_each_caveat_is_warned_once_though_the_backtest_refits(built) -> None:
+    texts = built[1]
+    assert any("no evidence of dropout" in t for _, t in texts)  # the degenerate fit, at every cutoff
+    assert len(texts) == len(set(texts)), texts
 
 
 def test_a_sentence_replaces_the_one_bar_histogram(report) -> None:

@@ -14,6 +14,7 @@ Adding a section is one builder in :mod:`.summary` and one template in ``templat
 from __future__ import annotations
 
 import html
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -156,12 +157,12 @@ class ForecastReport:
     @cached_property
     def results(self) -> Results:
         """The fitted models and per-customer tables (see :class:`.compute.Results`)."""
-        return compute(self.settings, self.transactions, self.rfm)
+        return _each_warning_once(compute, self.settings, self.transactions, self.rfm)
 
     @cached_property
     def summary(self) -> dict[str, Any]:
         """Every number and sentence the report shows, as one plain JSON-able dict (see :mod:`.summary`)."""
-        return build_summary(self.results, self.settings)
+        return _each_warning_once(build_summary, self.results, self.settings)
 
     @cached_property
     def figures(self) -> dict[str, Figure]:
@@ -197,3 +198,18 @@ class ForecastReport:
         if st.calibration_end is not None:
             text += f", calibration_end={st.calibration_end!r}"
         return f"ForecastReport({html.escape(st.title)!r}, {text})"
+
+
+def _each_warning_once(fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, its warnings shown once each: the backtest refits a model at every cutoff, and the same
+    caveat would otherwise be repeated for each fit (the user's warning filters still apply)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args)
+    seen: set[tuple[type[Warning], str]] = set()
+    for w in caught:
+        key = (w.category, str(w.message))
+        if key not in seen:
+            seen.add(key)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return out
