@@ -423,6 +423,11 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             if STATE.debug:
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
+                typer.echo(f"error: out of memory ({type(exc).__name__}): give summarize a --memory-limit (e.g. "
+                           "2GB) below the machine's free memory so that it works in parts and spills to disk, "
+                           "or run on a larger machine (or with --engine spark)", err=True)
+                raise typer.Exit(code=1) from None
             typer.echo(f"error: unexpected {type(exc).__name__}{': ' + first if first else ''} (a bug: run the "
                        "command again with --debug for the traceback, and report it)", err=True)
             raise typer.Exit(code=1) from None
@@ -963,13 +968,19 @@ def validate(
 
 
 def _in_flags(value: Any) -> Any:
-    """The summary's texts with the library's hints as flags (``duplicates='drop'`` -> ``--duplicates drop``)."""
+    """The summary's texts with the library's hints as flags (``duplicates='drop'`` -> ``--duplicates drop``);
+    the user's own words (the settings, the title) and the tables' cells (ids, values) stay as they are, but for
+    the tables' notes."""
     if isinstance(value, str):
         return _cli_words(value)
     if isinstance(value, list):
         return [_in_flags(v) for v in value]
     if isinstance(value, dict):
-        return {k: _in_flags(v) for k, v in value.items()}
+        out = {k: v if k in ("settings", "title", "rows") else _in_flags(v) for k, v in value.items()}
+        if isinstance(value.get("rows"), list) and isinstance(value.get("columns"), list):  # a table: its notes
+            notes = [i for i, c in enumerate(value["columns"]) if isinstance(c, dict) and c.get("key") == "note"]
+            out["rows"] = [[_in_flags(v) if i in notes else v for i, v in enumerate(row)] for row in value["rows"]]
+        return out
     return value
 
 

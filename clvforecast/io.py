@@ -793,14 +793,14 @@ def _id_exprs(dtype: str, kind: str) -> tuple[str, str | None]:
     if dtype in _INTEGER_TYPES:
         return "CAST(customer_id AS BIGINT)", None
     if dtype.startswith("ENUM"):
-        return "NULLIF(trim(CAST(customer_id AS VARCHAR)), '')", None
+        return "NULLIF(trim(CAST(customer_id AS VARCHAR), ' '), '')", None
     if dtype in ("FLOAT", "DOUBLE"):
         return (
             "CASE WHEN isnan(customer_id) THEN NULL ELSE customer_id END",
             "customer_id = round(customer_id) AND abs(customer_id) < 1e18",
         )
-    if dtype == "VARCHAR":  # spaces around an id are not part of it (' C001 ' is 'C001')
-        blank = "CASE WHEN trim(customer_id) = '' THEN NULL ELSE trim(customer_id) END"
+    if dtype == "VARCHAR":  # spaces around an id are not part of it (' C001 ' is 'C001'; spaces only, in every engine)
+        blank = "CASE WHEN trim(customer_id, ' ') = '' THEN NULL ELSE trim(customer_id, ' ') END"
         if kind == "csv":
             return blank, f"regexp_full_match(customer_id, '{_CANONICAL_INT}')"
         return blank, None

@@ -258,6 +258,7 @@ def _quiet_pandas() -> Iterator[None]:
 _DATE_DIFF_DAY = re.compile(r"\bdate_diff\(\s*'day'\s*,\s*([^,()]+?)\s*,\s*([^,()]+?)\s*\)", re.IGNORECASE)
 _REGEXP_FULL = re.compile(r"\bregexp_full_match\(\s*([^,]+?)\s*,\s*'((?:[^']|'')*)'\s*\)", re.IGNORECASE)
 _STRPTIME = re.compile(r"\btry_strptime\(\s*(.+?)\s*,\s*'((?:[^']|'')*)'\s*\)", re.IGNORECASE)
+_TRIM_SPACES = re.compile(r"\btrim\(\s*(.+?)\s*,\s*' '\s*\)", re.IGNORECASE)
 # Renames of functions and type names outside literals: DuckDB name -> Spark name.
 _RENAMES = {
     "arg_min": "min_by",  # the value at the row where the second argument is smallest
@@ -331,6 +332,8 @@ def to_spark_sql(sql: str) -> str:
     * ``regexp_full_match(s, 'p')`` -> ``s RLIKE '^(?:p)$'`` (Spark's RLIKE finds, DuckDB's matches whole);
     * ``try_strptime(s, '<strftime>')`` -> ``try_to_timestamp(s, '<java pattern>')``
       (:func:`strftime_to_java`);
+    * ``trim(s, ' ')`` -> ``trim(BOTH ' ' FROM s)`` (spaces only in both: DuckDB's one-argument trim also strips
+      other Unicode spaces, Spark's does not);
     * string literals: DuckDB has no escapes (``'a\\b'``, ``'it''s'``), Spark has backslash escapes, so
       backslashes are doubled and ``''`` becomes ``\\'``; ``"identifiers"`` become ```identifiers```;
     * outside literals: ``$name`` parameters -> ``:name``; ``arg_min``/``arg_max`` -> ``min_by``/``max_by``;
@@ -343,6 +346,7 @@ def to_spark_sql(sql: str) -> str:
     sql = _DATE_DIFF_DAY.sub(r"datediff(\2, \1)", sql)
     sql = _REGEXP_FULL.sub(lambda m: f"({m[1]} RLIKE '^(?:{m[2]})$')", sql)
     sql = _STRPTIME.sub(_strptime_call, sql)
+    sql = _TRIM_SPACES.sub(r"trim(BOTH ' ' FROM \1)", sql)
     out: list[str] = []
     pos = 0
     for m in _TOKENS.finditer(sql):

@@ -368,9 +368,12 @@ def test_silent_customers_from_the_cli_equal_the_api(tmp_path: Path) -> None:
 
 def test_report_currency_flag(tmp_path: Path) -> None:
     out = tmp_path / "r.html"
-    r = run("report", SAMPLE, *DATES, "--currency", "$", "--out", out)
+    r = run("report", SAMPLE, *DATES, "--currency", "$", "--title", "CLV at margin=0.3 (date=1997 cohort)",
+            "--out", out)
     assert r.exit_code == 0, r.stderr
-    assert "$" in out.read_text()
+    page = out.read_text()
+    assert "$" in page
+    assert "CLV at margin=0.3 (date=1997 cohort)" in page  # the user's words are not read as hints
 
 
 def test_report_on_the_online_retail_log(tmp_path: Path) -> None:

@@ -619,3 +619,8 @@ def test_tier_ranges_read_from_to_with_the_same_decimals(report) -> None:
                            together=("clv_from", "clv_to"))
     assert [c["kind"] for c in alone["columns"][1:]] == ["money2", "money0"]
     assert [c["kind"] for c in paired["columns"][1:]] == ["money0", "money0"]
+    # a narrow tier whose ends would both read $6 keeps the cents (CDNOW master: 5.614 to 6.001)
+    narrow = pd.DataFrame({"clv_from": [22.7, 5.614], "clv_to": [7_554.9, 6.001]}, index=["Q1", "Q2"])
+    paired = Context.table(stub, narrow, {"clv_from": "money", "clv_to": "money"}, index="tier",
+                           together=("clv_from", "clv_to"))
+    assert [c["kind"] for c in paired["columns"][1:]] == ["money2", "money2"]

@@ -89,6 +89,8 @@ def test_to_spark_sql_rewrites_each_duckdb_construct() -> None:
         "CAST(try_to_timestamp(trim(d), 'yyyyMMdd') AS DATE), 'it\\'s a\\\\b' AS `Odd \"name\"` "
         "FROM tx WHERE day <= :obs AND reason = ?"
     )
+    # spaces only, as DuckDB's trim with its characters given (its one-argument trim strips other spaces too)
+    assert cs.to_spark_sql("NULLIF(trim(CAST(c AS VARCHAR), ' '), '')") == "NULLIF(trim(BOTH ' ' FROM CAST(c AS STRING)), '')"
     # words inside literals and identifiers are data, not SQL: left alone
     assert cs.to_spark_sql("SELECT 'arg_min $x VARCHAR' AS \"VARCHAR\"") == (
         "SELECT 'arg_min $x VARCHAR' AS `VARCHAR`"
@@ -222,6 +224,18 @@ def test_bad_rows_are_counted_and_dropped_as_duckdb_does(spark) -> None:
         cf.rfm_summary(log, **strict)
     assert str(spark_error.value) == str(duck_error.value)
     assert "1 of 12 rows have no customer id" in str(spark_error.value)
+
+
+def test_ids_lose_the_same_spaces_on_both_engines(spark, tmp_path: Path) -> None:
+    # ordinary spaces around an id are not part of it; a no-break or ideographic space is (in both engines)
+    path = tmp_path / "padded.csv"
+    path.write_text("customer_id,date,amount\nC001,2024-01-01,5\n C001 ,2024-01-10,6\n\u00a0C001,2024-01-12,2\n"
+                    "C002\u3000,2024-01-05,3\nC002,2024-01-07,4\n", encoding="utf-8")
+    duck = cf.rfm_summary(path, observation_end="2024-01-12")
+    table = cs.rfm_summary(str(path), observation_end="2024-01-12", session=spark).to_pandas()
+    assert duck.index.tolist() == ["C001", "C002", "C002\u3000", "\u00a0C001"]
+    assert duck["frequency"].tolist() == [1, 0, 0, 0]
+    pd.testing.assert_frame_equal(table[duck.columns], duck, check_exact=True)
 
 
 def test_a_cached_source_stays_cached(spark) -> None:

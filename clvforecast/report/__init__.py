@@ -14,6 +14,7 @@ Adding a section is one builder in :mod:`.summary` and one template in ``templat
 from __future__ import annotations
 
 import html
+import sys
 import warnings
 from functools import cached_property
 from pathlib import Path
@@ -202,14 +203,26 @@ class ForecastReport:
 
 def _each_warning_once(fn: Any, *args: Any) -> Any:
     """``fn(*args)``, its warnings shown once each: the backtest refits a model at every cutoff, and the same
-    caveat would otherwise be repeated for each fit (the user's warning filters still apply)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = fn(*args)
+    caveat would otherwise be repeated for each fit. The user's filters apply where a warning is raised (an
+    ``error`` filter raises there) and again when it is shown; the warnings are shown if ``fn`` raises too."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            return fn(*args)
+    finally:  # outside the recording: shown to the user's filters
+        _show_once(caught)
+
+
+def _show_once(caught: list[warnings.WarningMessage]) -> None:
+    files = {getattr(m, "__file__", None): name for name, m in list(sys.modules.items())}
     seen: set[tuple[type[Warning], str]] = set()
     for w in caught:
         key = (w.category, str(w.message))
-        if key not in seen:
-            seen.add(key)
+        if key in seen:
+            continue
+        seen.add(key)
+        module = files.get(w.filename)  # the dotted name, for filters by module
+        if module:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, module=module)
+        else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return out

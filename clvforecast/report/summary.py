@@ -119,10 +119,17 @@ class Context:
             return [v for key in keys for cell in frame[key]
                     for v in (cell if isinstance(cell, (list, tuple)) else [cell])]  # fmt: skip
 
+        def pair_decimals() -> int:  # 2 when whole units would show a row's different ends as one value
+            decimals = money_decimals(cells(together))
+            pairs = zip(*(frame[k] for k in together), strict=True)
+            blurred = any(len({round(float(v)) for v in row}) < len(set(row)) for row in pairs)
+            return 2 if decimals == 0 and blurred else decimals
+
         columns = []
         for key, kind in kinds.items():
             if kind.removeprefix("opt_") in ("money", "money_range"):
-                kind = kind.replace("money", f"money{money_decimals(cells(together if key in together else [key]))}")
+                decimals = pair_decimals() if key in together else money_decimals(cells([key]))
+                kind = kind.replace("money", f"money{decimals}")
             words = {"unit": self.settings.unit_name, "disc": self.disc, "level": self.fmt.pct(self.level, 0)}
             columns.append({"key": key, "label": label(key, **words), "kind": kind})
         rows = [[_plain(v) for v in row] for row in frame.itertuples(index=False, name=None)]
