@@ -537,28 +537,21 @@ def _extreme_days(
     return found
 
 
-def _quartile(ordered: np.ndarray, q: float) -> float:
-    """DuckDB's ``quantile_cont`` (linear interpolation): ``lo + (hi - lo) * d`` at position ``(n - 1) q``,
-    from an array whose elements at the two positions are in place (``np.partition``)."""
-    rn = (len(ordered) - 1) * q
-    lo, hi = int(np.floor(rn)), int(np.ceil(rn))
-    low = float(ordered[lo])
-    return low if lo == hi else low + (float(ordered[hi]) - low) * (rn - lo)
+def _fence(mean_day_value: np.ndarray, cal: dt.date) -> float | None:
+    """The extreme-day fence by :data:`clvforecast.rfm.FENCE_SQL` itself, on DuckDB, over the table's mean
+    purchase-day values (DuckDB's own interpolation of the quartiles: no formula of ours matches it bit for bit)."""
+    import duckdb
 
+    from .rfm import FENCE_SQL, _run
 
-def _fence(values: np.ndarray) -> float | None:
-    """The extreme-day fence of :data:`clvforecast.rfm.FENCE_SQL` over the table's mean purchase-day values:
-    the same quartiles (DuckDB's interpolation) and formula, without a DuckDB pass over 1M rows."""
-    values = values[values > 0]
-    n = len(values)
-    if n < 20:
-        return None
-    spots = sorted({int(np.floor((n - 1) * q)) for q in (0.25, 0.75)} | {int(np.ceil((n - 1) * q)) for q in (0.25, 0.75)})
-    ordered = np.partition(values, spots)
-    q1, q3 = _quartile(ordered, 0.25), _quartile(ordered, 0.75)
-    if not q1 > 0:
-        return None
-    return max(q3 * (q3 / q1) ** 3.0, 10 * q3)
+    con = duckdb.connect()
+    try:
+        con.register("rfm", pd.DataFrame({"first_day": np.full(len(mean_day_value), np.datetime64(cal, "s")),
+                                          "mean_day_value": mean_day_value}))  # fmt: skip
+        fence = _run(con, FENCE_SQL, {"cal": cal}).fetchall()[0][0]
+    finally:
+        con.close()
+    return None if fence is None else float(fence)
 
 
 # --- The table ---------------------------------------------------------------------------------------------------
@@ -686,7 +679,7 @@ def _table(
         )
         mean_day_value = (cal_c / 100.0) / days_in
         del cal_c
-        fence = _fence(mean_day_value)
+        fence = _fence(mean_day_value, cal)
         del mean_day_value
         if fence is not None:
             extreme_days = _extreme_days(run, kept, in_table, fence)

@@ -188,20 +188,6 @@ def test_a_date_long_before_the_rest_widens_the_key() -> None:
     _same(cf.calibration_holdout, df, calibration_end="2020-06-30", observation_end="2021-01-31")
 
 
-def test_the_fence_is_duckdbs() -> None:
-    import duckdb
-
-    rng = np.random.default_rng(1)
-    for n in (19, 20, 21, 100, 1001, 5000):
-        values = np.round(rng.gamma(2.0, 30.0, n), 2)
-        con = duckdb.connect()
-        con.register("rfm", pd.DataFrame({"first_day": np.full(n, np.datetime64("2020-01-01", "s")),
-                                          "mean_day_value": values}))  # fmt: skip
-        sql = rfm_module._run(con, rfm_module.FENCE_SQL, {"cal": dt.date(2020, 1, 1)}).fetchall()[0][0]
-        con.close()
-        assert _fastrfm._fence(values) == sql
-
-
 def test_a_memory_limit_sets_the_buckets_or_leaves_the_table_to_the_sql(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLVFORECAST_MEMORY_LIMIT", "2GB")
     # 2e9 bytes: 8 bytes for each of 100M rows and 44 for each of 10M ids kept, the rest (less 64 MiB) for the
