@@ -11,7 +11,6 @@ test_clv.py (a table without a unit), test_report_options.py (a zero horizon), t
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import pickle
@@ -25,6 +24,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_persistence import mutated
 from typer.testing import CliRunner
 
 import clvforecast as cf
@@ -310,31 +310,13 @@ def other_models(cdnow_cal: pd.DataFrame) -> dict[str, tuple[dict, pd.DataFrame]
     return out
 
 
-def _paths(obj: object, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_files_of_every_purchase_model_are_refused_or_give_finite_predictions(other_models, tmp_path,  # noqa: ANN001
                                                                                        data) -> None:  # noqa: ANN001
     name = data.draw(st.sampled_from(sorted(other_models)))
-    d, table = copy.deepcopy(other_models[name][0]), other_models[name][1]
-    path = data.draw(st.sampled_from([p for p in _paths(d) if p]))
-    parent = d
-    for key in path[:-1]:
-        parent = parent[key]
-    if data.draw(st.booleans()) and isinstance(parent, dict):
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = data.draw(json_values)
+    table = other_models[name][1]
+    d = mutated(other_models[name][0], data, json_values)
     file = tmp_path / f"{name}.json"
     file.write_text(json.dumps(d), encoding="utf-8")
     try:

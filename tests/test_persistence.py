@@ -164,21 +164,26 @@ def _paths(obj: object, prefix: tuple = ()) -> list[tuple]:  # noqa: UP006
     return out
 
 
+def mutated(d: dict, data: st.DataObject, values: st.SearchStrategy = json_values) -> dict:
+    """A copy of the model file ``d`` with one entry, anywhere in it, deleted or replaced by a drawn value
+    (also used by test_issue13_cases for the other models)."""
+    d = copy.deepcopy(d)
+    path = data.draw(st.sampled_from([p for p in _paths(d) if p]))
+    parent = d
+    for key in path[:-1]:
+        parent = parent[key]
+    if data.draw(st.sampled_from(["replace", "delete"])) == "delete" and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(values)
+    return d
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_files_are_refused_or_give_finite_predictions(tmp_path: Path, models, cdnow_cal, data) -> None:  # noqa: ANN001
     model = data.draw(st.sampled_from(models))
-    d = copy.deepcopy(model.to_dict())
-    paths = [p for p in _paths(d) if p]
-    path = data.draw(st.sampled_from(paths))
-    action = data.draw(st.sampled_from(["replace", "delete"]))
-    parent = d
-    for key in path[:-1]:
-        parent = parent[key]
-    if action == "delete" and isinstance(parent, dict):
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = data.draw(json_values)
+    d = mutated(model.to_dict(), data)
     file = tmp_path / "mutated.json"
     file.write_text(json.dumps(d), encoding="utf-8")
     try:
